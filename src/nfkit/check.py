@@ -1,0 +1,151 @@
+"""``nfkit check``: the symmetry check of every registered model on several architectures.
+
+For each model family, form (invariant / equivariant) and architecture, the model is
+built for the architecture's spec and checked in float64:
+
+* its declared group must lie inside the architecture's own symmetry group;
+* it must be invariant/equivariant under the declared group, sampled as a whole and
+  factor by factor (permutations, scalings spanning 1e-3..1e3, sign flips) separately;
+* negative control: it must *not* be invariant/equivariant under the declared group
+  times the first factor it does not declare.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from torch import nn
+
+from nfkit.groups.neurons import Factor, HiddenNeuronGroup
+from nfkit.models import registry
+from nfkit.models.base import WeightSpaceModel
+from nfkit.spaces.activations import Sine
+from nfkit.spaces.convert import spec_of
+from nfkit.table import format_table
+from nfkit.testing import DEFAULT_BREAK_THRESHOLD, check_symmetry
+
+__all__ = ["ARCHITECTURES", "CheckRow", "negative_control_group", "run_checks", "format_rows"]
+
+
+def _mlp(activation: Callable[[], nn.Module], bias: bool = True) -> nn.Module:
+    return nn.Sequential(
+        nn.Linear(3, 6, bias=bias), activation(), nn.Linear(6, 5, bias=bias), activation(), nn.Linear(5, 2, bias=bias)
+    )
+
+
+def _cnn(activation: Callable[[], nn.Module]) -> nn.Module:
+    return nn.Sequential(
+        nn.Conv2d(1, 4, 3, stride=2),
+        activation(),
+        nn.Conv2d(4, 5, 3, stride=2),
+        activation(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(5, 3),
+    )
+
+
+#: Small real networks whose specs the check runs on.
+ARCHITECTURES: dict[str, Callable[[], nn.Module]] = {
+    "mlp-relu": lambda: _mlp(nn.ReLU),
+    "mlp-tanh": lambda: _mlp(nn.Tanh),
+    "siren": lambda: nn.Sequential(nn.Linear(2, 8), Sine(), nn.Linear(8, 8), Sine(), nn.Linear(8, 1)),
+    "mlp-gelu-nobias": lambda: _mlp(nn.GELU, bias=False),
+    "cnn-relu": lambda: _cnn(nn.ReLU),
+    "cnn-tanh": lambda: _cnn(nn.Tanh),
+}
+
+_FACTOR_ORDER = (Factor.PERMUTATION, Factor.POSITIVE_SCALING, Factor.SIGN_FLIP)
+
+
+def negative_control_group(declared: HiddenNeuronGroup) -> HiddenNeuronGroup | None:
+    """The declared group times the first factor it lacks (permutations, then scaling, then sign flips)."""
+    for factor in _FACTOR_ORDER:
+        if factor not in declared.factors:
+            return HiddenNeuronGroup(declared.hidden_sizes, declared.factors | {factor})
+    return None
+
+
+@dataclass
+class CheckRow:
+    """One line of the ``nfkit check`` table."""
+
+    model: str
+    form: str
+    architecture: str
+    group: str
+    error: float
+    control_group: str
+    control_error: float | None
+    problem: str = ""
+
+    @property
+    def passed(self) -> bool:
+        """Whether the declared symmetry held and the negative control broke."""
+        return not self.problem
+
+
+def _check_one(model: WeightSpaceModel, architecture_group: HiddenNeuronGroup, samples: int, seed: int) -> CheckRow:
+    declared = model.group
+    assert isinstance(declared, HiddenNeuronGroup)
+    row = CheckRow("", "", "", declared.name, 0.0, "—", None)
+    if not architecture_group.contains(declared):
+        row.problem = f"declares {declared.name}, but the network only has {architecture_group.name}"
+    # the whole group, then each factor on its own (large scalings and sign flips separately)
+    groups = [declared] + [HiddenNeuronGroup(declared.hidden_sizes, [f]) for f in _FACTOR_ORDER if f in declared.factors]
+    for k, group in enumerate(groups):
+        report = check_symmetry(model, group, samples=samples, seed=seed + k)
+        row.error = max(row.error, report.max_error)
+        if not report.passed and not row.problem:
+            row.problem = f"not {report.kind} under {group.name}"
+    control = negative_control_group(declared)
+    if control is not None:
+        row.control_group = control.name
+        report = check_symmetry(model, control, samples=samples, seed=seed)
+        row.control_error = report.max_error
+        if report.max_error <= DEFAULT_BREAK_THRESHOLD and not row.problem:
+            row.problem = f"negative control: also {report.kind} under {control.name}"
+    return row
+
+
+def run_checks(
+    models: Sequence[str] | None = None,
+    architectures: Sequence[str] | None = None,
+    *,
+    hidden_channels: Sequence[int] = (4, 4),
+    samples: int = 3,
+    seed: int = 0,
+) -> list[CheckRow]:
+    """Check every (model, form, architecture); see the module docstring."""
+    rows = []
+    for name in models if models is not None else registry.available():
+        fam = registry.family(name)
+        for arch in architectures if architectures is not None else list(ARCHITECTURES):
+            spec = spec_of(ARCHITECTURES[arch]())
+            for form in fam.forms():
+                build = registry.invariant if form == "invariant" else registry.equivariant
+                model = build(name, spec, hidden_channels=list(hidden_channels))
+                row = _check_one(model, spec.symmetry_group(), samples, seed)
+                row.model, row.form, row.architecture = name, form, arch
+                rows.append(row)
+    return rows
+
+
+def format_rows(rows: Sequence[CheckRow]) -> str:
+    """The table printed by ``nfkit check``."""
+    headers = ["model", "form", "architecture", "declared group", "max error", "control group", "control error", "result"]
+    body = [
+        [
+            r.model,
+            r.form,
+            r.architecture,
+            r.group,
+            f"{r.error:.1e}",
+            r.control_group,
+            "—" if r.control_error is None else f"{r.control_error:.1e}",
+            "pass" if r.passed else f"FAIL: {r.problem}",
+        ]
+        for r in rows
+    ]
+    return format_table(headers, body)

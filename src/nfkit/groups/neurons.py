@@ -1,0 +1,295 @@
+"""Monomial groups acting on the hidden neurons of MLPs and CNNs.
+
+For a network with weights ``W⁽ⁱ⁾ ∈ ℝ^{n_i × n_{i-1}}`` (i = 1..L) and biases
+``b⁽ⁱ⁾ ∈ ℝ^{n_i}``, a monomial element is one matrix ``g_ℓ = D_ℓ P_ℓ`` per hidden
+neuron layer ℓ = 1..L-1 (a permutation ``P_ℓ`` followed by a diagonal ``D_ℓ``),
+with ``g_0 = g_L = I``: input and output neurons are never acted on. It acts by
+
+    W⁽ⁱ⁾ ↦ g_i W⁽ⁱ⁾ g_{i-1}⁻¹,      b⁽ⁱ⁾ ↦ g_i b⁽ⁱ⁾,
+
+that is ``W'_{jk} = d_j W_{σ(j) σ'(k)} / d'_k`` where ``σ = π⁻¹`` is stored as the
+*source index* of each new neuron. For conv layers a neuron is a channel and the
+kernel axes ride along. This is the action of Zhou et al. 2023 (permutations),
+and of Tran et al., "Equivariant Neural Functional Networks with Monomial Matrix
+Group Symmetries" (NeurIPS 2024), Sec. 4 (monomial matrices).
+
+Which subgroup holds for an architecture depends on its hidden activations
+(:meth:`nfkit.spaces.WeightSpaceSpec.symmetry_group`):
+
+* permutations always (elementwise activations commute with permutations);
+* positive scaling when ``σ(d x) = d σ(x)`` for d > 0 (ReLU, LeakyReLU);
+* sign flips when ``σ(-x) = -σ(x)`` (Tanh, Sine).
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, final
+
+import torch
+
+from nfkit.errors import GroupMismatchError
+from nfkit.groups.base import Group, GroupElement
+
+if TYPE_CHECKING:
+    from nfkit.spaces.features import WeightSpaceFeatures
+
+__all__ = [
+    "Factor",
+    "MonomialElement",
+    "HiddenNeuronGroup",
+    "trivial",
+    "permutations",
+    "positive_scalings",
+    "sign_flips",
+    "DEFAULT_SCALE_RANGE",
+]
+
+#: Positive scales are drawn log-uniformly from this range by default. ReLU nets
+#: have arbitrary per-neuron scale, so tests must span several decades.
+DEFAULT_SCALE_RANGE: tuple[float, float] = (1e-3, 1e3)
+
+
+class Factor(enum.Enum):
+    """One factor of a hidden-neuron monomial group."""
+
+    PERMUTATION = "permutations"
+    POSITIVE_SCALING = "positive scaling"
+    SIGN_FLIP = "sign flips"
+
+
+_FACTOR_ORDER = (Factor.PERMUTATION, Factor.POSITIVE_SCALING, Factor.SIGN_FLIP)
+
+
+@final
+class MonomialElement(GroupElement):
+    """A monomial matrix ``D_ℓ P_ℓ`` per hidden neuron layer.
+
+    Args:
+        sources: per hidden layer ℓ, a ``LongTensor`` of shape ``(n_ℓ,)``: new neuron
+            ``j`` takes the old neuron ``sources[ℓ][j]`` (i.e. ``σ = π⁻¹``).
+        scales: per hidden layer ℓ, a tensor of shape ``(n_ℓ,)`` of non-zero factors ``d``.
+
+    Example:
+        >>> import torch
+        >>> g = MonomialElement([torch.tensor([1, 0])], [torch.tensor([2.0, -1.0])])
+        >>> h = g.inverse()
+        >>> (g @ h).allclose(MonomialElement.identity_for([2]))
+        True
+    """
+
+    __slots__ = ("sources", "scales")
+
+    def __init__(self, sources: Sequence[torch.Tensor], scales: Sequence[torch.Tensor]) -> None:
+        if len(sources) != len(scales):
+            raise GroupMismatchError(
+                f"a monomial element needs one permutation and one scale vector per hidden layer, "
+                f"got {len(sources)} permutations and {len(scales)} scale vectors"
+            )
+        checked_sources = []
+        checked_scales = []
+        for layer, (src, scale) in enumerate(zip(sources, scales), start=1):
+            src = torch.as_tensor(src, dtype=torch.long).cpu()
+            scale = torch.as_tensor(scale, dtype=torch.float64).cpu()
+            n = src.numel()
+            if src.shape != (n,) or scale.shape != (n,):
+                raise GroupMismatchError(
+                    f"hidden layer {layer}: permutation has shape {tuple(src.shape)} and scales "
+                    f"{tuple(scale.shape)}; both must be 1-D of the same length"
+                )
+            if not torch.equal(torch.sort(src).values, torch.arange(n)):
+                raise GroupMismatchError(f"hidden layer {layer}: {src.tolist()} is not a permutation of 0..{n - 1}")
+            if not bool(torch.all(torch.isfinite(scale) & (scale != 0))):
+                raise GroupMismatchError(f"hidden layer {layer}: scales must be finite and non-zero")
+            checked_sources.append(src)
+            checked_scales.append(scale)
+        self.sources: tuple[torch.Tensor, ...] = tuple(checked_sources)
+        self.scales: tuple[torch.Tensor, ...] = tuple(checked_scales)
+
+    @staticmethod
+    def identity_for(hidden_sizes: Sequence[int]) -> MonomialElement:
+        """The identity on hidden layers of the given sizes ``(n_1, …, n_{L-1})``."""
+        return MonomialElement(
+            [torch.arange(n) for n in hidden_sizes], [torch.ones(n, dtype=torch.float64) for n in hidden_sizes]
+        )
+
+    @property
+    def hidden_sizes(self) -> tuple[int, ...]:
+        """``(n_1, …, n_{L-1})``."""
+        return tuple(s.numel() for s in self.sources)
+
+    def compose(self, other: GroupElement) -> MonomialElement:
+        # (self ∘ other) x = self(other(x)): new[j] = d_s[j] d_o[src_s[j]] x[src_o[src_s[j]]]
+        if not isinstance(other, MonomialElement) or other.hidden_sizes != self.hidden_sizes:
+            raise GroupMismatchError(f"cannot compose {self!r} with {other!r}")
+        sources = [so[ss] for ss, so in zip(self.sources, other.sources)]
+        scales = [ds * do[ss] for ss, ds, do in zip(self.sources, self.scales, other.scales)]
+        return MonomialElement(sources, scales)
+
+    def inverse(self) -> MonomialElement:
+        # y[j] = d[j] x[src[j]]  ⇒  x[k] = y[inv[k]] / d[inv[k]] with inv = src⁻¹
+        sources = [torch.argsort(src) for src in self.sources]
+        scales = [1.0 / d[inv] for d, inv in zip(self.scales, sources)]
+        return MonomialElement(sources, scales)
+
+    def allclose(self, other: GroupElement, *, rtol: float = 1e-10, atol: float = 0.0) -> bool:
+        if not isinstance(other, MonomialElement) or other.hidden_sizes != self.hidden_sizes:
+            return False
+        return all(torch.equal(a, b) for a, b in zip(self.sources, other.sources)) and all(
+            torch.allclose(a, b, rtol=rtol, atol=atol) for a, b in zip(self.scales, other.scales)
+        )
+
+    def act(self, features: WeightSpaceFeatures) -> WeightSpaceFeatures:
+        """Apply ``W⁽ⁱ⁾ ↦ g_i W⁽ⁱ⁾ g_{i-1}⁻¹`` and ``b⁽ⁱ⁾ ↦ g_i b⁽ⁱ⁾``.
+
+        Shapes: weights ``(B, C, n_i, n_{i-1}, *kernel)`` and biases ``(B, C, n_i)``, unchanged.
+        """
+        spec_sizes = features.spec.hidden_sizes
+        if spec_sizes != self.hidden_sizes:
+            raise GroupMismatchError(
+                f"group element acts on hidden layers of sizes {self.hidden_sizes}, "
+                f"but the features have hidden sizes {spec_sizes}"
+            )
+        num_layers = len(features.weights)
+        weights = []
+        biases = []
+        for i, (w, b) in enumerate(zip(features.weights, features.biases)):
+            kernel_ones = (1,) * (w.dim() - 4)
+            if i + 1 < num_layers:  # output neurons of layer i+1 are hidden
+                src, d = self._on(i, w)
+                w = w.index_select(2, src) * d.view(-1, 1, *kernel_ones)
+                b = b.index_select(2, src) * d
+            if i > 0:  # input neurons of layer i+1 are hidden
+                src, d = self._on(i - 1, w)
+                w = w.index_select(3, src) / d.view(-1, *kernel_ones)
+            weights.append(w)
+            biases.append(b)
+        return features.with_tensors(weights, biases)
+
+    def _on(self, hidden_index: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return (
+            self.sources[hidden_index].to(like.device),
+            self.scales[hidden_index].to(device=like.device, dtype=like.dtype),
+        )
+
+    def __repr__(self) -> str:
+        return f"MonomialElement(hidden_sizes={self.hidden_sizes})"
+
+
+@final
+class HiddenNeuronGroup(Group):
+    """A product of :class:`Factor` s acting on the hidden neurons of one architecture.
+
+    ``permutations × positive scaling`` is the monomial group ``G^{>0}`` of ReLU nets and
+    ``permutations × sign flips`` the group ``G^{±1}`` of Tanh and Sine nets. Positive
+    scaling × sign flips together give all non-zero diagonals.
+
+    Args:
+        hidden_sizes: ``(n_1, …, n_{L-1})``.
+        factors: which factors the group contains; none gives the trivial group.
+        scale_range: positive scales are drawn log-uniformly from ``[low, high]``.
+
+    Example:
+        >>> g = permutations([3, 4]) * positive_scalings([3, 4])
+        >>> g.name
+        'permutations × positive scaling'
+        >>> g.contains(permutations([3, 4])), permutations([3, 4]).contains(g)
+        (True, False)
+    """
+
+    def __init__(
+        self,
+        hidden_sizes: Sequence[int],
+        factors: Iterable[Factor] = (),
+        *,
+        scale_range: tuple[float, float] = DEFAULT_SCALE_RANGE,
+    ) -> None:
+        self.hidden_sizes: tuple[int, ...] = tuple(int(n) for n in hidden_sizes)
+        if any(n <= 0 for n in self.hidden_sizes):
+            raise GroupMismatchError(f"hidden sizes must be positive, got {self.hidden_sizes}")
+        self.factors: frozenset[Factor] = frozenset(factors)
+        low, high = scale_range
+        if not 0 < low <= high or not math.isfinite(high):
+            raise ValueError(f"scale_range must satisfy 0 < low <= high < inf, got {scale_range}")
+        self.scale_range = (float(low), float(high))
+
+    @property
+    def name(self) -> str:
+        parts = [f.value for f in _FACTOR_ORDER if f in self.factors]
+        return " × ".join(parts) if parts else "trivial"
+
+    def with_scale_range(self, low: float, high: float) -> HiddenNeuronGroup:
+        """The same group, drawing positive scales from ``[low, high]``."""
+        return HiddenNeuronGroup(self.hidden_sizes, self.factors, scale_range=(low, high))
+
+    def identity(self) -> MonomialElement:
+        return MonomialElement.identity_for(self.hidden_sizes)
+
+    def sample(self, generator: torch.Generator | None = None) -> MonomialElement:
+        sources = []
+        scales = []
+        log_low, log_high = (math.log(x) for x in self.scale_range)
+        for n in self.hidden_sizes:
+            if Factor.PERMUTATION in self.factors:
+                sources.append(torch.randperm(n, generator=generator))
+            else:
+                sources.append(torch.arange(n))
+            d = torch.ones(n, dtype=torch.float64)
+            if Factor.POSITIVE_SCALING in self.factors:
+                u = torch.rand(n, generator=generator, dtype=torch.float64)
+                d = d * torch.exp(log_low + (log_high - log_low) * u)
+            if Factor.SIGN_FLIP in self.factors:
+                d = d * (torch.randint(0, 2, (n,), generator=generator) * 2 - 1).to(torch.float64)
+            scales.append(d)
+        return MonomialElement(sources, scales)
+
+    def contains(self, other: Group) -> bool:
+        return (
+            isinstance(other, HiddenNeuronGroup)
+            and other.hidden_sizes == self.hidden_sizes
+            and other.factors <= self.factors
+        )
+
+    def __mul__(self, other: HiddenNeuronGroup) -> HiddenNeuronGroup:
+        """The product group (union of factors) on the same hidden layers."""
+        if not isinstance(other, HiddenNeuronGroup):
+            return NotImplemented
+        if other.hidden_sizes != self.hidden_sizes:
+            raise GroupMismatchError(
+                f"cannot multiply groups of different hidden sizes {self.hidden_sizes} and {other.hidden_sizes}"
+            )
+        return HiddenNeuronGroup(self.hidden_sizes, self.factors | other.factors, scale_range=self.scale_range)
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, HiddenNeuronGroup)
+            and other.hidden_sizes == self.hidden_sizes
+            and other.factors == self.factors
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.hidden_sizes, self.factors))
+
+
+def trivial(hidden_sizes: Sequence[int]) -> HiddenNeuronGroup:
+    """The group with only the identity."""
+    return HiddenNeuronGroup(hidden_sizes)
+
+
+def permutations(hidden_sizes: Sequence[int]) -> HiddenNeuronGroup:
+    """Independent permutations of each hidden layer's neurons (channels for conv layers)."""
+    return HiddenNeuronGroup(hidden_sizes, [Factor.PERMUTATION])
+
+
+def positive_scalings(
+    hidden_sizes: Sequence[int], scale_range: tuple[float, float] = DEFAULT_SCALE_RANGE
+) -> HiddenNeuronGroup:
+    """Independent positive scalings ``d > 0`` of each hidden neuron."""
+    return HiddenNeuronGroup(hidden_sizes, [Factor.POSITIVE_SCALING], scale_range=scale_range)
+
+
+def sign_flips(hidden_sizes: Sequence[int]) -> HiddenNeuronGroup:
+    """Independent sign flips ``d ∈ {±1}`` of each hidden neuron."""
+    return HiddenNeuronGroup(hidden_sizes, [Factor.SIGN_FLIP])

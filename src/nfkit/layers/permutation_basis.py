@@ -1,0 +1,247 @@
+"""The basis of linear maps equivariant to independent permutations of neuron layers.
+
+Shared engine of :class:`~nfkit.layers.NPLinear` and :class:`~nfkit.layers.HNPLinear`
+(Zhou et al. 2023, "Permutation Equivariant Neural Functionals", Sec. 3 and App. B).
+
+Let a set Π of neuron layers be permuted, each by its own ``S_{n_ℓ}``. Every tensor of
+the weight space becomes a *field*: its axes over layers in Π stay axes; every other axis
+(kernel entries, neurons of unpermuted layers) is folded into the channels. A field
+``x_I`` thus has permuted axes ``I ⊆ Π`` (at most two, each layer at most once).
+Because distinct layers are permuted independently and no field repeats a layer,
+the equivariant linear maps ``x_I ↦ y_O`` are spanned, for each ``K ⊆ I ∩ O``, by
+
+    y_O[k, o] += Σ_c  A^{O,I,K}_{c'c}  mean_{I∖K}( x_I )[c, k]      (broadcast over O∖K)
+
+plus a constant ``β_O`` broadcast everywhere (the ``K = ∅`` bias). The ``K = I = O``
+term is the pointwise channel mix, ``K = ∅`` the global-mean terms, and one shared
+index gives the row/column terms of NP's Eq. (2). Terms are grouped by ``K``: all
+inputs whose axes contain ``K`` are pooled down to ``K``, concatenated along
+channels and mixed to all outputs containing ``K`` by one matrix, which makes every
+``(O, I)`` pair a block of that matrix.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from nfkit.errors import SpecMismatchError
+from nfkit.spaces.features import WeightSpaceFeatures
+from nfkit.spaces.spec import WeightSpaceSpec
+
+__all__ = ["Field", "fields_of", "PermutationEquivariantLinear", "PermutationInvariantPool"]
+
+
+@dataclass(frozen=True)
+class Field:
+    """One weight or bias tensor seen by a permutation group.
+
+    Attributes:
+        name: ``"W1"``, ``"b1"``, … (1-based layer numbers, as in the papers).
+        layer: 0-based layer index.
+        is_bias: bias or weight.
+        axes: the permuted neuron layers the tensor is indexed by, in tensor order (descending).
+        axis_sizes: their sizes.
+        fixed_shape: the sizes of the folded (unpermuted) axes, in tensor order.
+        order: the tensor dims (after B, C) as ``fixed dims + permuted dims``.
+    """
+
+    name: str
+    layer: int
+    is_bias: bool
+    axes: tuple[int, ...]
+    axis_sizes: tuple[int, ...]
+    fixed_shape: tuple[int, ...]
+    order: tuple[int, ...]
+
+    @property
+    def fixed(self) -> int:
+        """Entries per channel that are folded into the channel axis."""
+        return math.prod(self.fixed_shape)
+
+    def to_field(self, tensor: torch.Tensor) -> torch.Tensor:
+        """``(B, C, *dims) → (B, C·fixed, *axis_sizes)``."""
+        b, c = tensor.shape[:2]
+        moved = tensor.permute(0, 1, *(2 + d for d in self.order))
+        return moved.reshape(b, c * self.fixed, *self.axis_sizes)
+
+    def from_field(self, x: torch.Tensor, channels: int) -> torch.Tensor:
+        """Inverse of :meth:`to_field`: ``(B, C·fixed, *axis_sizes) → (B, C, *dims)``."""
+        b = x.shape[0]
+        x = x.reshape(b, channels, *self.fixed_shape, *self.axis_sizes)
+        inverse = [0] * len(self.order)
+        for position, d in enumerate(self.order):
+            inverse[d] = position
+        return x.permute(0, 1, *(2 + p for p in inverse))
+
+    def pool(self, x: torch.Tensor, kept: tuple[int, ...]) -> torch.Tensor:
+        """Mean over the field's axes not in ``kept``: ``(B, C', *sizes of kept)``."""
+        dims = [2 + k for k, axis in enumerate(self.axes) if axis not in kept]
+        return x.mean(dim=dims) if dims else x
+
+
+def fields_of(spec: WeightSpaceSpec, permuted: Iterable[int]) -> tuple[Field, ...]:
+    """The fields ``W1, b1, W2, b2, …`` of ``spec`` when the neuron layers in ``permuted`` are permuted."""
+    permuted = frozenset(permuted)
+    fields = []
+    for i, layer in enumerate(spec.layers):
+        for is_bias in (False, True):
+            labels: list[int | None] = [i + 1] if is_bias else [i + 1, i, *([None] * len(layer.kernel))]
+            sizes = (layer.n_out,) if is_bias else layer.weight_shape
+            fixed_dims = [d for d, lab in enumerate(labels) if lab is None or lab not in permuted]
+            perm_dims = [d for d, lab in enumerate(labels) if lab is not None and lab in permuted]
+            fields.append(
+                Field(
+                    name=f"{'b' if is_bias else 'W'}{i + 1}",
+                    layer=i,
+                    is_bias=is_bias,
+                    axes=tuple(labels[d] for d in perm_dims),  # type: ignore[misc]
+                    axis_sizes=tuple(sizes[d] for d in perm_dims),
+                    fixed_shape=tuple(sizes[d] for d in fixed_dims),
+                    order=tuple(fixed_dims + perm_dims),
+                )
+            )
+    return tuple(fields)
+
+
+def _subsets(axes: tuple[int, ...]) -> list[tuple[int, ...]]:
+    return [tuple(c) for r in range(len(axes) + 1) for c in itertools.combinations(axes, r)]
+
+
+class PermutationEquivariantLinear(nn.Module):
+    """Linear map between weight-space features, equivariant to permutations of ``permuted`` layers.
+
+    Use :class:`~nfkit.layers.NPLinear` or :class:`~nfkit.layers.HNPLinear`; this is their engine.
+
+    Shapes:
+        input features with ``in_channels`` channels; output features of the same spec
+        with ``out_channels`` channels.
+    """
+
+    def __init__(self, spec: WeightSpaceSpec, in_channels: int, out_channels: int, permuted: Iterable[int]) -> None:
+        super().__init__()
+        self.spec = spec
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.permuted = frozenset(permuted)
+        self.fields = fields_of(spec, self.permuted)
+        kept_sets = sorted({k for f in self.fields for k in _subsets(f.axes)}, key=lambda k: (len(k), k))
+        self.kept_sets: tuple[tuple[int, ...], ...] = tuple(kept_sets)
+        # members[K]: indices of the fields whose axes contain K (they are both inputs and outputs)
+        self.members: tuple[tuple[int, ...], ...] = tuple(
+            tuple(n for n, f in enumerate(self.fields) if set(k) <= set(f.axes)) for k in kept_sets
+        )
+        self.mixers = nn.ParameterList(
+            nn.Parameter(
+                torch.empty(
+                    sum(out_channels * self.fields[n].fixed for n in members),
+                    sum(in_channels * self.fields[n].fixed for n in members),
+                )
+            )
+            for members in self.members
+        )
+        self.bias = nn.Parameter(torch.empty(sum(out_channels * f.fixed for f in self.fields)))
+        self.reset_parameters()
+
+    def _fan_in(self, field_index: int) -> int:
+        return sum(
+            self.in_channels * self.fields[n].fixed
+            for members in self.members
+            if field_index in members
+            for n in members
+        )
+
+    def reset_parameters(self) -> None:
+        """Initialise as one linear layer whose fan-in sums every term feeding an output field.
+
+        Each output entry of field O is ``U(±1/√fan_in_O)``-initialised over all the inputs it
+        sees, PyTorch's default for ``nn.Linear``.
+        """
+        bounds = [1.0 / math.sqrt(self._fan_in(n)) for n in range(len(self.fields))]
+        with torch.no_grad():
+            for members, mixer in zip(self.members, self.mixers):
+                row = 0
+                for n in members:
+                    rows = self.out_channels * self.fields[n].fixed
+                    mixer[row : row + rows].uniform_(-bounds[n], bounds[n])
+                    row += rows
+            row = 0
+            for n, f in enumerate(self.fields):
+                rows = self.out_channels * f.fixed
+                self.bias[row : row + rows].uniform_(-bounds[n], bounds[n])
+                row += rows
+
+    def coefficient(self, output: str, input: str, kept: tuple[int, ...]) -> torch.Tensor:
+        """The block ``A^{O,I,K}`` of shape ``(out_channels·fixed_O, in_channels·fixed_I)``.
+
+        Fields are named ``"W1"``, ``"b1"``, …; ``kept`` is the tuple of neuron layers K (descending).
+        """
+        names = [f.name for f in self.fields]
+        o, i = names.index(output), names.index(input)
+        g = self.kept_sets.index(tuple(kept))
+        members = self.members[g]
+        if o not in members or i not in members:
+            raise KeyError(f"no term {output} ← {input} keeping {kept}")
+        row = sum(self.out_channels * self.fields[n].fixed for n in members[: members.index(o)])
+        col = sum(self.in_channels * self.fields[n].fixed for n in members[: members.index(i)])
+        return self.mixers[g][
+            row : row + self.out_channels * self.fields[o].fixed, col : col + self.in_channels * self.fields[i].fixed
+        ]
+
+    def constant(self, output: str) -> torch.Tensor:
+        """The constant ``β_O`` of shape ``(out_channels·fixed_O,)``."""
+        names = [f.name for f in self.fields]
+        o = names.index(output)
+        row = sum(self.out_channels * f.fixed for f in self.fields[:o])
+        return self.bias[row : row + self.out_channels * self.fields[o].fixed]
+
+    def forward(self, features: WeightSpaceFeatures) -> WeightSpaceFeatures:
+        self.spec.require_compatible(features.spec)
+        if features.channels != self.in_channels:
+            raise SpecMismatchError(f"{type(self).__name__} expects {self.in_channels} channels, got {features.channels}")
+        inputs = [f.to_field(t) for f, t in zip(self.fields, features.tensors())]
+        batch = features.batch_size
+        outputs: list[torch.Tensor | None] = [None] * len(self.fields)
+        bias_chunks = self.bias.split([self.out_channels * f.fixed for f in self.fields])
+        for kept, members, mixer in zip(self.kept_sets, self.members, self.mixers):
+            pooled = torch.cat([self.fields[n].pool(inputs[n], kept) for n in members], dim=1)
+            mixed = torch.matmul(mixer, pooled.reshape(batch, pooled.shape[1], -1))
+            chunks = mixed.split([self.out_channels * self.fields[n].fixed for n in members], dim=1)
+            for n, chunk in zip(members, chunks):
+                f = self.fields[n]
+                shape = [size if axis in kept else 1 for axis, size in zip(f.axes, f.axis_sizes)]
+                term = chunk.reshape(batch, chunk.shape[1], *shape)
+                if not kept:
+                    term = term + bias_chunks[n].view(1, -1, *shape)
+                outputs[n] = term if outputs[n] is None else outputs[n] + term
+        tensors = [f.from_field(y, self.out_channels) for f, y in zip(self.fields, outputs)]  # type: ignore[arg-type]
+        return features.with_tensors(tensors[0::2], tensors[1::2])
+
+    def extra_repr(self) -> str:
+        return f"{self.in_channels}→{self.out_channels}, permuted layers {sorted(self.permuted)}"
+
+
+class PermutationInvariantPool(nn.Module):
+    """Mean of every field over its permuted axes, concatenated: ``(B, Σ_fields C·fixed)``.
+
+    Shapes:
+        input features with ``C`` channels → output ``(B, num_outputs(C))``.
+    """
+
+    def __init__(self, spec: WeightSpaceSpec, permuted: Iterable[int]) -> None:
+        super().__init__()
+        self.spec = spec
+        self.fields = fields_of(spec, permuted)
+
+    def num_outputs(self, channels: int) -> int:
+        """The output width for features with ``channels`` channels."""
+        return sum(channels * f.fixed for f in self.fields)
+
+    def forward(self, features: WeightSpaceFeatures) -> torch.Tensor:
+        self.spec.require_compatible(features.spec)
+        return torch.cat([f.pool(f.to_field(t), ()) for f, t in zip(self.fields, features.tensors())], dim=1)

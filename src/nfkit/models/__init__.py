@@ -1,0 +1,23 @@
+"""The model registry and the model families registered in it.
+
+``invariant(name, spec, out_features=1, **options)`` and
+``equivariant(name, spec, out_channels=1, **options)`` build models;
+``available()`` lists the names.
+"""
+
+from nfkit.models import baselines, permutation_nfn  # noqa: F401  (they register their families)
+from nfkit.models.base import EquivariantModel, InvariantModel, WeightSpaceModel, mlp_head
+from nfkit.models.registry import ModelFamily, available, equivariant, family, invariant, register
+
+__all__ = [
+    "EquivariantModel",
+    "InvariantModel",
+    "ModelFamily",
+    "WeightSpaceModel",
+    "available",
+    "equivariant",
+    "family",
+    "invariant",
+    "mlp_head",
+    "register",
+]

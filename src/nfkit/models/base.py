@@ -1,0 +1,96 @@
+"""Base classes of registered models, and the MLP head they share."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from nfkit.errors import SpecMismatchError
+from nfkit.groups.base import Group
+from nfkit.spaces.features import WeightSpaceFeatures
+from nfkit.spaces.spec import WeightSpaceSpec
+
+__all__ = ["WeightSpaceModel", "InvariantModel", "EquivariantModel", "mlp_head"]
+
+
+class WeightSpaceModel(nn.Module, abc.ABC):
+    """A model on weight-space features of one spec that declares its symmetry group.
+
+    Attributes:
+        spec: the weight space it reads.
+        group: the group it is equivariant or invariant to (checked by :mod:`nfkit.testing`).
+        in_channels: channels of its input features.
+        check_inputs: whether ``forward`` rejects NaN/Inf inputs (a cheap reduction per tensor).
+    """
+
+    spec: WeightSpaceSpec
+    group: Group
+    in_channels: int
+
+    def __init__(self, spec: WeightSpaceSpec, group: Group, in_channels: int, *, check_inputs: bool = True) -> None:
+        super().__init__()
+        if in_channels <= 0:
+            raise ValueError(f"in_channels must be positive, got {in_channels}")
+        self.spec = spec
+        self.group = group
+        self.in_channels = in_channels
+        self.check_inputs = check_inputs
+
+    def validate(self, features: WeightSpaceFeatures) -> None:
+        """Raise a clear error for features of another spec, channel count, or with NaN/Inf."""
+        if not isinstance(features, WeightSpaceFeatures):
+            raise TypeError(f"{type(self).__name__} takes WeightSpaceFeatures, got {type(features).__name__}")
+        self.spec.require_compatible(features.spec, f"input features of {type(self).__name__}")
+        if features.channels != self.in_channels:
+            raise SpecMismatchError(
+                f"{type(self).__name__} expects {self.in_channels} input channels, got {features.channels}"
+            )
+        if self.check_inputs:
+            features.check_finite("input features")
+
+
+class InvariantModel(WeightSpaceModel):
+    """Maps features ``(B, C, …)`` to a tensor ``(B, out_features)``, invariant to :attr:`group`."""
+
+    out_features: int
+
+    @abc.abstractmethod
+    def forward(self, features: WeightSpaceFeatures) -> torch.Tensor:
+        """Shapes: features with ``in_channels`` channels → ``(B, out_features)``."""
+
+
+class EquivariantModel(WeightSpaceModel):
+    """Maps features to features of the same spec with ``out_channels`` channels, equivariant to :attr:`group`."""
+
+    out_channels: int
+
+    @abc.abstractmethod
+    def forward(self, features: WeightSpaceFeatures) -> WeightSpaceFeatures:
+        """Shapes: features with ``in_channels`` channels → features with ``out_channels`` channels."""
+
+    def project(self, features: WeightSpaceFeatures) -> WeightSpaceFeatures:
+        """Zero the biases of bias-free layers, so that the output is a point of the weight space."""
+        if all(layer.bias for layer in self.spec.layers):
+            return features
+        biases = [b if layer.bias else torch.zeros_like(b) for b, layer in zip(features.biases, self.spec.layers)]
+        return features.with_tensors(features.weights, biases)
+
+
+def mlp_head(in_features: int, hidden: Sequence[int], out_features: int, dropout: float = 0.0) -> nn.Sequential:
+    """``Linear → ReLU (→ Dropout)`` for each hidden width, then ``Linear`` to ``out_features``.
+
+    Shapes:
+        ``(B, in_features) → (B, out_features)``.
+    """
+    modules: list[nn.Module] = []
+    width = in_features
+    for h in hidden:
+        modules += [nn.Linear(width, h), nn.ReLU()]
+        if dropout > 0:
+            modules.append(nn.Dropout(dropout))
+        width = h
+    modules.append(nn.Linear(width, out_features))
+    return nn.Sequential(*modules)

@@ -1,0 +1,151 @@
+"""Non-equivariant baselines: ``"mlp"`` on flattened weights and ``"statnn"`` on per-layer statistics.
+
+* ``mlp``: an MLP on all weights and biases concatenated. Declared group: trivial; it is
+  not even permutation-invariant (its negative control).
+* ``statnn``: Unterthiner et al. 2020, "Predicting Neural Network Accuracy from Weights",
+  Sec. 4: for every weight and bias tensor the mean, variance and the 0, 25, 50, 75 and
+  100 % quantiles of its entries (per channel), then an MLP. Statistics over all entries of
+  a tensor do not depend on the order of neurons, so it is permutation-invariant; it is
+  not scale-invariant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import final
+
+import torch
+
+from nfkit.groups.neurons import permutations, trivial
+from nfkit.models.base import EquivariantModel, InvariantModel, mlp_head
+from nfkit.models.registry import ModelFamily, register
+from nfkit.spaces.features import WeightSpaceFeatures
+from nfkit.spaces.spec import WeightSpaceSpec
+
+__all__ = ["FlatMLP", "FlatMLPEditor", "StatNN", "layer_statistics"]
+
+
+@final
+class FlatMLP(InvariantModel):
+    """An MLP on the flattened weight vector.
+
+    Shapes:
+        features ``(B, C, …)`` → flattened ``(B, C·P)`` → ``(B, out_features)``.
+    """
+
+    def __init__(
+        self,
+        spec: WeightSpaceSpec,
+        out_features: int = 1,
+        *,
+        in_channels: int = 1,
+        hidden_channels: Sequence[int] = (256, 256),
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__(spec, trivial(spec.hidden_sizes), in_channels)
+        self.out_features = out_features
+        width = in_channels * spec.zeros(1).flatten().shape[-1]
+        self.mlp = mlp_head(width, hidden_channels, out_features, dropout)
+
+    def forward(self, features: WeightSpaceFeatures) -> torch.Tensor:
+        self.validate(features)
+        return self.mlp(features.flatten().flatten(1))
+
+
+@final
+class FlatMLPEditor(EquivariantModel):
+    """An MLP from the flattened weights to flattened output features of the same spec.
+
+    Shapes:
+        features ``(B, C, …)`` → ``(B, C·P)`` → ``(B, C'·P)`` → features with ``C'`` channels.
+    """
+
+    def __init__(
+        self,
+        spec: WeightSpaceSpec,
+        out_channels: int = 1,
+        *,
+        in_channels: int = 1,
+        hidden_channels: Sequence[int] = (256, 256),
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__(spec, trivial(spec.hidden_sizes), in_channels)
+        self.out_channels = out_channels
+        self.entries = spec.zeros(1).flatten().shape[-1]
+        self.mlp = mlp_head(in_channels * self.entries, hidden_channels, out_channels * self.entries, dropout)
+
+    def forward(self, features: WeightSpaceFeatures) -> WeightSpaceFeatures:
+        self.validate(features)
+        flat = self.mlp(features.flatten().flatten(1))
+        out = WeightSpaceFeatures.unflatten(self.spec, flat.view(-1, self.out_channels, self.entries))
+        return self.project(out)
+
+
+QUANTILES = (0.0, 0.25, 0.5, 0.75, 1.0)
+
+
+def layer_statistics(features: WeightSpaceFeatures) -> torch.Tensor:
+    """Mean, variance and quantiles (0, 25, 50, 75, 100 %) of every tensor, per channel.
+
+    Shapes:
+        features ``(B, C, …)`` with L layers → ``(B, C · 2L · 7)``.
+
+    Example:
+        >>> from nfkit.spaces import WeightSpaceSpec
+        >>> layer_statistics(WeightSpaceSpec.mlp([3, 4, 2]).randn(5, 2)).shape
+        torch.Size([5, 56])
+    """
+    q = None
+    stats = []
+    for t in features.tensors():
+        flat = t.flatten(2)
+        if q is None or q.dtype != flat.dtype or q.device != flat.device:
+            q = torch.tensor(QUANTILES, dtype=flat.dtype, device=flat.device)
+        quantiles = torch.quantile(flat, q, dim=-1).movedim(0, -1)  # (B, C, 5)
+        mean = flat.mean(dim=-1, keepdim=True)
+        var = flat.var(dim=-1, unbiased=False, keepdim=True)
+        stats.append(torch.cat([mean, var, quantiles], dim=-1))
+    return torch.cat(stats, dim=-1).flatten(1)
+
+
+@final
+class StatNN(InvariantModel):
+    """Per-tensor statistics then an MLP (Unterthiner et al. 2020).
+
+    Shapes:
+        features ``(B, C, …)`` → statistics ``(B, C·2L·7)`` → ``(B, out_features)``.
+    """
+
+    def __init__(
+        self,
+        spec: WeightSpaceSpec,
+        out_features: int = 1,
+        *,
+        in_channels: int = 1,
+        hidden_channels: Sequence[int] = (256, 256),
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__(spec, permutations(spec.hidden_sizes), in_channels)
+        self.out_features = out_features
+        self.mlp = mlp_head(in_channels * spec.num_layers * 2 * (2 + len(QUANTILES)), hidden_channels, out_features, dropout)
+
+    def forward(self, features: WeightSpaceFeatures) -> torch.Tensor:
+        self.validate(features)
+        return self.mlp(layer_statistics(features))
+
+
+register(
+    ModelFamily(
+        "mlp",
+        "MLP on the flattened weights (no symmetry; the baseline of Zhou et al. 2023)",
+        invariant=FlatMLP,
+        equivariant=FlatMLPEditor,
+    )
+)
+register(
+    ModelFamily(
+        "statnn",
+        "per-tensor statistics and an MLP (Unterthiner et al. 2020)",
+        invariant=StatNN,
+    )
+)

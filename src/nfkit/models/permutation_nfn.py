@@ -1,0 +1,174 @@
+"""The ``"np"`` and ``"hnp"`` families: stacks of NP or HNP layers (Zhou et al. 2023).
+
+Invariant form (the paper's generalisation predictor, Sec. 4.2)::
+
+    [NPLinear/HNPLinear → ReLU (→ ChannelNorm) (→ FeatureDropout)] × len(hidden_channels)
+    → NPPool/HNPPool → MLP head
+
+Equivariant form (the paper's editing model)::
+
+    [NPLinear/HNPLinear → ReLU (→ ChannelNorm)] × len(hidden_channels) → NPLinear/HNPLinear(→ out_channels)
+
+Every part commutes with hidden-neuron permutations, so the declared group is
+:func:`nfkit.groups.permutations`. ReLU and the per-entry normalisation are not
+scale-equivariant, so the models are not scale-invariant (the negative control).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import final
+
+import torch
+from torch import nn
+
+from nfkit.groups.neurons import permutations
+from nfkit.layers.hnp import HNPLinear, HNPPool
+from nfkit.layers.np import NPLinear, NPPool
+from nfkit.layers.permutation_basis import PermutationEquivariantLinear, PermutationInvariantPool
+from nfkit.layers.pointwise import ChannelNorm, FeatureActivation, FeatureDropout
+from nfkit.models.base import EquivariantModel, InvariantModel, mlp_head
+from nfkit.models.registry import ModelFamily, register
+from nfkit.spaces.features import WeightSpaceFeatures
+from nfkit.spaces.spec import WeightSpaceSpec
+
+__all__ = ["PermutationInvariantNFN", "PermutationEquivariantNFN"]
+
+_VARIANTS: dict[str, tuple[type[PermutationEquivariantLinear], type[PermutationInvariantPool]]] = {
+    "np": (NPLinear, NPPool),
+    "hnp": (HNPLinear, HNPPool),
+}
+
+
+def _trunk(
+    spec: WeightSpaceSpec,
+    linear: type[PermutationEquivariantLinear],
+    in_channels: int,
+    hidden_channels: Sequence[int],
+    normalize: bool,
+    dropout: float,
+) -> nn.Sequential:
+    modules: list[nn.Module] = []
+    width = in_channels
+    for h in hidden_channels:
+        modules += [linear(spec, width, h), FeatureActivation("relu")]
+        if normalize:
+            modules.append(ChannelNorm(h))
+        if dropout > 0:
+            modules.append(FeatureDropout(dropout))
+        width = h
+    return nn.Sequential(*modules)
+
+
+@final
+class PermutationInvariantNFN(InvariantModel):
+    """NP or HNP layers, invariant pooling and an MLP head.
+
+    Shapes:
+        features ``(B, in_channels, …)`` → ``(B, out_features)``.
+    """
+
+    def __init__(
+        self,
+        spec: WeightSpaceSpec,
+        variant: str,
+        out_features: int = 1,
+        *,
+        in_channels: int = 1,
+        hidden_channels: Sequence[int] = (16, 16, 16),
+        head_hidden: Sequence[int] = (256, 256),
+        normalize: bool = False,
+        dropout: float = 0.0,
+        head_dropout: float = 0.0,
+    ) -> None:
+        super().__init__(spec, permutations(spec.hidden_sizes), in_channels)
+        linear, pool = _VARIANTS[variant]
+        self.out_features = out_features
+        self.trunk = _trunk(spec, linear, in_channels, hidden_channels, normalize, dropout)
+        self.pool = pool(spec)
+        width = hidden_channels[-1] if hidden_channels else in_channels
+        self.head = mlp_head(self.pool.num_outputs(width), head_hidden, out_features, head_dropout)
+
+    def forward(self, features: WeightSpaceFeatures) -> torch.Tensor:
+        self.validate(features)
+        return self.head(self.pool(self.trunk(features)))
+
+
+@final
+class PermutationEquivariantNFN(EquivariantModel):
+    """NP or HNP layers with ReLUs, ending in an equivariant linear layer.
+
+    Shapes:
+        features with ``in_channels`` channels → features with ``out_channels`` channels.
+    """
+
+    def __init__(
+        self,
+        spec: WeightSpaceSpec,
+        variant: str,
+        out_channels: int = 1,
+        *,
+        in_channels: int = 1,
+        hidden_channels: Sequence[int] = (16, 16, 16),
+        normalize: bool = False,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__(spec, permutations(spec.hidden_sizes), in_channels)
+        linear, _ = _VARIANTS[variant]
+        self.out_channels = out_channels
+        self.trunk = _trunk(spec, linear, in_channels, hidden_channels, normalize, dropout)
+        self.readout = linear(spec, hidden_channels[-1] if hidden_channels else in_channels, out_channels)
+
+    def forward(self, features: WeightSpaceFeatures) -> WeightSpaceFeatures:
+        self.validate(features)
+        return self.project(self.readout(self.trunk(features)))
+
+
+def _register(name: str, summary: str) -> None:
+    def build_invariant(
+        spec: WeightSpaceSpec,
+        out_features: int = 1,
+        *,
+        in_channels: int = 1,
+        hidden_channels: Sequence[int] = (16, 16, 16),
+        head_hidden: Sequence[int] = (256, 256),
+        normalize: bool = False,
+        dropout: float = 0.0,
+        head_dropout: float = 0.0,
+    ) -> PermutationInvariantNFN:
+        return PermutationInvariantNFN(
+            spec,
+            name,
+            out_features,
+            in_channels=in_channels,
+            hidden_channels=hidden_channels,
+            head_hidden=head_hidden,
+            normalize=normalize,
+            dropout=dropout,
+            head_dropout=head_dropout,
+        )
+
+    def build_equivariant(
+        spec: WeightSpaceSpec,
+        out_channels: int = 1,
+        *,
+        in_channels: int = 1,
+        hidden_channels: Sequence[int] = (16, 16, 16),
+        normalize: bool = False,
+        dropout: float = 0.0,
+    ) -> PermutationEquivariantNFN:
+        return PermutationEquivariantNFN(
+            spec,
+            name,
+            out_channels,
+            in_channels=in_channels,
+            hidden_channels=hidden_channels,
+            normalize=normalize,
+            dropout=dropout,
+        )
+
+    register(ModelFamily(name, summary, build_invariant, build_equivariant))
+
+
+_register("np", "NP layers, equivariant to permutations of every neuron layer (Zhou et al. 2023, Eq. 2)")
+_register("hnp", "HNP layers, equivariant to hidden-neuron permutations (Zhou et al. 2023, Sec. 3.2)")

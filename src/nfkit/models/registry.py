@@ -1,0 +1,107 @@
+"""The model registry: ``invariant``, ``equivariant``, ``available``.
+
+Each family registers builders for its invariant and/or equivariant form. Every
+family accepts ``hidden_channels`` (a list of widths) and ``in_channels``, so that
+families can be compared at equal width.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from nfkit.models.base import EquivariantModel, InvariantModel
+from nfkit.spaces.spec import WeightSpaceSpec
+
+__all__ = ["ModelFamily", "register", "family", "invariant", "equivariant", "available"]
+
+Form = Literal["invariant", "equivariant"]
+
+
+@dataclass(frozen=True)
+class ModelFamily:
+    """A registered family of models.
+
+    Attributes:
+        name: the registry name (``"np"``, ``"hnp"``, …).
+        summary: one line: what it is and where it comes from.
+        invariant: builds the invariant form ``(spec, out_features, **options)``, if the family has one.
+        equivariant: builds the equivariant form ``(spec, out_channels, **options)``, if any.
+    """
+
+    name: str
+    summary: str
+    invariant: Callable[..., InvariantModel] | None = None
+    equivariant: Callable[..., EquivariantModel] | None = None
+
+    def forms(self) -> tuple[Form, ...]:
+        """The forms this family offers."""
+        forms: list[Form] = []
+        if self.invariant is not None:
+            forms.append("invariant")
+        if self.equivariant is not None:
+            forms.append("equivariant")
+        return tuple(forms)
+
+
+_FAMILIES: dict[str, ModelFamily] = {}
+
+
+def register(entry: ModelFamily) -> ModelFamily:
+    """Add a family to the registry (names are unique)."""
+    if entry.name in _FAMILIES:
+        raise ValueError(f"a model family named {entry.name!r} is already registered")
+    _FAMILIES[entry.name] = entry
+    return entry
+
+
+def family(name: str) -> ModelFamily:
+    """The registered family called ``name``."""
+    if name not in _FAMILIES:
+        raise KeyError(f"no model family {name!r}; available: {', '.join(available())}")
+    return _FAMILIES[name]
+
+
+def _build(name: str, form: Form, spec: WeightSpaceSpec, size: int, options: dict[str, object]) -> object:
+    if not isinstance(spec, WeightSpaceSpec):
+        raise TypeError(f"spec must be a WeightSpaceSpec, got {type(spec).__name__}")
+    builder = getattr(family(name), form)
+    if builder is None:
+        raise ValueError(f"model family {name!r} has no {form} form; it offers: {', '.join(family(name).forms())}")
+    accepted = [p for p in inspect.signature(builder).parameters if p not in ("spec", "out_features", "out_channels")]
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise TypeError(f"{form} model {name!r} does not accept {', '.join(unknown)}; accepted: {', '.join(accepted)}")
+    return builder(spec, size, **options)
+
+
+def invariant(name: str, spec: WeightSpaceSpec, out_features: int = 1, **options: object) -> InvariantModel:
+    """Build the invariant model ``name`` for ``spec``: features → ``(B, out_features)``.
+
+    Example:
+        >>> from nfkit.spaces import WeightSpaceSpec
+        >>> spec = WeightSpaceSpec.mlp([2, 16, 16, 1], "sine")
+        >>> model = invariant("hnp", spec, out_features=10, hidden_channels=[8, 8])
+        >>> model(spec.randn(3)).shape
+        torch.Size([3, 10])
+    """
+    return _build(name, "invariant", spec, out_features, options)  # type: ignore[return-value]
+
+
+def equivariant(name: str, spec: WeightSpaceSpec, out_channels: int = 1, **options: object) -> EquivariantModel:
+    """Build the equivariant model ``name`` for ``spec``: features → features with ``out_channels`` channels.
+
+    Example:
+        >>> from nfkit.spaces import WeightSpaceSpec
+        >>> spec = WeightSpaceSpec.mlp([2, 16, 1])
+        >>> equivariant("np", spec, hidden_channels=[8])(spec.randn(3)).weights[0].shape
+        torch.Size([3, 1, 16, 2])
+    """
+    return _build(name, "equivariant", spec, out_channels, options)  # type: ignore[return-value]
+
+
+def available(form: Form | None = None) -> list[str]:
+    """Registered family names, sorted; only those with ``form`` if given."""
+    return sorted(n for n, f in _FAMILIES.items() if form is None or getattr(f, form) is not None)

@@ -1,0 +1,24 @@
+"""Weight spaces: specs, feature containers, and conversion from and to ``torch.nn`` modules."""
+
+from nfkit.spaces.activations import SUPPORTED_ACTIVATIONS, Activation, Sine
+from nfkit.spaces.convert import SUPPORTED_MODULES, from_state_dict, load_into, spec_of, to_state_dict, weights_of
+from nfkit.spaces.features import WeightSpaceFeatures, cat_channels, stack
+from nfkit.spaces.spec import Axis, LayerSpec, WeightSpaceSpec
+
+__all__ = [
+    "Activation",
+    "Axis",
+    "LayerSpec",
+    "Sine",
+    "SUPPORTED_ACTIVATIONS",
+    "SUPPORTED_MODULES",
+    "WeightSpaceFeatures",
+    "WeightSpaceSpec",
+    "cat_channels",
+    "from_state_dict",
+    "load_into",
+    "spec_of",
+    "stack",
+    "to_state_dict",
+    "weights_of",
+]

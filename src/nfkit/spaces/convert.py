@@ -1,0 +1,298 @@
+"""Conversion between ``torch.nn`` modules / state dicts and weight spaces.
+
+Supported modules: ``nn.Sequential`` (nested allowed) of ``Linear`` and ``Conv2d``
+layers (any kernel size, stride, padding, dilation; with or without bias),
+elementwise activations (ReLU, LeakyReLU, Tanh, Sigmoid, GELU, SiLU and
+:class:`nfkit.spaces.Sine`), ``Flatten``, global average pooling
+(``AdaptiveAvgPool2d(1)``) between the conv and dense parts, ``Dropout`` and
+``Identity``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TypeVar
+
+import torch
+from torch import nn
+
+from nfkit.errors import NonFiniteWeightsError, SpecMismatchError, UnsupportedModuleError
+from nfkit.spaces.activations import SUPPORTED_ACTIVATIONS, Activation
+from nfkit.spaces.features import WeightSpaceFeatures
+from nfkit.spaces.spec import LayerSpec, WeightSpaceSpec
+
+__all__ = ["spec_of", "weights_of", "load_into", "from_state_dict", "to_state_dict", "SUPPORTED_MODULES"]
+
+#: What :func:`spec_of` understands, for error messages.
+SUPPORTED_MODULES: tuple[str, ...] = (
+    "Linear",
+    "Conv2d",
+    *(Activation.parse(a).module().__class__.__name__ for a in SUPPORTED_ACTIVATIONS),
+    "Flatten",
+    "AdaptiveAvgPool2d(1)",
+    "Dropout",
+    "Dropout2d",
+    "Identity",
+)
+
+_IGNORED = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.AlphaDropout, nn.Identity)
+
+ModuleT = TypeVar("ModuleT", bound=nn.Module)
+
+
+def _leaves(module: nn.Module, prefix: str) -> Iterator[tuple[str, nn.Module]]:
+    for name, child in module.named_children():
+        path = f"{prefix}.{name}" if prefix else name
+        if isinstance(child, nn.Sequential):
+            yield from _leaves(child, path)
+        else:
+            yield path, child
+
+
+def _unsupported(path: str, module: nn.Module, why: str = "") -> UnsupportedModuleError:
+    reason = f": {why}" if why else ""
+    return UnsupportedModuleError(
+        f"nfkit cannot describe module {path!r} ({type(module).__name__}){reason}. "
+        f"Supported: nn.Sequential of {', '.join(SUPPORTED_MODULES)}."
+    )
+
+
+def _pair(x: int | tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(x) if isinstance(x, tuple) else (x, x)
+
+
+def _layers_of(module: nn.Module) -> list[tuple[LayerSpec, nn.Module]]:
+    if not isinstance(module, nn.Sequential):
+        raise _unsupported("<root>", module, "the network must be an nn.Sequential")
+    layers: list[tuple[LayerSpec, nn.Module]] = []
+    activation_open = False  # the last layer can still receive an activation
+    reduction: str | None = None  # a pooling/flatten seen after conv layers
+    for path, child in _leaves(module, ""):
+        last = layers[-1][0] if layers else None
+        if isinstance(child, (nn.Linear, nn.Conv2d)):
+            if isinstance(child, nn.Conv2d):
+                if last is not None and last.kind == "dense":
+                    raise _unsupported(path, child, "a conv layer after a dense layer")
+                if reduction is not None:
+                    raise _unsupported(path, child, "pooling or flattening between conv layers")
+                if child.groups != 1:
+                    raise _unsupported(path, child, f"grouped convolution (groups={child.groups})")
+                padding = child.padding if isinstance(child.padding, str) else _pair(child.padding)
+                spec = LayerSpec(
+                    "conv",
+                    child.out_channels,
+                    child.in_channels,
+                    kernel=_pair(child.kernel_size),
+                    bias=child.bias is not None,
+                    stride=_pair(child.stride),
+                    padding=padding,
+                    dilation=_pair(child.dilation),
+                    name=path,
+                )
+            else:
+                input_reduction = None
+                if last is not None and last.kind == "conv":
+                    if reduction is None:
+                        raise _unsupported(
+                            path, child, "a Linear layer directly after a conv layer; add AdaptiveAvgPool2d(1) and Flatten"
+                        )
+                    input_reduction = reduction
+                spec = LayerSpec(
+                    "dense",
+                    child.out_features,
+                    child.in_features,
+                    bias=child.bias is not None,
+                    input_reduction=input_reduction,  # type: ignore[arg-type]
+                    name=path,
+                )
+            if last is not None and spec.n_in != last.n_out:
+                raise SpecMismatchError(
+                    f"module {path!r} takes {spec.n_in} inputs but the previous layer "
+                    f"{last.name!r} gives {last.n_out}"
+                )
+            layers.append((spec, child))
+            activation_open = True
+            reduction = None
+        elif (activation := Activation.from_module(child)) is not None:
+            if last is None:
+                raise _unsupported(path, child, "an activation before the first layer")
+            if not activation_open:
+                raise _unsupported(path, child, "two activations (or pooling then an activation) in a row")
+            layers[-1] = (_replace(last, activation=activation), layers[-1][1])
+            activation_open = False
+        elif isinstance(child, nn.AdaptiveAvgPool2d):
+            if _pair(child.output_size) != (1, 1) or last is None or last.kind != "conv" or reduction is not None:
+                raise _unsupported(path, child, "only global average pooling (output size 1) after conv layers")
+            reduction = "global_avg_pool"
+            activation_open = False
+        elif isinstance(child, nn.Flatten):
+            if last is not None and last.kind == "dense":
+                raise _unsupported(path, child, "Flatten after a dense layer")
+            if last is not None and reduction is None:
+                reduction = "flatten"  # conv maps must then be 1×1 for the Linear layer's sizes to fit
+            activation_open = activation_open and last is None
+        elif isinstance(child, _IGNORED):
+            continue
+        else:
+            raise _unsupported(path, child)
+    if not layers:
+        raise _unsupported("<root>", module, "it contains no Linear or Conv2d layer")
+    if layers[-1][0].kind == "conv":
+        raise _unsupported(layers[-1][0].name, layers[-1][1], "the network must end in a Linear layer")
+    return layers
+
+
+def _replace(layer: LayerSpec, **changes: object) -> LayerSpec:
+    from dataclasses import replace
+
+    return replace(layer, **changes)  # type: ignore[arg-type]
+
+
+def spec_of(module: nn.Module) -> WeightSpaceSpec:
+    """The weight-space spec of an ``nn.Sequential`` MLP or CNN.
+
+    Raises :class:`~nfkit.errors.UnsupportedModuleError` naming the first module it
+    cannot describe, and listing what is supported.
+
+    Example:
+        >>> from torch import nn
+        >>> net = nn.Sequential(nn.Conv2d(1, 16, 3, stride=2), nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+        ...                     nn.Flatten(), nn.Linear(16, 10))
+        >>> spec_of(net).describe()
+        'conv 1→16 3×3 +bias relu | dense 16→10 +bias'
+    """
+    return WeightSpaceSpec(tuple(spec for spec, _ in _layers_of(module)))
+
+
+def weights_of(module: nn.Module) -> WeightSpaceFeatures:
+    """The module's weights as features with batch 1 and one channel (detached copies).
+
+    Shapes: weights ``(1, 1, n_i, n_{i-1}, *kernel)``, biases ``(1, 1, n_i)`` (zeros for bias-free layers).
+    Raises :class:`~nfkit.errors.NonFiniteWeightsError` if any parameter is NaN or Inf.
+
+    Example:
+        >>> from torch import nn
+        >>> f = weights_of(nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2, bias=False)))
+        >>> [tuple(w.shape) for w in f.weights], f.biases[1].abs().sum().item()
+        ([(1, 1, 4, 3), (1, 1, 2, 4)], 0.0)
+    """
+    layers = _layers_of(module)
+    spec = WeightSpaceSpec(tuple(s for s, _ in layers))
+    weights = []
+    biases = []
+    for layer, child in layers:
+        w = child.weight.detach().clone()
+        b = child.bias.detach().clone() if child.bias is not None else w.new_zeros(layer.n_out)
+        weights.append(w[None, None])
+        biases.append(b[None, None])
+    return WeightSpaceFeatures(spec, weights, biases).check_finite(f"{type(module).__name__} parameters")
+
+
+def load_into(module: ModuleT, features: WeightSpaceFeatures, index: int | None = None) -> ModuleT:
+    """Copy one network's weights from ``features`` into ``module`` in place, and return it.
+
+    Args:
+        module: an ``nn.Sequential`` whose spec has the same shapes as ``features.spec``.
+        features: one channel; batch 1, or pick the network with ``index``.
+        index: which batch item to load (required when the batch has more than one network).
+
+    Round trip: ``weights_of(load_into(m, f))`` equals ``f`` exactly (same dtype).
+
+    Raises :class:`~nfkit.errors.SpecMismatchError` for other shapes, more than one channel,
+    or a non-zero bias for a layer without bias; :class:`~nfkit.errors.NonFiniteWeightsError`
+    for NaN or Inf.
+    """
+    layers = _layers_of(module)
+    spec = WeightSpaceSpec(tuple(s for s, _ in layers))
+    spec.require_compatible(features.spec, "the features")
+    if features.channels != 1:
+        raise SpecMismatchError(f"load_into needs features with one channel, got {features.channels}")
+    if index is None:
+        if features.batch_size != 1:
+            raise SpecMismatchError(
+                f"the features hold {features.batch_size} networks; pass index= to choose which one to load"
+            )
+        index = 0
+    one = features[index].check_finite("features to load")
+    for i, (layer, child) in enumerate(layers):
+        w = one.weights[i][0, 0]
+        b = one.biases[i][0, 0]
+        if child.bias is None and bool((b != 0).any()):
+            raise SpecMismatchError(
+                f"layer {i + 1} ({layer.name!r}) has no bias, but the features give it a non-zero bias"
+            )
+        with torch.no_grad():
+            child.weight.copy_(w)
+            if child.bias is not None:
+                child.bias.copy_(b)
+    return module
+
+
+def from_state_dict(
+    state_dict: Mapping[str, torch.Tensor], spec: WeightSpaceSpec, names: Sequence[str] | None = None
+) -> WeightSpaceFeatures:
+    """Features (batch 1, one channel) from a state dict holding ``{name}.weight`` and ``{name}.bias``.
+
+    Args:
+        state_dict: parameter tensors.
+        spec: the weight space the state dict belongs to.
+        names: the module path of each layer, in order. By default, the ``*.weight`` keys
+            in the state dict's order.
+    """
+    if names is None:
+        names = [k[: -len(".weight")] for k in state_dict if k.endswith(".weight")]
+    if len(names) != spec.num_layers:
+        raise SpecMismatchError(
+            f"the state dict has {len(names)} '.weight' entries ({', '.join(names) or 'none'}); "
+            f"the spec has {spec.num_layers} layers"
+        )
+    weights = []
+    biases = []
+    for i, (name, layer) in enumerate(zip(names, spec.layers)):
+        key = f"{name}.weight"
+        if key not in state_dict:
+            raise SpecMismatchError(f"the state dict has no {key!r} (keys: {', '.join(state_dict)})")
+        w = torch.as_tensor(state_dict[key]).detach()
+        if tuple(w.shape) != layer.weight_shape:
+            raise SpecMismatchError(f"{key!r} has shape {tuple(w.shape)}; layer {i + 1} expects {layer.weight_shape}")
+        bias_key = f"{name}.bias"
+        if layer.bias:
+            if bias_key not in state_dict:
+                raise SpecMismatchError(f"the state dict has no {bias_key!r}, but layer {i + 1} has a bias")
+            b = torch.as_tensor(state_dict[bias_key]).detach()
+            if tuple(b.shape) != (layer.n_out,):
+                raise SpecMismatchError(f"{bias_key!r} has shape {tuple(b.shape)}; expected ({layer.n_out},)")
+        else:
+            if bias_key in state_dict:
+                raise SpecMismatchError(f"the state dict has {bias_key!r}, but layer {i + 1} of the spec has no bias")
+            b = w.new_zeros(layer.n_out)
+        weights.append(w.clone()[None, None])
+        biases.append(b.clone()[None, None])
+    try:
+        return WeightSpaceFeatures(spec, weights, biases).check_finite("state dict")
+    except NonFiniteWeightsError:
+        raise
+
+
+def to_state_dict(features: WeightSpaceFeatures, names: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
+    """A state dict ``{name}.weight`` / ``{name}.bias`` for one network (batch 1, one channel).
+
+    ``names`` default to the layer names recorded by :func:`spec_of`, else ``"0", "1", …``.
+    Bias-free layers get no bias entry.
+    """
+    spec = features.spec
+    if features.batch_size != 1 or features.channels != 1:
+        raise SpecMismatchError(
+            f"to_state_dict needs batch 1 and one channel, got batch {features.batch_size}, "
+            f"channels {features.channels}"
+        )
+    if names is None:
+        names = [layer.name or str(i) for i, layer in enumerate(spec.layers)]
+    if len(names) != spec.num_layers:
+        raise SpecMismatchError(f"got {len(names)} names for {spec.num_layers} layers")
+    out: dict[str, torch.Tensor] = {}
+    for name, layer, w, b in zip(names, spec.layers, features.weights, features.biases):
+        out[f"{name}.weight"] = w[0, 0].clone()
+        if layer.bias:
+            out[f"{name}.bias"] = b[0, 0].clone()
+    return out

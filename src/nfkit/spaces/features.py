@@ -1,0 +1,271 @@
+"""The container of weight-space features: :class:`WeightSpaceFeatures`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from typing import final
+
+import torch
+
+from nfkit.errors import NonFiniteWeightsError, SpecMismatchError
+from nfkit.spaces.spec import WeightSpaceSpec
+
+__all__ = ["WeightSpaceFeatures", "stack", "cat_channels"]
+
+Scalar = int | float
+
+
+@final
+class WeightSpaceFeatures:
+    """Weight and bias tensors of a batch of networks, each with channels, typed by a spec.
+
+    Layout (fixed across nfkit):
+
+    * ``weights[i]``: ``(B, C, n_{i+1}, n_i, *kernel_i)`` for layers i = 0..L-1;
+    * ``biases[i]``: ``(B, C, n_{i+1})``.
+
+    The shapes are checked against ``spec`` on construction, so a tensor of the wrong
+    shape never reaches a layer. Instances are immutable: every operation returns new
+    features.
+
+    Example:
+        >>> spec = WeightSpaceSpec.mlp([3, 4, 2])
+        >>> f = spec.randn(5, channels=2)
+        >>> len(f), f.channels
+        (5, 2)
+        >>> g = (f * 2 - f)[1:3]
+        >>> g.allclose(f[1:3])
+        True
+        >>> f.flatten().shape
+        torch.Size([5, 2, 26])
+    """
+
+    __slots__ = ("spec", "weights", "biases")
+
+    spec: WeightSpaceSpec
+    weights: tuple[torch.Tensor, ...]
+    biases: tuple[torch.Tensor, ...]
+
+    def __init__(
+        self, spec: WeightSpaceSpec, weights: Sequence[torch.Tensor], biases: Sequence[torch.Tensor]
+    ) -> None:
+        weights = tuple(weights)
+        biases = tuple(biases)
+        if len(weights) != spec.num_layers or len(biases) != spec.num_layers:
+            raise SpecMismatchError(
+                f"the spec has {spec.num_layers} layers but got {len(weights)} weight and {len(biases)} bias tensors"
+            )
+        lead: tuple[int, int] | None = None
+        for i, (w, b, layer) in enumerate(zip(weights, biases, spec.layers)):
+            for kind, tensor, expected in (("weight", w, layer.weight_shape), ("bias", b, (layer.n_out,))):
+                if not isinstance(tensor, torch.Tensor):
+                    raise SpecMismatchError(f"layer {i + 1} {kind} is a {type(tensor).__name__}, not a tensor")
+                if tensor.dim() != 2 + len(expected) or tuple(tensor.shape[2:]) != expected:
+                    raise SpecMismatchError(
+                        f"layer {i + 1} ({layer.describe()}) {kind} has shape {tuple(tensor.shape)}; "
+                        f"expected (B, C, {', '.join(map(str, expected))})"
+                    )
+                if lead is None:
+                    lead = (tensor.shape[0], tensor.shape[1])
+                elif tuple(tensor.shape[:2]) != lead:
+                    raise SpecMismatchError(
+                        f"layer {i + 1} {kind} has batch and channels {tuple(tensor.shape[:2])}, "
+                        f"but the first weight has {lead}"
+                    )
+        object.__setattr__(self, "spec", spec)
+        object.__setattr__(self, "weights", weights)
+        object.__setattr__(self, "biases", biases)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("WeightSpaceFeatures is immutable; use with_tensors() or map()")
+
+    # --- sizes ---------------------------------------------------------------------------------
+    @property
+    def batch_size(self) -> int:
+        """B."""
+        return self.weights[0].shape[0]
+
+    @property
+    def channels(self) -> int:
+        """C."""
+        return self.weights[0].shape[1]
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The first weight's dtype."""
+        return self.weights[0].dtype
+
+    @property
+    def device(self) -> torch.device:
+        """The first weight's device."""
+        return self.weights[0].device
+
+    def __len__(self) -> int:
+        return self.batch_size
+
+    def tensors(self) -> Iterator[torch.Tensor]:
+        """``W⁽¹⁾, b⁽¹⁾, W⁽²⁾, b⁽²⁾, …`` in order."""
+        for w, b in zip(self.weights, self.biases):
+            yield w
+            yield b
+
+    # --- building new features -----------------------------------------------------------------
+    def with_tensors(self, weights: Sequence[torch.Tensor], biases: Sequence[torch.Tensor]) -> WeightSpaceFeatures:
+        """New features of the same spec holding other tensors."""
+        return WeightSpaceFeatures(self.spec, weights, biases)
+
+    def map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> WeightSpaceFeatures:
+        """Apply ``fn`` to every weight and bias tensor."""
+        return WeightSpaceFeatures(self.spec, [fn(w) for w in self.weights], [fn(b) for b in self.biases])
+
+    def zip_map(
+        self, other: WeightSpaceFeatures, fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    ) -> WeightSpaceFeatures:
+        """Apply ``fn`` to matching tensor pairs of two features of the same spec."""
+        self.spec.require_compatible(other.spec, "the second operand")
+        return WeightSpaceFeatures(
+            self.spec,
+            [fn(a, b) for a, b in zip(self.weights, other.weights)],
+            [fn(a, b) for a, b in zip(self.biases, other.biases)],
+        )
+
+    def _binary(
+        self, other: WeightSpaceFeatures | Scalar, fn: Callable[[torch.Tensor, object], torch.Tensor]
+    ) -> WeightSpaceFeatures:
+        if isinstance(other, WeightSpaceFeatures):
+            return self.zip_map(other, fn)
+        if isinstance(other, (int, float)):
+            return self.map(lambda t: fn(t, other))
+        return NotImplemented
+
+    def __add__(self, other: WeightSpaceFeatures | Scalar) -> WeightSpaceFeatures:
+        return self._binary(other, lambda a, b: a + b)
+
+    __radd__ = __add__
+
+    def __sub__(self, other: WeightSpaceFeatures | Scalar) -> WeightSpaceFeatures:
+        return self._binary(other, lambda a, b: a - b)
+
+    def __rsub__(self, other: Scalar) -> WeightSpaceFeatures:
+        return self._binary(other, lambda a, b: b - a)
+
+    def __mul__(self, other: WeightSpaceFeatures | Scalar) -> WeightSpaceFeatures:
+        return self._binary(other, lambda a, b: a * b)
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, other: WeightSpaceFeatures | Scalar) -> WeightSpaceFeatures:
+        return self._binary(other, lambda a, b: a / b)
+
+    def __neg__(self) -> WeightSpaceFeatures:
+        return self.map(torch.neg)
+
+    def to(self, *args: object, **kwargs: object) -> WeightSpaceFeatures:
+        """``Tensor.to`` on every tensor (device and/or dtype)."""
+        return self.map(lambda t: t.to(*args, **kwargs))
+
+    def detach(self) -> WeightSpaceFeatures:
+        """Detached from the autograd graph."""
+        return self.map(torch.Tensor.detach)
+
+    def clone(self) -> WeightSpaceFeatures:
+        """Deep copy of the tensors."""
+        return self.map(torch.Tensor.clone)
+
+    def __getitem__(self, index: int | slice | torch.Tensor | Sequence[int]) -> WeightSpaceFeatures:
+        """Batch indexing. An integer keeps the batch axis (gives a batch of one)."""
+        if isinstance(index, int):
+            if not -self.batch_size <= index < self.batch_size:
+                raise IndexError(f"index {index} out of range for a batch of {self.batch_size}")
+            index = slice(index, index + 1 if index != -1 else None)
+        elif isinstance(index, (list, tuple)):
+            index = torch.as_tensor(index, dtype=torch.long)
+        return self.map(lambda t: t[index])
+
+    # --- flat views ------------------------------------------------------------------------------
+    def flatten(self) -> torch.Tensor:
+        """All entries in order ``W⁽¹⁾, b⁽¹⁾, …``: shape ``(B, C, P)`` with ``P`` entries per channel.
+
+        ``P`` counts the (zero) biases of bias-free layers too, so that :meth:`unflatten` inverts it.
+        """
+        b, c = self.batch_size, self.channels
+        return torch.cat([t.reshape(b, c, -1) for t in self.tensors()], dim=-1)
+
+    @staticmethod
+    def unflatten(spec: WeightSpaceSpec, flat: torch.Tensor) -> WeightSpaceFeatures:
+        """Inverse of :meth:`flatten`: ``(B, C, P) → features``."""
+        sizes = []
+        for w_shape, b_shape in zip(spec.weight_shapes, spec.bias_shapes):
+            sizes += [w_shape, b_shape]
+        numels = [int(torch.Size(s).numel()) for s in sizes]
+        if flat.dim() != 3 or flat.shape[-1] != sum(numels):
+            raise SpecMismatchError(f"expected a flat tensor of shape (B, C, {sum(numels)}), got {tuple(flat.shape)}")
+        parts = torch.split(flat, numels, dim=-1)
+        tensors = [p.reshape(*flat.shape[:2], *s) for p, s in zip(parts, sizes)]
+        return WeightSpaceFeatures(spec, tensors[0::2], tensors[1::2])
+
+    # --- checks ------------------------------------------------------------------------------
+    def check_finite(self, what: str = "weights") -> WeightSpaceFeatures:
+        """Raise :class:`NonFiniteWeightsError` naming the first tensor holding NaN or Inf; return ``self``."""
+        for i, layer in enumerate(self.spec.layers):
+            for kind, tensor in (("weight", self.weights[i]), ("bias", self.biases[i])):
+                if not bool(torch.isfinite(tensor).all()):
+                    bad = (~torch.isfinite(tensor)).nonzero()[0].tolist()
+                    name = f" ({layer.name})" if layer.name else ""
+                    raise NonFiniteWeightsError(
+                        f"{what}: layer {i + 1}{name} {kind} contains NaN or Inf "
+                        f"(first at index {tuple(bad)}, value {tensor[tuple(bad)].item()})"
+                    )
+        return self
+
+    def allclose(self, other: WeightSpaceFeatures, rtol: float = 1e-5, atol: float = 1e-8) -> bool:
+        """Whether every tensor is close to its counterpart (same spec shapes required)."""
+        if other.spec.shape_key != self.spec.shape_key:
+            return False
+        return all(
+            a.shape == b.shape and torch.allclose(a, b, rtol=rtol, atol=atol)
+            for a, b in zip(self.tensors(), other.tensors())
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"WeightSpaceFeatures(batch={self.batch_size}, channels={self.channels}, "
+            f"dtype={self.dtype}, spec={self.spec.describe()})"
+        )
+
+
+def stack(features: Sequence[WeightSpaceFeatures]) -> WeightSpaceFeatures:
+    """Concatenate along the batch axis. All inputs must have the same spec and channels.
+
+    Example:
+        >>> spec = WeightSpaceSpec.mlp([2, 3, 1])
+        >>> len(stack([spec.randn(1), spec.randn(2)]))
+        3
+    """
+    if not features:
+        raise ValueError("stack needs at least one WeightSpaceFeatures")
+    first = features[0]
+    for k, f in enumerate(features[1:], start=1):
+        if f.spec != first.spec:
+            raise SpecMismatchError(
+                f"item {k} has spec {f.spec.describe()!r}, but item 0 has {first.spec.describe()!r}"
+            )
+    return WeightSpaceFeatures(
+        first.spec,
+        [torch.cat(ts, dim=0) for ts in zip(*(f.weights for f in features))],
+        [torch.cat(ts, dim=0) for ts in zip(*(f.biases for f in features))],
+    )
+
+
+def cat_channels(features: Sequence[WeightSpaceFeatures]) -> WeightSpaceFeatures:
+    """Concatenate along the channel axis (same spec shapes and batch size)."""
+    if not features:
+        raise ValueError("cat_channels needs at least one WeightSpaceFeatures")
+    first = features[0]
+    for f in features[1:]:
+        first.spec.require_compatible(f.spec)
+    return WeightSpaceFeatures(
+        first.spec,
+        [torch.cat(ts, dim=1) for ts in zip(*(f.weights for f in features))],
+        [torch.cat(ts, dim=1) for ts in zip(*(f.biases for f in features))],
+    )

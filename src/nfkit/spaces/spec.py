@@ -1,0 +1,278 @@
+"""The typed description of a weight space: :class:`LayerSpec` and :class:`WeightSpaceSpec`.
+
+Layout convention (used by every part of nfkit): layer ``i`` (1-based, i = 1..L)
+maps neuron layer ``i-1`` to neuron layer ``i``; its weight has axes
+``(n_i, n_{i-1}, *kernel)`` and its bias ``(n_i,)``. Neuron layers ``0`` (inputs)
+and ``L`` (outputs) are fixed; neuron layers ``1..L-1`` are *hidden* and carry
+the symmetry. For a conv layer a neuron is a channel.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal, NamedTuple, final
+
+import torch
+
+from nfkit.errors import SpecMismatchError
+from nfkit.groups.neurons import Factor, HiddenNeuronGroup
+from nfkit.spaces.activations import Activation
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from nfkit.spaces.features import WeightSpaceFeatures
+
+__all__ = ["Axis", "LayerSpec", "WeightSpaceSpec"]
+
+LayerKind = Literal["dense", "conv"]
+
+
+class Axis(NamedTuple):
+    """What one tensor axis carries: ``Axis("neuron", ℓ)`` for neuron layer ℓ, ``Axis("kernel", k)`` for kernel axis k."""
+
+    kind: Literal["neuron", "kernel"]
+    index: int
+
+
+@final
+@dataclass(frozen=True)
+class LayerSpec:
+    """One dense or conv layer ``n_in → n_out``.
+
+    Args:
+        kind: ``"dense"`` or ``"conv"``.
+        n_out, n_in: output and input neurons (channels for conv).
+        kernel: kernel size, ``()`` for dense layers.
+        bias: whether the layer has a bias.
+        activation: the elementwise activation applied after the layer, if any.
+        stride, padding, dilation: conv hyperparameters (do not affect the weight space's shape).
+        input_reduction: how a dense layer after conv layers reduces the feature map:
+            ``"global_avg_pool"`` or ``"flatten"`` (1×1 maps); ``None`` otherwise.
+        name: the module path it came from (not part of equality).
+    """
+
+    kind: LayerKind
+    n_out: int
+    n_in: int
+    kernel: tuple[int, ...] = ()
+    bias: bool = True
+    activation: Activation | None = None
+    stride: tuple[int, ...] = ()
+    padding: tuple[int, ...] | str = ()
+    dilation: tuple[int, ...] = ()
+    input_reduction: Literal["global_avg_pool", "flatten"] | None = None
+    name: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("dense", "conv"):
+            raise SpecMismatchError(f"layer kind must be 'dense' or 'conv', got {self.kind!r}")
+        if self.n_out <= 0 or self.n_in <= 0:
+            raise SpecMismatchError(f"layer sizes must be positive, got n_out={self.n_out}, n_in={self.n_in}")
+        if (self.kind == "dense") != (self.kernel == ()):
+            raise SpecMismatchError(f"a {self.kind} layer cannot have kernel {self.kernel}")
+
+    @property
+    def weight_shape(self) -> tuple[int, ...]:
+        """``(n_out, n_in, *kernel)``."""
+        return (self.n_out, self.n_in, *self.kernel)
+
+    @property
+    def kernel_numel(self) -> int:
+        """Entries per kernel (1 for dense layers)."""
+        return math.prod(self.kernel)
+
+    @property
+    def shape_key(self) -> tuple[object, ...]:
+        """What decides tensor shapes: kind, sizes, kernel, bias."""
+        return (self.kind, self.n_out, self.n_in, self.kernel, self.bias)
+
+    def describe(self) -> str:
+        """E.g. ``"conv 1→16 3×3 +bias relu"``."""
+        kernel = "" if not self.kernel else " " + "×".join(map(str, self.kernel))
+        bias = " +bias" if self.bias else " no-bias"
+        act = f" {self.activation}" if self.activation else ""
+        return f"{self.kind} {self.n_in}→{self.n_out}{kernel}{bias}{act}"
+
+
+@final
+@dataclass(frozen=True)
+class WeightSpaceSpec:
+    """A frozen, hashable description of an MLP's or CNN's weight space.
+
+    Example:
+        >>> spec = WeightSpaceSpec.mlp([2, 32, 32, 1], activation="sine")
+        >>> spec.neuron_sizes, spec.hidden_sizes, spec.num_parameters
+        ((2, 32, 32, 1), (32, 32), 1185)
+        >>> spec.symmetry_group().name
+        'permutations × sign flips'
+        >>> spec.weight_axes(1)
+        (Axis(kind='neuron', index=2), Axis(kind='neuron', index=1))
+        >>> f = spec.randn(4, channels=3)
+        >>> f.weights[0].shape, f.biases[2].shape
+        (torch.Size([4, 3, 32, 2]), torch.Size([4, 3, 1]))
+    """
+
+    layers: tuple[LayerSpec, ...]
+
+    def __post_init__(self) -> None:
+        layers = tuple(self.layers)
+        object.__setattr__(self, "layers", layers)
+        if not layers:
+            raise SpecMismatchError("a weight space needs at least one layer")
+        for i, (prev, layer) in enumerate(zip(layers, layers[1:]), start=2):
+            if layer.n_in != prev.n_out:
+                raise SpecMismatchError(
+                    f"layer {i} ({layer.describe()}) takes {layer.n_in} inputs but layer {i - 1} "
+                    f"({prev.describe()}) gives {prev.n_out}"
+                )
+            if prev.kind == "dense" and layer.kind == "conv":
+                raise SpecMismatchError(f"layer {i} is a conv layer after a dense layer; nfkit does not support that")
+
+    # --- construction ---------------------------------------------------------------------
+    @staticmethod
+    def mlp(
+        sizes: Sequence[int],
+        activation: str | Activation = "relu",
+        *,
+        bias: bool = True,
+        output_activation: str | Activation | None = None,
+    ) -> WeightSpaceSpec:
+        """The spec of an MLP ``sizes[0] → … → sizes[-1]`` with one hidden activation."""
+        if len(sizes) < 2:
+            raise SpecMismatchError(f"an MLP needs at least an input and an output size, got {list(sizes)}")
+        act = Activation.parse(activation)
+        out_act = Activation.parse(output_activation) if output_activation is not None else None
+        num = len(sizes) - 1
+        return WeightSpaceSpec(
+            tuple(
+                LayerSpec("dense", sizes[i + 1], sizes[i], bias=bias, activation=act if i < num - 1 else out_act)
+                for i in range(num)
+            )
+        )
+
+    # --- sizes and labels ------------------------------------------------------------------
+    @property
+    def num_layers(self) -> int:
+        """L, the number of weight layers."""
+        return len(self.layers)
+
+    @property
+    def neuron_sizes(self) -> tuple[int, ...]:
+        """``(n_0, n_1, …, n_L)``."""
+        return (self.layers[0].n_in, *(layer.n_out for layer in self.layers))
+
+    @property
+    def hidden_sizes(self) -> tuple[int, ...]:
+        """``(n_1, …, n_{L-1})``: the neuron layers a symmetry may act on."""
+        return self.neuron_sizes[1:-1]
+
+    @property
+    def weight_shapes(self) -> tuple[tuple[int, ...], ...]:
+        """Per layer ``(n_i, n_{i-1}, *kernel)``."""
+        return tuple(layer.weight_shape for layer in self.layers)
+
+    @property
+    def bias_shapes(self) -> tuple[tuple[int, ...], ...]:
+        """Per layer ``(n_i,)``."""
+        return tuple((layer.n_out,) for layer in self.layers)
+
+    @property
+    def num_parameters(self) -> int:
+        """Number of real parameters of the source network (bias-free layers count no bias)."""
+        return sum(math.prod(layer.weight_shape) + (layer.n_out if layer.bias else 0) for layer in self.layers)
+
+    @property
+    def shape_key(self) -> tuple[tuple[object, ...], ...]:
+        """Everything that decides tensor shapes (activations and conv strides excluded)."""
+        return tuple(layer.shape_key for layer in self.layers)
+
+    def weight_axes(self, i: int) -> tuple[Axis, ...]:
+        """What each axis of layer ``i``'s weight carries (``i`` is 0-based here)."""
+        layer = self.layers[i]
+        return (Axis("neuron", i + 1), Axis("neuron", i), *(Axis("kernel", k) for k in range(len(layer.kernel))))
+
+    def bias_axes(self, i: int) -> tuple[Axis, ...]:
+        """What the axis of layer ``i``'s bias carries (``i`` is 0-based)."""
+        return (Axis("neuron", i + 1),)
+
+    def is_hidden(self, neuron_layer: int) -> bool:
+        """Whether neuron layer ℓ (0..L) is hidden, so that a symmetry acts on it."""
+        return 0 < neuron_layer < self.num_layers
+
+    @property
+    def hidden_activations(self) -> tuple[Activation, ...]:
+        """The activations after layers 1..L-1 (``identity`` where there is none)."""
+        return tuple(layer.activation or Activation("identity") for layer in self.layers[:-1])
+
+    # --- symmetry --------------------------------------------------------------------------
+    def symmetry_group(self) -> HiddenNeuronGroup:
+        """The largest group this architecture is known to have.
+
+        Hidden-neuron permutations always; times positive scaling when every hidden
+        activation is positively homogeneous; times sign flips when every hidden
+        activation is odd. Nothing more.
+        """
+        factors = {Factor.PERMUTATION}
+        activations = self.hidden_activations
+        if all(a.positively_homogeneous for a in activations):
+            factors.add(Factor.POSITIVE_SCALING)
+        if all(a.odd for a in activations):
+            factors.add(Factor.SIGN_FLIP)
+        return HiddenNeuronGroup(self.hidden_sizes, factors)
+
+    # --- features --------------------------------------------------------------------------
+    def randn(
+        self,
+        batch_size: int,
+        channels: int = 1,
+        *,
+        generator: torch.Generator | None = None,
+        dtype: torch.dtype | None = None,
+        device: torch.device | str | None = None,
+    ) -> WeightSpaceFeatures:
+        """Standard-normal features of shape weights ``(B, C, n_i, n_{i-1}, *kernel)``, biases ``(B, C, n_i)``.
+
+        Biases of bias-free layers are zero.
+        """
+        from nfkit.spaces.features import WeightSpaceFeatures
+
+        def draw(shape: tuple[int, ...]) -> torch.Tensor:
+            x = torch.randn((batch_size, channels, *shape), generator=generator, dtype=dtype)
+            return x.to(device) if device is not None else x
+
+        weights = [draw(s) for s in self.weight_shapes]
+        biases = [draw(s) if layer.bias else draw(s).zero_() for s, layer in zip(self.bias_shapes, self.layers)]
+        return WeightSpaceFeatures(self, weights, biases)
+
+    def zeros(
+        self,
+        batch_size: int,
+        channels: int = 1,
+        *,
+        dtype: torch.dtype | None = None,
+        device: torch.device | str | None = None,
+    ) -> WeightSpaceFeatures:
+        """All-zero features (shapes as in :meth:`randn`)."""
+        from nfkit.spaces.features import WeightSpaceFeatures
+
+        weights = [torch.zeros((batch_size, channels, *s), dtype=dtype, device=device) for s in self.weight_shapes]
+        biases = [torch.zeros((batch_size, channels, *s), dtype=dtype, device=device) for s in self.bias_shapes]
+        return WeightSpaceFeatures(self, weights, biases)
+
+    def require_compatible(self, other: WeightSpaceSpec, what: str = "features") -> None:
+        """Raise :class:`SpecMismatchError` unless ``other`` has the same tensor shapes as ``self``."""
+        if other.shape_key == self.shape_key:
+            return
+        lines = [f"{what} do not match the weight-space spec:"]
+        lines.append(f"  expected: {self.describe()}")
+        lines.append(f"  got:      {other.describe()}")
+        raise SpecMismatchError("\n".join(lines))
+
+    def describe(self) -> str:
+        """One line per layer, joined with ``" | "``."""
+        return " | ".join(layer.describe() for layer in self.layers)
+
+    def __str__(self) -> str:
+        return f"WeightSpaceSpec({self.describe()})"

@@ -1,0 +1,50 @@
+"""Shared fixtures: small real networks and their specs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+import torch
+from torch import nn
+
+from nfkit.spaces import Sine
+
+ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
+    "relu": nn.ReLU,
+    "leaky_relu": lambda: nn.LeakyReLU(0.1),
+    "tanh": nn.Tanh,
+    "sine": lambda: Sine(3.0),
+    "sigmoid": nn.Sigmoid,
+    "gelu": nn.GELU,
+    "silu": nn.SiLU,
+}
+
+
+def make_mlp(activation: str, sizes: tuple[int, ...] = (3, 6, 5, 2), bias: bool = True) -> nn.Sequential:
+    """An MLP with the given hidden activation, float64."""
+    modules: list[nn.Module] = []
+    for i in range(len(sizes) - 1):
+        modules.append(nn.Linear(sizes[i], sizes[i + 1], bias=bias))
+        if i < len(sizes) - 2:
+            modules.append(ACTIVATIONS[activation]())
+    return nn.Sequential(*modules).double()
+
+
+def make_cnn(activation: str, kernel: int = 3, stride: int = 2, padding: int = 0, bias: bool = True) -> nn.Sequential:
+    """A CNN conv 1→4→5, global average pooling, dense 5→3, float64."""
+    return nn.Sequential(
+        nn.Conv2d(1, 4, kernel, stride=stride, padding=padding, bias=bias),
+        ACTIVATIONS[activation](),
+        nn.Dropout(0.1),
+        nn.Conv2d(4, 5, kernel, stride=stride, padding=padding, bias=bias),
+        ACTIVATIONS[activation](),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(5, 3, bias=bias),
+    ).double()
+
+
+@pytest.fixture
+def generator() -> torch.Generator:
+    return torch.Generator().manual_seed(1234)
