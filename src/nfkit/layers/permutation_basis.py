@@ -208,17 +208,26 @@ class PermutationEquivariantLinear(nn.Module):
         batch = features.batch_size
         outputs: list[torch.Tensor | None] = [None] * len(self.fields)
         bias_chunks = self.bias.split([self.out_channels * f.fixed for f in self.fields])
-        for kept, members, mixer in zip(self.kept_sets, self.members, self.mixers):
+        # Largest kept sets first, so that each output starts from its full-size pointwise term; one
+        # matmul per output field (same FLOPs as one per group) avoids slicing views of a shared result.
+        # (Measured: in-place adds onto those views cost more in autograd copies than they save.)
+        for g in sorted(range(len(self.kept_sets)), key=lambda g: -len(self.kept_sets[g])):
+            kept, members, mixer = self.kept_sets[g], self.members[g], self.mixers[g]
             pooled = torch.cat([self.fields[n].pool(inputs[n], kept) for n in members], dim=1)
-            mixed = torch.matmul(mixer, pooled.reshape(batch, pooled.shape[1], -1))
-            chunks = mixed.split([self.out_channels * self.fields[n].fixed for n in members], dim=1)
-            for n, chunk in zip(members, chunks):
+            pooled = pooled.reshape(batch, pooled.shape[1], -1)
+            row = 0
+            for n in members:
                 f = self.fields[n]
-                shape = [size if axis in kept else 1 for axis, size in zip(f.axes, f.axis_sizes)]
-                term = chunk.reshape(batch, chunk.shape[1], *shape)
+                rows = self.out_channels * f.fixed
+                term = torch.matmul(mixer[row : row + rows], pooled)
+                row += rows
+                term = term.reshape(batch, rows, *(size if axis in kept else 1 for axis, size in zip(f.axes, f.axis_sizes)))
                 if not kept:
-                    term = term + bias_chunks[n].view(1, -1, *shape)
-                outputs[n] = term if outputs[n] is None else outputs[n] + term
+                    term = term + bias_chunks[n].view(1, -1, *([1] * len(f.axes)))
+                if outputs[n] is None:
+                    outputs[n] = term  # kept == f.axes here: full size
+                else:
+                    outputs[n] = outputs[n] + term
         tensors = [f.from_field(y, self.out_channels) for f, y in zip(self.fields, outputs)]  # type: ignore[arg-type]
         return features.with_tensors(tensors[0::2], tensors[1::2])
 
