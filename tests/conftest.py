@@ -45,6 +45,12 @@ def make_cnn(activation: str, kernel: int = 3, stride: int = 2, padding: int = 0
     ).double()
 
 
+@pytest.fixture(autouse=True)
+def _seeded() -> None:
+    """Every test starts from the same global RNG state: no test depends on luck."""
+    torch.manual_seed(0)
+
+
 @pytest.fixture
 def generator() -> torch.Generator:
     return torch.Generator().manual_seed(1234)

@@ -48,6 +48,8 @@ def test_registry_errors_are_clear():
         models.invariant("nope", spec)
     with pytest.raises(TypeError, match="does not accept widths; accepted: in_channels, hidden_channels"):
         models.invariant("np", spec, widths=[3])
+    with pytest.raises(TypeError, match="does not accept variant"):
+        models.invariant("np", spec, variant="hnp")
     with pytest.raises(ValueError, match="no equivariant form"):
         models.equivariant("statnn", spec)
     with pytest.raises(TypeError, match="WeightSpaceSpec"):

@@ -26,9 +26,9 @@ def test_immutable():
 
 
 def test_arithmetic_and_map():
-    f, g = SPEC.randn(2, 3), SPEC.randn(2, 3)
+    f, g = SPEC.randn(2, 3, dtype=torch.float64), SPEC.randn(2, 3, dtype=torch.float64)
     assert (f + g - g).allclose(f)
-    assert (2 * f / 2).allclose(f) and (-f + f).allclose(SPEC.zeros(2, 3))
+    assert (2 * f / 2).allclose(f) and (-f + f).allclose(SPEC.zeros(2, 3, dtype=torch.float64))
     assert (1 - f).allclose(f.map(lambda t: 1 - t))
     assert (f * g).weights[0].equal(f.weights[0] * g.weights[0])
     with pytest.raises(SpecMismatchError):

@@ -40,6 +40,12 @@ _VARIANTS: dict[str, tuple[type[PermutationEquivariantLinear], type[PermutationI
 }
 
 
+def _variant(name: str) -> tuple[type[PermutationEquivariantLinear], type[PermutationInvariantPool]]:
+    if name not in _VARIANTS:
+        raise ValueError(f"unknown variant {name!r}; expected one of {', '.join(_VARIANTS)}")
+    return _VARIANTS[name]
+
+
 def _trunk(
     spec: WeightSpaceSpec,
     linear: type[PermutationEquivariantLinear],
@@ -71,9 +77,9 @@ class PermutationInvariantNFN(InvariantModel):
     def __init__(
         self,
         spec: WeightSpaceSpec,
-        variant: str,
         out_features: int = 1,
         *,
+        variant: str,
         in_channels: int = 1,
         hidden_channels: Sequence[int] = (16, 16, 16),
         head_hidden: Sequence[int] = (256, 256),
@@ -82,7 +88,7 @@ class PermutationInvariantNFN(InvariantModel):
         head_dropout: float = 0.0,
     ) -> None:
         super().__init__(spec, permutations(spec.hidden_sizes), in_channels)
-        linear, pool = _VARIANTS[variant]
+        linear, pool = _variant(variant)
         self.out_features = out_features
         self.trunk = _trunk(spec, linear, in_channels, hidden_channels, normalize, dropout)
         self.pool = pool(spec)
@@ -105,16 +111,16 @@ class PermutationEquivariantNFN(EquivariantModel):
     def __init__(
         self,
         spec: WeightSpaceSpec,
-        variant: str,
         out_channels: int = 1,
         *,
+        variant: str,
         in_channels: int = 1,
         hidden_channels: Sequence[int] = (16, 16, 16),
         normalize: bool = False,
         dropout: float = 0.0,
     ) -> None:
         super().__init__(spec, permutations(spec.hidden_sizes), in_channels)
-        linear, _ = _VARIANTS[variant]
+        linear, _ = _variant(variant)
         self.out_channels = out_channels
         self.trunk = _trunk(spec, linear, in_channels, hidden_channels, normalize, dropout)
         self.readout = linear(spec, hidden_channels[-1] if hidden_channels else in_channels, out_channels)
@@ -124,51 +130,21 @@ class PermutationEquivariantNFN(EquivariantModel):
         return self.project(self.readout(self.trunk(features)))
 
 
-def _register(name: str, summary: str) -> None:
-    def build_invariant(
-        spec: WeightSpaceSpec,
-        out_features: int = 1,
-        *,
-        in_channels: int = 1,
-        hidden_channels: Sequence[int] = (16, 16, 16),
-        head_hidden: Sequence[int] = (256, 256),
-        normalize: bool = False,
-        dropout: float = 0.0,
-        head_dropout: float = 0.0,
-    ) -> PermutationInvariantNFN:
-        return PermutationInvariantNFN(
-            spec,
-            name,
-            out_features,
-            in_channels=in_channels,
-            hidden_channels=hidden_channels,
-            head_hidden=head_hidden,
-            normalize=normalize,
-            dropout=dropout,
-            head_dropout=head_dropout,
-        )
-
-    def build_equivariant(
-        spec: WeightSpaceSpec,
-        out_channels: int = 1,
-        *,
-        in_channels: int = 1,
-        hidden_channels: Sequence[int] = (16, 16, 16),
-        normalize: bool = False,
-        dropout: float = 0.0,
-    ) -> PermutationEquivariantNFN:
-        return PermutationEquivariantNFN(
-            spec,
-            name,
-            out_channels,
-            in_channels=in_channels,
-            hidden_channels=hidden_channels,
-            normalize=normalize,
-            dropout=dropout,
-        )
-
-    register(ModelFamily(name, summary, build_invariant, build_equivariant))
-
-
-_register("np", "NP layers, equivariant to permutations of every neuron layer (Zhou et al. 2023, Eq. 2)")
-_register("hnp", "HNP layers, equivariant to hidden-neuron permutations (Zhou et al. 2023, Sec. 3.2)")
+register(
+    ModelFamily(
+        "np",
+        "NP layers, equivariant to permutations of every neuron layer (Zhou et al. 2023, Eq. 2)",
+        invariant=PermutationInvariantNFN,
+        equivariant=PermutationEquivariantNFN,
+        fixed={"variant": "np"},
+    )
+)
+register(
+    ModelFamily(
+        "hnp",
+        "HNP layers, equivariant to hidden-neuron permutations (Zhou et al. 2023, Sec. 3.2)",
+        invariant=PermutationInvariantNFN,
+        equivariant=PermutationEquivariantNFN,
+        fixed={"variant": "hnp"},
+    )
+)

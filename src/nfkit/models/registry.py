@@ -8,8 +8,8 @@ families can be compared at equal width.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Literal
 
 from nfkit.models.base import EquivariantModel, InvariantModel
@@ -29,12 +29,15 @@ class ModelFamily:
         summary: one line: what it is and where it comes from.
         invariant: builds the invariant form ``(spec, out_features, **options)``, if the family has one.
         equivariant: builds the equivariant form ``(spec, out_channels, **options)``, if any.
+        fixed: keyword arguments the registry passes to both builders and users cannot override
+            (for example the layer variant of a family that shares its model class with another).
     """
 
     name: str
     summary: str
     invariant: Callable[..., InvariantModel] | None = None
     equivariant: Callable[..., EquivariantModel] | None = None
+    fixed: Mapping[str, object] = field(default_factory=dict)
 
     def forms(self) -> tuple[Form, ...]:
         """The forms this family offers."""
@@ -67,14 +70,16 @@ def family(name: str) -> ModelFamily:
 def _build(name: str, form: Form, spec: WeightSpaceSpec, size: int, options: dict[str, object]) -> object:
     if not isinstance(spec, WeightSpaceSpec):
         raise TypeError(f"spec must be a WeightSpaceSpec, got {type(spec).__name__}")
-    builder = getattr(family(name), form)
+    entry = family(name)
+    builder = getattr(entry, form)
     if builder is None:
-        raise ValueError(f"model family {name!r} has no {form} form; it offers: {', '.join(family(name).forms())}")
-    accepted = [p for p in inspect.signature(builder).parameters if p not in ("spec", "out_features", "out_channels")]
+        raise ValueError(f"model family {name!r} has no {form} form; it offers: {', '.join(entry.forms())}")
+    hidden = {"spec", "out_features", "out_channels", *entry.fixed}
+    accepted = [p for p in inspect.signature(builder).parameters if p not in hidden]
     unknown = sorted(set(options) - set(accepted))
     if unknown:
         raise TypeError(f"{form} model {name!r} does not accept {', '.join(unknown)}; accepted: {', '.join(accepted)}")
-    return builder(spec, size, **options)
+    return builder(spec, size, **entry.fixed, **options)
 
 
 def invariant(name: str, spec: WeightSpaceSpec, out_features: int = 1, **options: object) -> InvariantModel:
