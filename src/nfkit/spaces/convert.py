@@ -11,12 +11,13 @@ elementwise activations (ReLU, LeakyReLU, Tanh, Sigmoid, GELU, SiLU and
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
 from typing import TypeVar
 
 import torch
 from torch import nn
 
-from nfkit.errors import NonFiniteWeightsError, SpecMismatchError, UnsupportedModuleError
+from nfkit.errors import SpecMismatchError, UnsupportedModuleError
 from nfkit.spaces.activations import SUPPORTED_ACTIVATIONS, Activation
 from nfkit.spaces.features import WeightSpaceFeatures
 from nfkit.spaces.spec import LayerSpec, WeightSpaceSpec
@@ -118,7 +119,7 @@ def _layers_of(module: nn.Module) -> list[tuple[LayerSpec, nn.Module]]:
                 raise _unsupported(path, child, "an activation before the first layer")
             if not activation_open:
                 raise _unsupported(path, child, "two activations (or pooling then an activation) in a row")
-            layers[-1] = (_replace(last, activation=activation), layers[-1][1])
+            layers[-1] = (replace(last, activation=activation), layers[-1][1])
             activation_open = False
         elif isinstance(child, nn.AdaptiveAvgPool2d):
             if _pair(child.output_size) != (1, 1) or last is None or last.kind != "conv" or reduction is not None:
@@ -130,7 +131,7 @@ def _layers_of(module: nn.Module) -> list[tuple[LayerSpec, nn.Module]]:
                 raise _unsupported(path, child, "Flatten after a dense layer")
             if last is not None and reduction is None:
                 reduction = "flatten"  # conv maps must then be 1×1 for the Linear layer's sizes to fit
-            activation_open = activation_open and last is None
+            activation_open = False
         elif isinstance(child, _IGNORED):
             continue
         else:
@@ -140,12 +141,6 @@ def _layers_of(module: nn.Module) -> list[tuple[LayerSpec, nn.Module]]:
     if layers[-1][0].kind == "conv":
         raise _unsupported(layers[-1][0].name, layers[-1][1], "the network must end in a Linear layer")
     return layers
-
-
-def _replace(layer: LayerSpec, **changes: object) -> LayerSpec:
-    from dataclasses import replace
-
-    return replace(layer, **changes)  # type: ignore[arg-type]
 
 
 def spec_of(module: nn.Module) -> WeightSpaceSpec:
@@ -268,10 +263,7 @@ def from_state_dict(
             b = w.new_zeros(layer.n_out)
         weights.append(w.clone()[None, None])
         biases.append(b.clone()[None, None])
-    try:
-        return WeightSpaceFeatures(spec, weights, biases).check_finite("state dict")
-    except NonFiniteWeightsError:
-        raise
+    return WeightSpaceFeatures(spec, weights, biases).check_finite("state dict")
 
 
 def to_state_dict(features: WeightSpaceFeatures, names: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
