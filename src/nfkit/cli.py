@@ -21,7 +21,8 @@ def _check(args: argparse.Namespace) -> int:
     rows = run_checks(models, args.architectures, samples=args.samples, seed=args.seed)
     print(format_rows(rows))
     failed = [r for r in rows if not r.passed]
-    print(f"\n{len(rows) - len(failed)} passed, {len(failed)} failed")
+    skipped = [r for r in rows if not r.applicable]
+    print(f"\n{len(rows) - len(failed) - len(skipped)} passed, {len(failed)} failed, {len(skipped)} not applicable")
     return 1 if failed else 0
 
 

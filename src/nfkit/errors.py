@@ -12,6 +12,7 @@ __all__ = [
     "SpecMismatchError",
     "NonFiniteWeightsError",
     "GroupMismatchError",
+    "UnsupportedArchitectureError",
 ]
 
 
@@ -33,3 +34,7 @@ class NonFiniteWeightsError(NfkitError, ValueError):
 
 class GroupMismatchError(NfkitError, ValueError):
     """A group element applied to a weight space of other sizes, or groups of different spaces combined."""
+
+
+class UnsupportedArchitectureError(NfkitError, ValueError):
+    """A model family asked to work on a weight space whose symmetry it is not built for."""

@@ -13,10 +13,11 @@ from nfkit.spaces import WeightSpaceSpec, spec_of
 @pytest.mark.parametrize("name", models.available())
 def test_every_registered_model_passes_the_symmetry_check(name):
     rows = run_checks([name], samples=2)
-    assert rows, f"{name} was checked on nothing"
+    applicable = [r for r in rows if r.applicable]
+    assert len(applicable) >= 4, f"{name} was checked on too few architectures"
     failed = [f"{r.form} on {r.architecture}: {r.problem}" for r in rows if not r.passed]
     assert not failed, "\n".join(failed)
-    assert all(r.control_error is not None for r in rows), "every model needs a negative control"
+    assert all(r.control_error is not None for r in applicable), "every model needs a negative control"
 
 
 @pytest.mark.parametrize("name", models.available())
