@@ -1,6 +1,8 @@
 """Equivariant and invariant layers on weight-space features, one family per file."""
 
 from nfkit.layers.hnp import HNPLinear, HNPPool
+from nfkit.layers.magep import MagepInvariant, MagepLinear
+from nfkit.layers.monomial import MonomialInvariantMap, MonomialLinear
 from nfkit.layers.np import NPLinear, NPPool
 from nfkit.layers.permutation_basis import PermutationEquivariantLinear, PermutationInvariantPool
 from nfkit.layers.pointwise import ChannelNorm, FeatureActivation, FeatureDropout
@@ -11,6 +13,10 @@ __all__ = [
     "FeatureDropout",
     "HNPLinear",
     "HNPPool",
+    "MagepInvariant",
+    "MagepLinear",
+    "MonomialInvariantMap",
+    "MonomialLinear",
     "NPLinear",
     "NPPool",
     "PermutationEquivariantLinear",

@@ -78,12 +78,14 @@ class MonomialLinear(nn.Module):
     Args:
         spec: the weight space (MLP or CNN whose hidden activations are all ReLU-like or all odd).
         in_channels, out_channels: feature channels C → C'.
+        out_spec: the output's weight space, if not ``spec``: same neurons, other kernels
+            (e.g. ``spec.without_kernels()``); kernel entries are channels, so they may change.
 
     Attributes:
         group: the monomial group it is equivariant to (:func:`monomial_group`).
 
     Shapes:
-        weights ``(B, C, n_i, n_{i-1}, *kernel) → (B, C', n_i, n_{i-1}, *kernel)``,
+        weights ``(B, C, n_i, n_{i-1}, *kernel) → (B, C', n_i, n_{i-1}, *out_kernel)``,
         biases ``(B, C, n_i) → (B, C', n_i)``.
 
     Example:
@@ -94,13 +96,23 @@ class MonomialLinear(nn.Module):
         ('permutations × positive scaling', torch.Size([3, 4, 16, 16]))
     """
 
-    def __init__(self, spec: WeightSpaceSpec, in_channels: int, out_channels: int) -> None:
+    def __init__(
+        self, spec: WeightSpaceSpec, in_channels: int, out_channels: int, *, out_spec: WeightSpaceSpec | None = None
+    ) -> None:
         super().__init__()
+        out_spec = spec if out_spec is None else out_spec
+        if out_spec.neuron_sizes != spec.neuron_sizes or [l.bias for l in out_spec.layers] != [l.bias for l in spec.layers]:
+            raise SpecMismatchError(
+                f"MonomialLinear maps between specs with the same neurons and biases; got {spec.describe()} "
+                f"and {out_spec.describe()}"
+            )
         self.spec = spec
+        self.out_spec = out_spec
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.group = monomial_group(spec)
         self.fields = fields_of(spec, range(1, spec.num_layers))
+        self.out_fields = fields_of(out_spec, range(1, spec.num_layers))
         blocks: dict[tuple[tuple[int, int], ...], list[int]] = {}
         for n, f in enumerate(self.fields):
             blocks.setdefault(field_character(f, self.group), []).append(n)
@@ -109,14 +121,16 @@ class MonomialLinear(nn.Module):
         self.mixers = nn.ParameterList(
             nn.Parameter(
                 torch.empty(
-                    sum(out_channels * self.fields[n].fixed for n in members),
+                    sum(out_channels * self.out_fields[n].fixed for n in members),
                     sum(in_channels * self.fields[n].fixed for n in members),
                 )
             )
             for members in self.blocks
         )
         # a constant term only where no axis is scaled (b⁽ᴸ⁾, or everything when L = 1)
-        constant_rows = sum(out_channels * self.fields[n].fixed for c, m in zip(self.characters, self.blocks) if not c for n in m)
+        constant_rows = sum(
+            out_channels * self.out_fields[n].fixed for c, m in zip(self.characters, self.blocks) if not c for n in m
+        )
         self.constant = nn.Parameter(torch.zeros(constant_rows))
         self.reset_parameters()
 
@@ -141,10 +155,10 @@ class MonomialLinear(nn.Module):
             y = torch.matmul(mixer, x.reshape(batch, x.shape[1], -1))
             if not character:
                 y = y + self.constant.view(1, -1, 1)
-            for n, chunk in zip(members, y.split([self.out_channels * self.fields[n].fixed for n in members], dim=1)):
+            for n, chunk in zip(members, y.split([self.out_channels * self.out_fields[n].fixed for n in members], dim=1)):
                 outputs[n] = chunk.reshape(batch, chunk.shape[1], *sizes)
-        tensors = [f.from_field(y, self.out_channels) for f, y in zip(self.fields, outputs)]  # type: ignore[arg-type]
-        return features.with_tensors(tensors[0::2], tensors[1::2])
+        tensors = [f.from_field(y, self.out_channels) for f, y in zip(self.out_fields, outputs)]  # type: ignore[arg-type]
+        return WeightSpaceFeatures(self.out_spec, tensors[0::2], tensors[1::2])
 
     def extra_repr(self) -> str:
         return f"{self.in_channels}→{self.out_channels}, {self.group.name}, {len(self.blocks)} blocks"

@@ -5,7 +5,7 @@
 ``available()`` lists the names.
 """
 
-from nfkit.models import baselines, monomial_nfn, permutation_nfn  # noqa: F401  (they register their families)
+from nfkit.models import baselines, magep_nfn, monomial_nfn, permutation_nfn  # noqa: F401  (they register their families)
 from nfkit.models.base import EquivariantModel, InvariantModel, WeightSpaceModel, mlp_head
 from nfkit.models.registry import ModelFamily, available, equivariant, family, invariant, register
 

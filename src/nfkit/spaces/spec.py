@@ -152,6 +152,17 @@ class WeightSpaceSpec:
             )
         )
 
+    def without_kernels(self) -> WeightSpaceSpec:
+        """The same neurons, biases and activations with every layer dense (kernels folded away).
+
+        MAGEP-NFN takes matrix path products, which need one matrix per layer: a
+        :class:`~nfkit.layers.MonomialLinear` from a CNN spec to this spec moves the kernel
+        entries into channels first (Equivariant Polynomial Functional Networks, Sec. 5).
+        """
+        return WeightSpaceSpec(
+            tuple(LayerSpec("dense", l.n_out, l.n_in, bias=l.bias, activation=l.activation, name=l.name) for l in self.layers)
+        )
+
     # --- sizes and labels ------------------------------------------------------------------
     @property
     def num_layers(self) -> int:
