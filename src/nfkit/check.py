@@ -12,16 +12,14 @@ built for the architecture's spec and checked in float64:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from torch import nn
-
+from nfkit.architectures import CHECK_ARCHITECTURES
 from nfkit.errors import UnsupportedArchitectureError
 from nfkit.groups.neurons import Factor, HiddenNeuronGroup
 from nfkit.models import registry
 from nfkit.models.base import WeightSpaceModel
-from nfkit.spaces.activations import Sine
 from nfkit.spaces.convert import spec_of
 from nfkit.table import format_table
 from nfkit.testing import DEFAULT_BREAK_THRESHOLD, check_symmetry
@@ -29,33 +27,8 @@ from nfkit.testing import DEFAULT_BREAK_THRESHOLD, check_symmetry
 __all__ = ["ARCHITECTURES", "CheckRow", "negative_control_group", "run_checks", "format_rows"]
 
 
-def _mlp(activation: Callable[[], nn.Module], bias: bool = True) -> nn.Module:
-    return nn.Sequential(
-        nn.Linear(3, 6, bias=bias), activation(), nn.Linear(6, 5, bias=bias), activation(), nn.Linear(5, 2, bias=bias)
-    )
-
-
-def _cnn(activation: Callable[[], nn.Module]) -> nn.Module:
-    return nn.Sequential(
-        nn.Conv2d(1, 4, 3, stride=2),
-        activation(),
-        nn.Conv2d(4, 5, 3, stride=2),
-        activation(),
-        nn.AdaptiveAvgPool2d(1),
-        nn.Flatten(),
-        nn.Linear(5, 3),
-    )
-
-
 #: Small real networks whose specs the check runs on.
-ARCHITECTURES: dict[str, Callable[[], nn.Module]] = {
-    "mlp-relu": lambda: _mlp(nn.ReLU),
-    "mlp-tanh": lambda: _mlp(nn.Tanh),
-    "siren": lambda: nn.Sequential(nn.Linear(2, 8), Sine(), nn.Linear(8, 8), Sine(), nn.Linear(8, 1)),
-    "mlp-gelu-nobias": lambda: _mlp(nn.GELU, bias=False),
-    "cnn-relu": lambda: _cnn(nn.ReLU),
-    "cnn-tanh": lambda: _cnn(nn.Tanh),
-}
+ARCHITECTURES = CHECK_ARCHITECTURES
 
 _FACTOR_ORDER = (Factor.PERMUTATION, Factor.POSITIVE_SCALING, Factor.SIGN_FLIP)
 

@@ -26,6 +26,13 @@ def _check(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _params(args: argparse.Namespace) -> int:
+    from nfkit.params import format_parameter_rows
+
+    print(format_parameter_rows(args.architecture, args.hidden_channels))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``nfkit`` command."""
     parser = argparse.ArgumentParser(prog="nfkit", description="Neural functional networks on the weights of networks.")
@@ -36,6 +43,13 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--samples", type=int, default=3, help="group elements drawn per check")
     check.add_argument("--seed", type=int, default=0)
     check.set_defaults(run=_check)
+
+    from nfkit.architectures import REFERENCE_ARCHITECTURES
+
+    params = sub.add_parser("params", help="parameter counts of every registered model on a reference architecture")
+    params.add_argument("--architecture", choices=sorted(REFERENCE_ARCHITECTURES), default="small-cnn-zoo")
+    params.add_argument("--hidden-channels", type=int, nargs="+", help="the same widths for every family")
+    params.set_defaults(run=_params)
     return parser
 
 

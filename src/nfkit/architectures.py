@@ -1,0 +1,77 @@
+"""Named networks: the small ones ``nfkit check`` runs on, and the reference ones from the literature."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from torch import nn
+
+from nfkit.spaces.activations import Sine
+
+__all__ = ["small_cnn_zoo", "siren", "mlp", "CHECK_ARCHITECTURES", "REFERENCE_ARCHITECTURES"]
+
+
+def small_cnn_zoo(activation: Callable[[], nn.Module] = nn.ReLU, in_channels: int = 1) -> nn.Sequential:
+    """The Small CNN Zoo network (Unterthiner et al. 2020): 3 × conv 16 (3×3, stride 2), GAP, dense 10.
+
+    4,970 parameters for grayscale inputs.
+    """
+    return nn.Sequential(
+        nn.Conv2d(in_channels, 16, 3, stride=2),
+        activation(),
+        nn.Conv2d(16, 16, 3, stride=2),
+        activation(),
+        nn.Conv2d(16, 16, 3, stride=2),
+        activation(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(16, 10),
+    )
+
+
+def siren(in_features: int = 2, hidden: int = 32, out_features: int = 1, w0: float = 30.0) -> nn.Sequential:
+    """A SIREN ``in → hidden → hidden → out`` with sine activations (1,185 parameters by default)."""
+    return nn.Sequential(
+        nn.Linear(in_features, hidden), Sine(w0), nn.Linear(hidden, hidden), Sine(w0), nn.Linear(hidden, out_features)
+    )
+
+
+def mlp(sizes: tuple[int, ...], activation: Callable[[], nn.Module] = nn.ReLU, bias: bool = True) -> nn.Sequential:
+    """An MLP with one activation after every hidden layer."""
+    modules: list[nn.Module] = []
+    for i in range(len(sizes) - 1):
+        modules.append(nn.Linear(sizes[i], sizes[i + 1], bias=bias))
+        if i < len(sizes) - 2:
+            modules.append(activation())
+    return nn.Sequential(*modules)
+
+
+def _small_cnn(activation: Callable[[], nn.Module]) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(1, 4, 3, stride=2),
+        activation(),
+        nn.Conv2d(4, 5, 3, stride=2),
+        activation(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(5, 3),
+    )
+
+
+#: Small real networks whose specs ``nfkit check`` runs on (fast in float64).
+CHECK_ARCHITECTURES: dict[str, Callable[[], nn.Module]] = {
+    "mlp-relu": lambda: mlp((3, 6, 5, 2), nn.ReLU),
+    "mlp-tanh": lambda: mlp((3, 6, 5, 2), nn.Tanh),
+    "siren": lambda: siren(2, 8, 1),
+    "mlp-gelu-nobias": lambda: mlp((3, 6, 5, 2), nn.GELU, bias=False),
+    "cnn-relu": lambda: _small_cnn(nn.ReLU),
+    "cnn-tanh": lambda: _small_cnn(nn.Tanh),
+}
+
+#: Architectures of the published benchmarks.
+REFERENCE_ARCHITECTURES: dict[str, Callable[[], nn.Module]] = {
+    "small-cnn-zoo": small_cnn_zoo,
+    "small-cnn-zoo-tanh": lambda: small_cnn_zoo(nn.Tanh),
+    "siren-mnist": siren,
+    "mnist-mlp": lambda: mlp((784, 64, 64, 10)),
+}
