@@ -39,7 +39,14 @@ from nfkit.layers.permutation_basis import Field, fields_of
 from nfkit.spaces.features import WeightSpaceFeatures
 from nfkit.spaces.spec import WeightSpaceSpec
 
-__all__ = ["monomial_group", "field_character", "MonomialLinear", "MonomialInvariantMap"]
+__all__ = [
+    "monomial_group",
+    "equivariant_activation",
+    "field_character",
+    "MonomialLinear",
+    "MonomialInvariantMap",
+    "MonomialPool",
+]
 
 
 def monomial_group(spec: WeightSpaceSpec) -> HiddenNeuronGroup:
@@ -60,6 +67,14 @@ def monomial_group(spec: WeightSpaceSpec) -> HiddenNeuronGroup:
         f"monomial layers need a network with scaling or sign symmetry, but {spec.describe()} only has "
         f"{group.name} (hidden activations: {', '.join(map(str, spec.hidden_activations))}); use 'np' or 'hnp'"
     )
+
+
+def equivariant_activation(group: HiddenNeuronGroup) -> str:
+    """The entrywise nonlinearity that commutes with a monomial group.
+
+    ReLU for positive scaling (``σ(dx) = dσ(x)`` for d > 0); tanh for sign flips (odd).
+    """
+    return "relu" if Factor.POSITIVE_SCALING in group.factors else "tanh"
 
 
 def field_character(field: Field, group: HiddenNeuronGroup) -> tuple[tuple[int, int], ...]:
@@ -207,3 +222,24 @@ class MonomialInvariantMap(nn.Module):
                 x = x * gamma.view(shape) + beta.view(shape)
             out.append(x)
         return out
+
+
+@final
+class MonomialPool(nn.Module):
+    """Invariant readout: :class:`MonomialInvariantMap`, then the mean over each field's hidden axes.
+
+    Input and output neurons stay apart (``W⁽¹⁾`` keeps its input index, ``W⁽ᴸ⁾`` its output
+    index, ``b⁽ᴸ⁾`` is whole), as in HNP pooling.
+
+    Shapes:
+        features with C channels → ``(B, num_outputs)``.
+    """
+
+    def __init__(self, spec: WeightSpaceSpec, channels: int, group: HiddenNeuronGroup) -> None:
+        super().__init__()
+        self.invariant = MonomialInvariantMap(spec, channels, group)
+        self.num_outputs = sum(self.invariant.widths)
+
+    def forward(self, features: WeightSpaceFeatures) -> torch.Tensor:
+        fields = self.invariant(features)
+        return torch.cat([x.mean(dim=tuple(range(2, x.dim()))) if x.dim() > 2 else x for x in fields], dim=1)

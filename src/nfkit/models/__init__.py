@@ -6,13 +6,22 @@
 """
 
 from nfkit.models import baselines, magep_nfn, monomial_nfn, permutation_nfn  # noqa: F401  (they register their families)
-from nfkit.models.base import EquivariantModel, InvariantModel, WeightSpaceModel, mlp_head
+from nfkit.models.base import (
+    EquivariantModel,
+    InvariantModel,
+    StackedEquivariantModel,
+    StackedInvariantModel,
+    WeightSpaceModel,
+    mlp_head,
+)
 from nfkit.models.registry import ModelFamily, available, equivariant, family, invariant, register
 
 __all__ = [
     "EquivariantModel",
     "InvariantModel",
     "ModelFamily",
+    "StackedEquivariantModel",
+    "StackedInvariantModel",
     "WeightSpaceModel",
     "available",
     "equivariant",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Sequence
+from typing import final
 
 import torch
 from torch import nn
@@ -13,7 +14,14 @@ from nfkit.groups.base import Group
 from nfkit.spaces.features import WeightSpaceFeatures
 from nfkit.spaces.spec import WeightSpaceSpec
 
-__all__ = ["WeightSpaceModel", "InvariantModel", "EquivariantModel", "mlp_head"]
+__all__ = [
+    "WeightSpaceModel",
+    "InvariantModel",
+    "EquivariantModel",
+    "StackedInvariantModel",
+    "StackedEquivariantModel",
+    "mlp_head",
+]
 
 
 class WeightSpaceModel(nn.Module, abc.ABC):
@@ -77,6 +85,71 @@ class EquivariantModel(WeightSpaceModel):
             return features
         biases = [b if layer.bias else torch.zeros_like(b) for b, layer in zip(features.biases, self.spec.layers)]
         return features.with_tensors(features.weights, biases)
+
+
+@final
+class StackedInvariantModel(InvariantModel):
+    """``head(readout(trunk(x)))``: equivariant trunk, invariant readout, MLP head.
+
+    Args:
+        spec, group, in_channels: as for every model; ``group`` is what trunk and readout respect.
+        out_features: the head's output width.
+        trunk: features → features (equivariant to ``group``).
+        readout: features → ``(B, D)`` (invariant to ``group``).
+        head: ``(B, D) → (B, out_features)``.
+
+    Shapes:
+        features ``(B, in_channels, …)`` → ``(B, out_features)``.
+    """
+
+    def __init__(
+        self,
+        spec: WeightSpaceSpec,
+        group: Group,
+        in_channels: int,
+        out_features: int,
+        *,
+        trunk: nn.Module,
+        readout: nn.Module,
+        head: nn.Module,
+    ) -> None:
+        super().__init__(spec, group, in_channels)
+        self.out_features = out_features
+        self.trunk = trunk
+        self.readout = readout
+        self.head = head
+
+    def forward(self, features: WeightSpaceFeatures) -> torch.Tensor:
+        self.validate(features)
+        return self.head(self.readout(self.trunk(features)))
+
+
+@final
+class StackedEquivariantModel(EquivariantModel):
+    """``project(readout(trunk(x)))``: equivariant trunk and equivariant readout to ``out_channels``.
+
+    Shapes:
+        features with ``in_channels`` channels → features with ``out_channels`` channels.
+    """
+
+    def __init__(
+        self,
+        spec: WeightSpaceSpec,
+        group: Group,
+        in_channels: int,
+        out_channels: int,
+        *,
+        trunk: nn.Module,
+        readout: nn.Module,
+    ) -> None:
+        super().__init__(spec, group, in_channels)
+        self.out_channels = out_channels
+        self.trunk = trunk
+        self.readout = readout
+
+    def forward(self, features: WeightSpaceFeatures) -> WeightSpaceFeatures:
+        self.validate(features)
+        return self.project(self.readout(self.trunk(features)))
 
 
 def mlp_head(in_features: int, hidden: Sequence[int], out_features: int, dropout: float = 0.0) -> nn.Sequential:

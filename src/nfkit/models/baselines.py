@@ -15,41 +15,47 @@ from collections.abc import Sequence
 from typing import final
 
 import torch
+from torch import nn
 
 from nfkit.groups.neurons import permutations, trivial
-from nfkit.models.base import EquivariantModel, InvariantModel, mlp_head
+from nfkit.models.base import EquivariantModel, StackedInvariantModel, mlp_head
 from nfkit.models.registry import ModelFamily, register
 from nfkit.spaces.features import WeightSpaceFeatures
 from nfkit.spaces.spec import WeightSpaceSpec
 
-__all__ = ["FlatMLP", "FlatMLPEditor", "StatNN", "layer_statistics"]
+__all__ = ["flat_mlp", "FlatMLPEditor", "statnn", "layer_statistics", "Flattened", "LayerStatistics"]
 
 
-@final
-class FlatMLP(InvariantModel):
-    """An MLP on the flattened weight vector.
+class Flattened(nn.Module):
+    """All entries of every tensor, concatenated.
 
     Shapes:
-        features ``(B, C, …)`` → flattened ``(B, C·P)`` → ``(B, out_features)``.
+        features ``(B, C, …)`` → ``(B, C·P)``.
     """
 
-    def __init__(
-        self,
-        spec: WeightSpaceSpec,
-        out_features: int = 1,
-        *,
-        in_channels: int = 1,
-        hidden_channels: Sequence[int] = (256, 256),
-        dropout: float = 0.0,
-    ) -> None:
-        super().__init__(spec, trivial(spec.hidden_sizes), in_channels)
-        self.out_features = out_features
-        width = in_channels * spec.zeros(1).flatten().shape[-1]
-        self.mlp = mlp_head(width, hidden_channels, out_features, dropout)
-
     def forward(self, features: WeightSpaceFeatures) -> torch.Tensor:
-        self.validate(features)
-        return self.mlp(features.flatten().flatten(1))
+        return features.flatten().flatten(1)
+
+
+def flat_mlp(
+    spec: WeightSpaceSpec,
+    out_features: int = 1,
+    *,
+    in_channels: int = 1,
+    hidden_channels: Sequence[int] = (256, 256),
+    dropout: float = 0.0,
+) -> StackedInvariantModel:
+    """An MLP on the flattened weight vector: features ``(B, C, …)`` → ``(B, out_features)``."""
+    width = in_channels * spec.zeros(1).flatten().shape[-1]
+    return StackedInvariantModel(
+        spec,
+        trivial(spec.hidden_sizes),
+        in_channels,
+        out_features,
+        trunk=nn.Identity(),
+        readout=Flattened(),
+        head=mlp_head(width, hidden_channels, out_features, dropout),
+    )
 
 
 @final
@@ -108,37 +114,43 @@ def layer_statistics(features: WeightSpaceFeatures) -> torch.Tensor:
     return torch.cat(stats, dim=-1).flatten(1)
 
 
-@final
-class StatNN(InvariantModel):
-    """Per-tensor statistics then an MLP (Unterthiner et al. 2020).
+class LayerStatistics(nn.Module):
+    """:func:`layer_statistics` as a module.
 
     Shapes:
-        features ``(B, C, …)`` → statistics ``(B, C·2L·7)`` → ``(B, out_features)``.
+        features ``(B, C, …)`` with L layers → ``(B, C · 2L · 7)``.
     """
 
-    def __init__(
-        self,
-        spec: WeightSpaceSpec,
-        out_features: int = 1,
-        *,
-        in_channels: int = 1,
-        hidden_channels: Sequence[int] = (256, 256),
-        dropout: float = 0.0,
-    ) -> None:
-        super().__init__(spec, permutations(spec.hidden_sizes), in_channels)
-        self.out_features = out_features
-        self.mlp = mlp_head(in_channels * spec.num_layers * 2 * (2 + len(QUANTILES)), hidden_channels, out_features, dropout)
-
     def forward(self, features: WeightSpaceFeatures) -> torch.Tensor:
-        self.validate(features)
-        return self.mlp(layer_statistics(features))
+        return layer_statistics(features)
+
+
+def statnn(
+    spec: WeightSpaceSpec,
+    out_features: int = 1,
+    *,
+    in_channels: int = 1,
+    hidden_channels: Sequence[int] = (256, 256),
+    dropout: float = 0.0,
+) -> StackedInvariantModel:
+    """Per-tensor statistics then an MLP (Unterthiner et al. 2020): features → ``(B, out_features)``."""
+    width = in_channels * spec.num_layers * 2 * (2 + len(QUANTILES))
+    return StackedInvariantModel(
+        spec,
+        permutations(spec.hidden_sizes),
+        in_channels,
+        out_features,
+        trunk=nn.Identity(),
+        readout=LayerStatistics(),
+        head=mlp_head(width, hidden_channels, out_features, dropout),
+    )
 
 
 register(
     ModelFamily(
         "mlp",
         "MLP on the flattened weights (no symmetry; the baseline of Zhou et al. 2023)",
-        invariant=FlatMLP,
+        invariant=flat_mlp,
         equivariant=FlatMLPEditor,
     )
 )
@@ -146,6 +158,6 @@ register(
     ModelFamily(
         "statnn",
         "per-tensor statistics and an MLP (Unterthiner et al. 2020)",
-        invariant=StatNN,
+        invariant=statnn,
     )
 )

@@ -2,7 +2,7 @@
 
 Invariant form (the paper's Sec. 6 and its CNN-generalisation model)::
 
-    [MonomialLinear → σ] × len(hidden_channels) → MonomialInvariantMap → mean over hidden axes → MLP head
+    [MonomialLinear → σ] × len(hidden_channels) → MonomialPool (invariant map, hidden-axis means) → MLP head
 
 Equivariant form::
 
@@ -10,33 +10,28 @@ Equivariant form::
 
 The group and the nonlinearity σ both follow from ``spec.symmetry_group()`` (see
 :func:`nfkit.layers.monomial.monomial_group`), never from a flag: for ReLU-like networks the
-group is permutations × positive scaling and σ = ReLU (``σ(dx) = dσ(x)``, d > 0); for odd
-activations (Tanh, Sine) it is permutations × sign flips and σ = tanh (odd). A network with
-neither symmetry is refused with :class:`~nfkit.errors.UnsupportedArchitectureError`.
+group is permutations × positive scaling and σ = ReLU; for odd activations (Tanh, Sine) it is
+permutations × sign flips and σ = tanh. A network with neither symmetry is refused with
+:class:`~nfkit.errors.UnsupportedArchitectureError`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import final
 
-import torch
 from torch import nn
 
-from nfkit.groups.neurons import Factor
-from nfkit.layers.monomial import MonomialInvariantMap, MonomialLinear, monomial_group
+from nfkit.layers.monomial import MonomialLinear, MonomialPool, equivariant_activation, monomial_group
 from nfkit.layers.pointwise import FeatureActivation
-from nfkit.models.base import EquivariantModel, InvariantModel, mlp_head
+from nfkit.models.base import StackedEquivariantModel, StackedInvariantModel, mlp_head
 from nfkit.models.registry import ModelFamily, register
-from nfkit.spaces.features import WeightSpaceFeatures
 from nfkit.spaces.spec import WeightSpaceSpec
 
-__all__ = ["MonomialInvariantNFN", "MonomialEquivariantNFN"]
+__all__ = ["monomial_invariant", "monomial_equivariant"]
 
 
 def _trunk(spec: WeightSpaceSpec, in_channels: int, hidden_channels: Sequence[int]) -> nn.Sequential:
-    group = monomial_group(spec)
-    activation = "relu" if Factor.POSITIVE_SCALING in group.factors else "tanh"
+    activation = equivariant_activation(monomial_group(spec))
     modules: list[nn.Module] = []
     width = in_channels
     for h in hidden_channels:
@@ -45,69 +40,54 @@ def _trunk(spec: WeightSpaceSpec, in_channels: int, hidden_channels: Sequence[in
     return nn.Sequential(*modules)
 
 
-@final
-class MonomialInvariantNFN(InvariantModel):
-    """Monomial-NFN invariant model.
-
-    Shapes:
-        features ``(B, in_channels, …)`` → ``(B, out_features)``.
-    """
-
-    def __init__(
-        self,
-        spec: WeightSpaceSpec,
-        out_features: int = 1,
-        *,
-        in_channels: int = 1,
-        hidden_channels: Sequence[int] = (16, 16, 5),
-        head_hidden: Sequence[int] = (200, 200),
-        head_dropout: float = 0.0,
-    ) -> None:
-        super().__init__(spec, monomial_group(spec), in_channels)
-        self.out_features = out_features
-        self.trunk = _trunk(spec, in_channels, hidden_channels)
-        width = hidden_channels[-1] if hidden_channels else in_channels
-        self.invariant = MonomialInvariantMap(spec, width, self.group)  # type: ignore[arg-type]
-        self.head = mlp_head(sum(self.invariant.widths), head_hidden, out_features, head_dropout)
-
-    def forward(self, features: WeightSpaceFeatures) -> torch.Tensor:
-        self.validate(features)
-        fields = self.invariant(self.trunk(features))
-        pooled = [x.mean(dim=tuple(range(2, x.dim()))) if x.dim() > 2 else x for x in fields]
-        return self.head(torch.cat(pooled, dim=1))
+def monomial_invariant(
+    spec: WeightSpaceSpec,
+    out_features: int = 1,
+    *,
+    in_channels: int = 1,
+    hidden_channels: Sequence[int] = (16, 16, 5),
+    head_hidden: Sequence[int] = (200, 200),
+    head_dropout: float = 0.0,
+) -> StackedInvariantModel:
+    """Monomial-NFN invariant model: features ``(B, in_channels, …)`` → ``(B, out_features)``."""
+    group = monomial_group(spec)
+    width = hidden_channels[-1] if hidden_channels else in_channels
+    readout = MonomialPool(spec, width, group)
+    return StackedInvariantModel(
+        spec,
+        group,
+        in_channels,
+        out_features,
+        trunk=_trunk(spec, in_channels, hidden_channels),
+        readout=readout,
+        head=mlp_head(readout.num_outputs, head_hidden, out_features, head_dropout),
+    )
 
 
-@final
-class MonomialEquivariantNFN(EquivariantModel):
-    """Monomial-NFN equivariant model.
-
-    Shapes:
-        features with ``in_channels`` channels → features with ``out_channels`` channels.
-    """
-
-    def __init__(
-        self,
-        spec: WeightSpaceSpec,
-        out_channels: int = 1,
-        *,
-        in_channels: int = 1,
-        hidden_channels: Sequence[int] = (16, 16),
-    ) -> None:
-        super().__init__(spec, monomial_group(spec), in_channels)
-        self.out_channels = out_channels
-        self.trunk = _trunk(spec, in_channels, hidden_channels)
-        self.readout = MonomialLinear(spec, hidden_channels[-1] if hidden_channels else in_channels, out_channels)
-
-    def forward(self, features: WeightSpaceFeatures) -> WeightSpaceFeatures:
-        self.validate(features)
-        return self.project(self.readout(self.trunk(features)))
+def monomial_equivariant(
+    spec: WeightSpaceSpec,
+    out_channels: int = 1,
+    *,
+    in_channels: int = 1,
+    hidden_channels: Sequence[int] = (16, 16),
+) -> StackedEquivariantModel:
+    """Monomial-NFN equivariant model: features → features with ``out_channels`` channels."""
+    width = hidden_channels[-1] if hidden_channels else in_channels
+    return StackedEquivariantModel(
+        spec,
+        monomial_group(spec),
+        in_channels,
+        out_channels,
+        trunk=_trunk(spec, in_channels, hidden_channels),
+        readout=MonomialLinear(spec, width, out_channels),
+    )
 
 
 register(
     ModelFamily(
         "monomial",
         "Monomial-NFN: equivariant to hidden permutations × scaling or sign flips (Tran et al. 2024)",
-        invariant=MonomialInvariantNFN,
-        equivariant=MonomialEquivariantNFN,
+        invariant=monomial_invariant,
+        equivariant=monomial_equivariant,
     )
 )

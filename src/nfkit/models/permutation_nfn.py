@@ -17,9 +17,7 @@ scale-equivariant, so the models are not scale-invariant (the negative control).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import final
 
-import torch
 from torch import nn
 
 from nfkit.groups.neurons import permutations
@@ -27,12 +25,11 @@ from nfkit.layers.hnp import HNPLinear, HNPPool
 from nfkit.layers.np import NPLinear, NPPool
 from nfkit.layers.permutation_basis import PermutationEquivariantLinear, PermutationInvariantPool
 from nfkit.layers.pointwise import ChannelNorm, FeatureActivation, FeatureDropout
-from nfkit.models.base import EquivariantModel, InvariantModel, mlp_head
+from nfkit.models.base import StackedEquivariantModel, StackedInvariantModel, mlp_head
 from nfkit.models.registry import ModelFamily, register
-from nfkit.spaces.features import WeightSpaceFeatures
 from nfkit.spaces.spec import WeightSpaceSpec
 
-__all__ = ["PermutationInvariantNFN", "PermutationEquivariantNFN"]
+__all__ = ["permutation_invariant", "permutation_equivariant"]
 
 _VARIANTS: dict[str, tuple[type[PermutationEquivariantLinear], type[PermutationInvariantPool]]] = {
     "np": (NPLinear, NPPool),
@@ -66,76 +63,61 @@ def _trunk(
     return nn.Sequential(*modules)
 
 
-@final
-class PermutationInvariantNFN(InvariantModel):
-    """NP or HNP layers, invariant pooling and an MLP head.
-
-    Shapes:
-        features ``(B, in_channels, …)`` → ``(B, out_features)``.
-    """
-
-    def __init__(
-        self,
-        spec: WeightSpaceSpec,
-        out_features: int = 1,
-        *,
-        variant: str,
-        in_channels: int = 1,
-        hidden_channels: Sequence[int] = (16, 16, 16),
-        head_hidden: Sequence[int] = (256, 256),
-        normalize: bool = False,
-        dropout: float = 0.0,
-        head_dropout: float = 0.0,
-    ) -> None:
-        super().__init__(spec, permutations(spec.hidden_sizes), in_channels)
-        linear, pool = _variant(variant)
-        self.out_features = out_features
-        self.trunk = _trunk(spec, linear, in_channels, hidden_channels, normalize, dropout)
-        self.pool = pool(spec)
-        width = hidden_channels[-1] if hidden_channels else in_channels
-        self.head = mlp_head(self.pool.num_outputs(width), head_hidden, out_features, head_dropout)
-
-    def forward(self, features: WeightSpaceFeatures) -> torch.Tensor:
-        self.validate(features)
-        return self.head(self.pool(self.trunk(features)))
+def permutation_invariant(
+    spec: WeightSpaceSpec,
+    out_features: int = 1,
+    *,
+    variant: str,
+    in_channels: int = 1,
+    hidden_channels: Sequence[int] = (16, 16, 16),
+    head_hidden: Sequence[int] = (256, 256),
+    normalize: bool = False,
+    dropout: float = 0.0,
+    head_dropout: float = 0.0,
+) -> StackedInvariantModel:
+    """NP or HNP layers, invariant pooling and an MLP head: features → ``(B, out_features)``."""
+    linear, pool = _variant(variant)
+    readout = pool(spec)
+    width = hidden_channels[-1] if hidden_channels else in_channels
+    return StackedInvariantModel(
+        spec,
+        permutations(spec.hidden_sizes),
+        in_channels,
+        out_features,
+        trunk=_trunk(spec, linear, in_channels, hidden_channels, normalize, dropout),
+        readout=readout,
+        head=mlp_head(readout.num_outputs(width), head_hidden, out_features, head_dropout),
+    )
 
 
-@final
-class PermutationEquivariantNFN(EquivariantModel):
-    """NP or HNP layers with ReLUs, ending in an equivariant linear layer.
-
-    Shapes:
-        features with ``in_channels`` channels → features with ``out_channels`` channels.
-    """
-
-    def __init__(
-        self,
-        spec: WeightSpaceSpec,
-        out_channels: int = 1,
-        *,
-        variant: str,
-        in_channels: int = 1,
-        hidden_channels: Sequence[int] = (16, 16, 16),
-        normalize: bool = False,
-        dropout: float = 0.0,
-    ) -> None:
-        super().__init__(spec, permutations(spec.hidden_sizes), in_channels)
-        linear, _ = _variant(variant)
-        self.out_channels = out_channels
-        self.trunk = _trunk(spec, linear, in_channels, hidden_channels, normalize, dropout)
-        self.readout = linear(spec, hidden_channels[-1] if hidden_channels else in_channels, out_channels)
-
-    def forward(self, features: WeightSpaceFeatures) -> WeightSpaceFeatures:
-        self.validate(features)
-        return self.project(self.readout(self.trunk(features)))
+def permutation_equivariant(
+    spec: WeightSpaceSpec,
+    out_channels: int = 1,
+    *,
+    variant: str,
+    in_channels: int = 1,
+    hidden_channels: Sequence[int] = (16, 16, 16),
+    normalize: bool = False,
+    dropout: float = 0.0,
+) -> StackedEquivariantModel:
+    """NP or HNP layers with ReLUs, ending in an equivariant linear layer to ``out_channels``."""
+    linear, _ = _variant(variant)
+    return StackedEquivariantModel(
+        spec,
+        permutations(spec.hidden_sizes),
+        in_channels,
+        out_channels,
+        trunk=_trunk(spec, linear, in_channels, hidden_channels, normalize, dropout),
+        readout=linear(spec, hidden_channels[-1] if hidden_channels else in_channels, out_channels),
+    )
 
 
 register(
     ModelFamily(
         "np",
         "NP layers, equivariant to permutations of every neuron layer (Zhou et al. 2023, Eq. 2)",
-        invariant=PermutationInvariantNFN,
-        equivariant=PermutationEquivariantNFN,
+        invariant=permutation_invariant,
+        equivariant=permutation_equivariant,
         fixed={"variant": "np"},
     )
 )
@@ -143,8 +125,8 @@ register(
     ModelFamily(
         "hnp",
         "HNP layers, equivariant to hidden-neuron permutations (Zhou et al. 2023, Sec. 3.2)",
-        invariant=PermutationInvariantNFN,
-        equivariant=PermutationEquivariantNFN,
+        invariant=permutation_invariant,
+        equivariant=permutation_equivariant,
         fixed={"variant": "hnp"},
     )
 )
