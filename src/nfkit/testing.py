@@ -220,9 +220,10 @@ def assert_not_equivariant(
     """
     report = check_symmetry(module, larger_group, inputs, **options)  # type: ignore[arg-type]
     if report.max_error <= threshold:
+        hint = " or its output does not depend on its input (a constant function respects every group)"
         raise AssertionError(
             f"negative control failed: the module is {report.kind} under {larger_group.name} "
             f"as well (largest error {report.max_error:.3e} <= {threshold:.1e}); "
-            f"it respects a larger group than it should, or the control group is wrong"
+            f"it respects a larger group than it should, the control group is wrong,{hint}"
         )
     return report
