@@ -1,11 +1,13 @@
-"""Forward+backward time and peak memory of NP and HNP stacks (a benchmark, not a test).
+"""Forward+backward time and peak memory of equivariant stacks (a benchmark, not a test).
 
 Each configuration runs in its own subprocess so that its peak resident memory is its own.
-The stack is ``in→32→32→1`` equivariant layers with ReLUs (the ``hidden_channels=[32, 32]``
-equivariant model) on an MLP 784-64-64-10 weight space, batch 32, as in the foundation issue.
+The stack is the ``hidden_channels=[C, C]`` equivariant model of a registered family
+(``1→C→C→1`` layers with nonlinearities) on an MLP weight space, by default 784-64-64-10
+at batch 32 and C = 32, as in the foundation issue. "channel-mixing floor" is the per-entry
+``1→C→C→1`` MLP alone, the cost no NP stack can go below.
 
-    python benchmarks/np_hnp_layers.py                 # all variants
-    python benchmarks/np_hnp_layers.py --variants np   # one
+    python benchmarks/equivariant_stacks.py                               # floor, np, hnp
+    python benchmarks/equivariant_stacks.py --variants np monomial magep --sizes 2 32 32 1
 """
 
 from __future__ import annotations
