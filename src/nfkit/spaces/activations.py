@@ -63,10 +63,12 @@ _KINDS: dict[str, _Kind] = {
     "sigmoid": _Kind(nn.Sigmoid, False, False, None),
     "gelu": _Kind(nn.GELU, False, False, "approximate"),
     "silu": _Kind(nn.SiLU, False, False, None),
+    # a dataset whose networks use different activations: only what they all share (permutations) holds
+    "mixed": _Kind(nn.Identity, False, False, None),
 }
 
 #: Names accepted by :meth:`Activation.parse` and recognised by :func:`nfkit.spaces.spec_of`.
-SUPPORTED_ACTIVATIONS: tuple[str, ...] = tuple(k for k in _KINDS if k != "identity")
+SUPPORTED_ACTIVATIONS: tuple[str, ...] = tuple(k for k in _KINDS if k not in ("identity", "mixed"))
 
 
 @final
@@ -117,13 +119,15 @@ class Activation:
     def from_module(module: nn.Module) -> Activation | None:
         """The activation a module computes, or ``None`` if it is not a supported activation."""
         for name, kind in _KINDS.items():
-            if type(module) is kind.module_type and name != "identity":
+            if type(module) is kind.module_type and name not in ("identity", "mixed"):
                 attribute = kind.parameter_attribute
                 return Activation(name, getattr(module, attribute) if attribute else None)
         return None
 
     def module(self) -> nn.Module:
         """A fresh ``nn.Module`` computing this activation."""
+        if self.name == "mixed":
+            raise UnsupportedModuleError("'mixed' describes a dataset of networks with different activations, not a module")
         kind = _KINDS[self.name]
         if kind.parameter_attribute is None:
             return kind.module_type()
