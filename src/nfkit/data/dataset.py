@@ -1,0 +1,120 @@
+"""Datasets of networks as weight-space features, with symmetry-compatible normalisation and augmentation."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import final
+
+import torch
+from torch.utils.data import Dataset
+
+from nfkit.errors import SpecMismatchError
+from nfkit.groups.base import Group
+from nfkit.groups.neurons import Factor, HiddenNeuronGroup
+from nfkit.spaces.features import WeightSpaceFeatures, stack
+
+__all__ = ["WeightDataset", "collate", "SymmetryAugmentation", "Normalization"]
+
+Transform = Callable[[WeightSpaceFeatures], WeightSpaceFeatures]
+
+
+@final
+class WeightDataset(Dataset):
+    """Networks (a batch of features) with one label each.
+
+    Args:
+        features: ``WeightSpaceFeatures`` of batch N.
+        labels: a tensor with N rows.
+        transform: applied to each item's features (e.g. :class:`SymmetryAugmentation`).
+
+    Items are ``(features with batch 1, label)``; :func:`collate` batches them.
+
+    Example:
+        >>> from nfkit.spaces import WeightSpaceSpec
+        >>> spec = WeightSpaceSpec.mlp([2, 4, 1])
+        >>> data = WeightDataset(spec.randn(10), torch.arange(10.0))
+        >>> x, y = collate([data[0], data[3]])
+        >>> len(x), y.tolist()
+        (2, [0.0, 3.0])
+    """
+
+    def __init__(self, features: WeightSpaceFeatures, labels: torch.Tensor, transform: Transform | None = None) -> None:
+        if len(labels) != len(features):
+            raise SpecMismatchError(f"{len(features)} networks but {len(labels)} labels")
+        self.features = features
+        self.labels = labels
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    def __getitem__(self, index: int) -> tuple[WeightSpaceFeatures, torch.Tensor]:
+        item = self.features[index]
+        if self.transform is not None:
+            item = self.transform(item)
+        return item, self.labels[index]
+
+    def subset(self, indices: Sequence[int] | torch.Tensor, transform: Transform | None = None) -> WeightDataset:
+        """The networks at ``indices`` (a split), optionally with another transform."""
+        index = torch.as_tensor(indices, dtype=torch.long)
+        return WeightDataset(self.features[index], self.labels[index], transform)
+
+
+def collate(items: Sequence[tuple[WeightSpaceFeatures, torch.Tensor]]) -> tuple[WeightSpaceFeatures, torch.Tensor]:
+    """Batch ``(features, label)`` items: features are stacked along the batch axis."""
+    return stack([f for f, _ in items]), torch.stack([torch.as_tensor(y) for _, y in items])
+
+
+@final
+class SymmetryAugmentation:
+    """A transform that applies a random element of ``group`` (a function-preserving change).
+
+    Use the spec's group (``spec.symmetry_group()``) or a subgroup the model respects; for ReLU
+    nets, positive scalings drawn from ``U[1, 10^k]``-like ranges are the augmentation of the
+    Monomial-NFN papers (``HiddenNeuronGroup.with_scale_range``).
+    """
+
+    def __init__(self, group: Group, generator: torch.Generator | None = None) -> None:
+        self.group = group
+        self.generator = generator
+
+    def __call__(self, features: WeightSpaceFeatures) -> WeightSpaceFeatures:
+        return self.group.sample(self.generator).act(features)
+
+
+@final
+@dataclass(frozen=True)
+class Normalization:
+    """Per-tensor affine normalisation chosen so that it commutes with the group.
+
+    ``x ↦ (x - shift_i) / scale_i`` with one scalar pair per weight or bias tensor. Centering
+    commutes with permutations but not with scaling or sign flips (``d(x - μ) ≠ dx - μ``), so:
+
+    * permutations only: shift = the tensor's mean over the training set, scale = its std;
+    * with scaling or sign flips: shift = 0, scale = the tensor's root mean square.
+
+    A per-entry standardisation would break even permutation equivariance; it is never used.
+    """
+
+    shifts: tuple[float, ...]
+    scales: tuple[float, ...]
+
+    @staticmethod
+    def fit(features: WeightSpaceFeatures, group: HiddenNeuronGroup) -> Normalization:
+        """Statistics of a training set (features of batch N) for ``group``."""
+        centre = group.factors <= {Factor.PERMUTATION}
+        shifts, scales = [], []
+        for t in features.tensors():
+            t = t.double()
+            if centre:
+                shifts.append(t.mean().item())
+                scales.append(max(t.std().item(), 1e-12) if t.numel() > 1 else 1.0)
+            else:
+                shifts.append(0.0)
+                scales.append(max(t.square().mean().sqrt().item(), 1e-12))
+        return Normalization(tuple(shifts), tuple(scales))
+
+    def __call__(self, features: WeightSpaceFeatures) -> WeightSpaceFeatures:
+        tensors = [(t - s) / c for t, s, c in zip(features.tensors(), self.shifts, self.scales)]
+        return features.with_tensors(tensors[0::2], tensors[1::2])
