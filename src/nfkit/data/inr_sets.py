@@ -1,0 +1,160 @@
+"""Published INR datasets: DWS INR sets and NFN SIREN folders (one state dict per image).
+
+Both hold SIRENs 2 → 32 → 32 → out with sine activations ``sin(30 · (W x + b))``; sin is odd,
+so the sign-flip group acts on their hidden neurons and positive scaling does not.
+
+* **DWS** (Navon et al. 2023): ``nn.Sequential(Siren(2, 32), Siren(32, 32), nn.Linear(32, 1))``,
+  keys ``seq.{0,1,2}.{weight,bias}``, and a splits JSON
+  ``{"train": {"path": [...], "label": [...]}, "val": ..., "test": ...}``.
+* **NFN** (Zhou et al. 2023): ``siren_*_wts/<prefix>_<label>s/net<idx>.pth`` with keys
+  ``net.0.linear.*``, ``net.1.linear.*``, ``net.2.*``; splits by position after sorting by
+  ``idx``, at ``split_points`` (45,000 and 50,000 in the paper's configs).
+
+Checkpoints from outside are untrusted: they are read with ``torch.load(weights_only=True)``,
+and a file that needs arbitrary unpickling is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from nfkit.data.small_cnn_zoo import ZooFormatError
+from nfkit.errors import SpecMismatchError
+from nfkit.spaces.convert import from_state_dict
+from nfkit.spaces.features import WeightSpaceFeatures, stack
+from nfkit.spaces.spec import WeightSpaceSpec
+
+__all__ = ["INRSet", "siren_spec", "read_state_dict", "load_dws_inrs", "load_nfn_sirens"]
+
+DWS_NAMES = ("seq.0", "seq.1", "seq.2")
+NFN_NAMES = ("net.0.linear", "net.1.linear", "net.2")
+
+
+def siren_spec(out_features: int = 1, hidden: int = 32, w0: float = 30.0) -> WeightSpaceSpec:
+    """The SIREN 2 → hidden → hidden → out weight space with ``Sine(w0)`` activations."""
+    from nfkit.spaces.activations import Activation
+
+    return WeightSpaceSpec.mlp([2, hidden, hidden, out_features], Activation("sine", w0))
+
+
+def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """A state dict from an untrusted ``.pth`` file: tensors only, never arbitrary objects."""
+    if not path.is_file():
+        raise ZooFormatError(f"{path} is missing")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise ZooFormatError(
+            f"{path} needs arbitrary unpickling to load, which nfkit refuses for files from outside "
+            f"({str(error).splitlines()[0]}); re-save it as a plain state dict of tensors"
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError) as error:
+        raise ZooFormatError(f"{path} is not a readable PyTorch file; it may be truncated ({error})") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ZooFormatError(f"{path} does not hold a state dict of tensors")
+    return state
+
+
+def _features(paths: list[Path], spec: WeightSpaceSpec, names: tuple[str, ...]) -> WeightSpaceFeatures:
+    items = []
+    for path in paths:
+        try:
+            items.append(from_state_dict(read_state_dict(path), spec, names=list(names)).to(torch.float32))
+        except SpecMismatchError as error:
+            raise ZooFormatError(f"{path}: {error}") from None
+    return stack(items)
+
+
+@dataclass
+class INRSet:
+    """INRs as weight-space features with class labels and splits.
+
+    Attributes:
+        spec: the SIREN weight space.
+        features: batch N, one channel.
+        labels: ``(N,)`` long tensor of image classes.
+        splits: ``{"train", "val", "test"}`` → indices into ``features``.
+        paths: the file each network came from.
+    """
+
+    spec: WeightSpaceSpec
+    features: WeightSpaceFeatures
+    labels: torch.Tensor
+    splits: dict[str, np.ndarray]
+    paths: list[Path]
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+
+def load_dws_inrs(splits_json: str | Path, root: str | Path | None = None, out_features: int = 1) -> INRSet:
+    """Load a DWS INR set from its splits JSON (paths are resolved against ``root``, default: the JSON's folder)."""
+    splits_json = Path(splits_json)
+    if not splits_json.is_file():
+        raise ZooFormatError(f"{splits_json} is missing")
+    try:
+        table = json.loads(splits_json.read_text())
+    except json.JSONDecodeError as error:
+        raise ZooFormatError(f"{splits_json} is not valid JSON ({error})") from None
+    base = Path(root) if root is not None else splits_json.parent
+    paths: list[Path] = []
+    labels: list[int] = []
+    splits: dict[str, np.ndarray] = {}
+    for split in ("train", "val", "test"):
+        entry = table.get(split)
+        if not isinstance(entry, dict) or len(entry.get("path", [])) != len(entry.get("label", [None])):
+            raise ZooFormatError(f'{splits_json}: "{split}" must be {{"path": [...], "label": [...]}} of equal lengths')
+        splits[split] = np.arange(len(paths), len(paths) + len(entry["path"]))
+        paths += [Path(p) if Path(p).is_absolute() else base / p for p in entry["path"]]
+        labels += [int(v) for v in entry["label"]]
+    spec = siren_spec(out_features)
+    return INRSet(spec, _features(paths, spec, DWS_NAMES), torch.tensor(labels), splits, paths)
+
+
+_NFN_DIR = re.compile(r"^(?P<prefix>.+)_(?P<label>\d+)s$")
+_NFN_FILE = re.compile(r"^net(?P<idx>\d+)\.pth$")
+
+
+def load_nfn_sirens(
+    root: str | Path,
+    prefix: str = "randinit_smaller",
+    split_points: tuple[int, int] = (45_000, 50_000),
+    out_features: int = 1,
+) -> INRSet:
+    """Load an NFN SIREN folder ``root/<prefix>_<label>s/net<idx>.pth``.
+
+    Only folders whose prefix is exactly ``prefix`` are read (``<prefix>_aug<k>`` copies are not
+    picked up by accident). Networks are ordered by ``idx``; the first ``split_points[0]`` are
+    train, the next ones up to ``split_points[1]`` val, the rest test.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise ZooFormatError(f"{root} is not a folder of <prefix>_<label>s/net<idx>.pth files")
+    found: list[tuple[int, int, Path]] = []
+    for folder in sorted(root.iterdir()):
+        match = _NFN_DIR.match(folder.name)
+        if not folder.is_dir() or match is None or match["prefix"] != prefix:
+            continue
+        for file in folder.iterdir():
+            m = _NFN_FILE.match(file.name)
+            if m is not None:
+                found.append((int(m["idx"]), int(match["label"]), file))
+    if not found:
+        raise ZooFormatError(f"{root} has no {prefix}_<label>s/net<idx>.pth files")
+    found.sort()
+    indices = [i for i, _, _ in found]
+    if len(set(indices)) != len(indices):
+        raise ZooFormatError(f"{root}: some net<idx>.pth index appears in two label folders")
+    n = len(found)
+    a, b = min(split_points[0], n), min(split_points[1], n)
+    splits = {"train": np.arange(0, a), "val": np.arange(a, b), "test": np.arange(b, n)}
+    spec = siren_spec(out_features)
+    paths = [p for _, _, p in found]
+    return INRSet(spec, _features(paths, spec, NFN_NAMES), torch.tensor([l for _, l, _ in found]), splits, paths)
