@@ -11,17 +11,18 @@ from nfkit.spaces.activations import Sine
 __all__ = ["small_cnn_zoo", "siren", "mlp", "CHECK_ARCHITECTURES", "REFERENCE_ARCHITECTURES"]
 
 
-def small_cnn_zoo(activation: Callable[[], nn.Module] = nn.ReLU, in_channels: int = 1) -> nn.Sequential:
+def small_cnn_zoo(activation: Callable[[], nn.Module] = nn.ReLU, in_channels: int = 1, padding: int = 0) -> nn.Sequential:
     """The Small CNN Zoo network (Unterthiner et al. 2020): 3 × conv 16 (3×3, stride 2), GAP, dense 10.
 
-    4,970 parameters for grayscale inputs.
+    4,970 parameters for grayscale inputs. ``padding=1`` fits 8×8 images (8 → 4 → 2 → 1) with the
+    same weight space.
     """
     return nn.Sequential(
-        nn.Conv2d(in_channels, 16, 3, stride=2),
+        nn.Conv2d(in_channels, 16, 3, stride=2, padding=padding),
         activation(),
-        nn.Conv2d(16, 16, 3, stride=2),
+        nn.Conv2d(16, 16, 3, stride=2, padding=padding),
         activation(),
-        nn.Conv2d(16, 16, 3, stride=2),
+        nn.Conv2d(16, 16, 3, stride=2, padding=padding),
         activation(),
         nn.AdaptiveAvgPool2d(1),
         nn.Flatten(),

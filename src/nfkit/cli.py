@@ -33,6 +33,51 @@ def _params(args: argparse.Namespace) -> int:
     return 0
 
 
+def _shard(text: str) -> tuple[int, int]:
+    try:
+        index, count = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--shard takes i/n, e.g. 0/2; got {text!r}") from None
+    if not 0 <= index < count:
+        raise argparse.ArgumentTypeError(f"--shard {text}: need 0 <= i < n")
+    return index, count
+
+
+def _zoo_generate(args: argparse.Namespace) -> int:
+    from nfkit.data.cnn_zoo import CNNZooConfig
+    from nfkit.data.generate import generate_cnn_zoo
+
+    if args.kind != "cnn":
+        print(f"nfkit zoo generate: {args.kind!r} is not available yet; available: cnn", file=sys.stderr)
+        return 2
+    config = CNNZooConfig(
+        size=args.size, seed=args.seed, epochs=args.epochs, checkpoints=tuple(args.checkpoints or (1, max(1, args.epochs // 2), args.epochs)),
+        chunk=args.chunk, activations=tuple(args.activations),
+    )
+    try:
+        result = generate_cnn_zoo(args.out, config, shard=args.shard, overwrite=args.overwrite)
+    except FileExistsError as error:
+        print(f"nfkit zoo generate: {error}", file=sys.stderr)
+        return 1
+    print(result if result is not None else "shard finished; the zoo is merged when the last shard finishes")
+    return 0
+
+
+def _zoo_info(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from nfkit.data.zoo_format import load_zoo
+
+    zoo = load_zoo(args.path)
+    print(f"{args.path}: {zoo.kind} zoo, {len(zoo)} rows, {zoo.spec.describe()}")
+    print("splits: " + ", ".join(f"{k} {len(v)}" for k, v in zoo.splits.items()))
+    for name in ("test_accuracy", "train_accuracy"):
+        if name in zoo.table:
+            q = np.quantile(zoo.table[name].astype(float), [0, 0.25, 0.5, 0.75, 1])
+            print(f"{name}: min {q[0]:.3f}  p25 {q[1]:.3f}  median {q[2]:.3f}  p75 {q[3]:.3f}  max {q[4]:.3f}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``nfkit`` command."""
     parser = argparse.ArgumentParser(prog="nfkit", description="Neural functional networks on the weights of networks.")
@@ -50,6 +95,24 @@ def build_parser() -> argparse.ArgumentParser:
     params.add_argument("--architecture", choices=sorted(REFERENCE_ARCHITECTURES), default="small-cnn-zoo")
     params.add_argument("--hidden-channels", type=int, nargs="+", help="the same widths for every family")
     params.set_defaults(run=_params)
+
+    zoo = sub.add_parser("zoo", help="generate and inspect model zoos")
+    zoo_sub = zoo.add_subparsers(dest="zoo_command", required=True)
+    generate = zoo_sub.add_parser("generate", help="train a zoo (resumable; shardable with --shard or torchrun)")
+    generate.add_argument("kind", help="cnn")
+    generate.add_argument("--out", required=True, help="the zoo folder to create")
+    generate.add_argument("--size", type=int, default=2000, help="number of networks")
+    generate.add_argument("--seed", type=int, default=0)
+    generate.add_argument("--epochs", type=int, default=8)
+    generate.add_argument("--checkpoints", type=int, nargs="+", help="epochs to store (default: 1, epochs/2, epochs)")
+    generate.add_argument("--chunk", type=int, default=200, help="networks trained together (and the unit of resuming)")
+    generate.add_argument("--activations", nargs="+", default=["relu", "tanh"], choices=["relu", "tanh"])
+    generate.add_argument("--shard", type=_shard, help="i/n: do every n-th chunk starting at i (default: torchrun rank)")
+    generate.add_argument("--overwrite", action="store_true", help="replace an existing zoo folder")
+    generate.set_defaults(run=_zoo_generate)
+    info = zoo_sub.add_parser("info", help="summarise a zoo folder (verifies its checksums)")
+    info.add_argument("path")
+    info.set_defaults(run=_zoo_info)
     return parser
 
 

@@ -1,7 +1,15 @@
 """Weight spaces: specs, feature containers, and conversion from and to ``torch.nn`` modules."""
 
 from nfkit.spaces.activations import SUPPORTED_ACTIVATIONS, Activation, Sine
-from nfkit.spaces.convert import SUPPORTED_MODULES, from_state_dict, load_into, spec_of, to_state_dict, weights_of
+from nfkit.spaces.convert import (
+    SUPPORTED_MODULES,
+    from_state_dict,
+    load_into,
+    module_from_spec,
+    spec_of,
+    to_state_dict,
+    weights_of,
+)
 from nfkit.spaces.features import WeightSpaceFeatures, cat_channels, stack
 from nfkit.spaces.spec import Axis, LayerSpec, WeightSpaceSpec
 
@@ -17,6 +25,7 @@ __all__ = [
     "cat_channels",
     "from_state_dict",
     "load_into",
+    "module_from_spec",
     "spec_of",
     "stack",
     "to_state_dict",

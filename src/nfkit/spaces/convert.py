@@ -22,7 +22,15 @@ from nfkit.spaces.activations import SUPPORTED_ACTIVATIONS, Activation
 from nfkit.spaces.features import WeightSpaceFeatures
 from nfkit.spaces.spec import LayerSpec, WeightSpaceSpec
 
-__all__ = ["spec_of", "weights_of", "load_into", "from_state_dict", "to_state_dict", "SUPPORTED_MODULES"]
+__all__ = [
+    "spec_of",
+    "weights_of",
+    "load_into",
+    "module_from_spec",
+    "from_state_dict",
+    "to_state_dict",
+    "SUPPORTED_MODULES",
+]
 
 #: What :func:`spec_of` understands, for error messages.
 SUPPORTED_MODULES: tuple[str, ...] = (
@@ -221,6 +229,37 @@ def load_into(module: ModuleT, features: WeightSpaceFeatures, index: int | None 
             if child.bias is not None:
                 child.bias.copy_(b)
     return module
+
+
+def module_from_spec(spec: WeightSpaceSpec) -> nn.Sequential:
+    """A fresh ``nn.Sequential`` with the architecture ``spec`` describes (the inverse of :func:`spec_of`).
+
+    Conv layers get their stride, padding and dilation; a dense layer after conv layers gets the
+    recorded global average pooling or flatten. ``spec_of(module_from_spec(spec)) == spec``.
+
+    Example:
+        >>> spec = WeightSpaceSpec.mlp([2, 8, 1], "tanh")
+        >>> spec_of(module_from_spec(spec)) == spec
+        True
+    """
+    modules: list[nn.Module] = []
+    for layer in spec.layers:
+        if layer.kind == "conv":
+            modules.append(
+                nn.Conv2d(
+                    layer.n_in, layer.n_out, layer.kernel, stride=layer.stride or 1, padding=layer.padding or 0,
+                    dilation=layer.dilation or 1, bias=layer.bias,
+                )
+            )
+        else:
+            if layer.input_reduction == "global_avg_pool":
+                modules.append(nn.AdaptiveAvgPool2d(1))
+            if layer.input_reduction is not None:
+                modules.append(nn.Flatten())
+            modules.append(nn.Linear(layer.n_in, layer.n_out, bias=layer.bias))
+        if layer.activation is not None and layer.activation.name != "identity":
+            modules.append(layer.activation.module())
+    return nn.Sequential(*modules)
 
 
 def from_state_dict(

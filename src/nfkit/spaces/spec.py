@@ -163,6 +163,46 @@ class WeightSpaceSpec:
             tuple(LayerSpec("dense", l.n_out, l.n_in, bias=l.bias, activation=l.activation, name=l.name) for l in self.layers)
         )
 
+    def to_dict(self) -> dict[str, object]:
+        """A JSON-ready description; :meth:`from_dict` inverts it exactly."""
+        layers = []
+        for l in self.layers:
+            layers.append(
+                {
+                    "kind": l.kind,
+                    "n_out": l.n_out,
+                    "n_in": l.n_in,
+                    "kernel": list(l.kernel),
+                    "bias": l.bias,
+                    "activation": None if l.activation is None else [l.activation.name, l.activation.parameter],
+                    "stride": list(l.stride),
+                    "padding": l.padding if isinstance(l.padding, str) else list(l.padding),
+                    "dilation": list(l.dilation),
+                    "input_reduction": l.input_reduction,
+                    "name": l.name,
+                }
+            )
+        return {"layers": layers}
+
+    @staticmethod
+    def from_dict(data: dict[str, object]) -> WeightSpaceSpec:
+        """The spec described by :meth:`to_dict`'s output."""
+        try:
+            layers = []
+            for l in data["layers"]:  # type: ignore[union-attr]
+                activation = None if l["activation"] is None else Activation(l["activation"][0], l["activation"][1])
+                padding = l["padding"] if isinstance(l["padding"], str) else tuple(l["padding"])
+                layers.append(
+                    LayerSpec(
+                        l["kind"], int(l["n_out"]), int(l["n_in"]), kernel=tuple(l["kernel"]), bias=bool(l["bias"]),
+                        activation=activation, stride=tuple(l["stride"]), padding=padding, dilation=tuple(l["dilation"]),
+                        input_reduction=l["input_reduction"], name=l.get("name", ""),
+                    )
+                )
+        except (KeyError, TypeError, IndexError) as error:
+            raise SpecMismatchError(f"not a weight-space spec description ({error!r})") from None
+        return WeightSpaceSpec(tuple(layers))
+
     # --- sizes and labels ------------------------------------------------------------------
     @property
     def num_layers(self) -> int:

@@ -1,0 +1,200 @@
+"""Generate a CNN zoo in the Small CNN Zoo style (Unterthiner et al. 2020), many nets at once.
+
+Each net is the Small CNN Zoo network (3 × conv 16, 3×3 stride 2, global average pooling,
+dense 10; padding 1 so that 8×8 digits fit) with its own sampled hyperparameters: activation
+(ReLU or Tanh), optimizer (Adam, SGD with momentum 0.9, RMSprop), learning rate, initialisation
+scale, dropout, weight decay and training fraction. Accuracies therefore spread widely.
+
+All nets of a chunk train together: their convolutions are one grouped convolution (net k's
+channels form group k) and their dense layers one batched matmul, so a step costs one forward
+and backward for the whole chunk. Optimizer updates are written out per net with masks.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from nfkit.architectures import small_cnn_zoo
+from nfkit.data.sources import ImageSplit
+from nfkit.spaces.convert import spec_of
+from nfkit.spaces.features import WeightSpaceFeatures
+from nfkit.spaces.spec import WeightSpaceSpec
+
+__all__ = ["CNNZooConfig", "sample_hyperparameters", "train_cnn_chunk", "OPTIMIZERS", "ACTIVATIONS", "cnn_zoo_spec"]
+
+OPTIMIZERS = ("adam", "sgd", "rmsprop")
+ACTIVATIONS = ("relu", "tanh")
+_WIDTH = 16
+
+
+@dataclass(frozen=True)
+class CNNZooConfig:
+    """Settings of a generated CNN zoo (stored in its manifest)."""
+
+    size: int = 2000
+    seed: int = 0
+    epochs: int = 8
+    checkpoints: tuple[int, ...] = (1, 3, 8)
+    batch_size: int = 32
+    chunk: int = 200
+    dataset: str = "digits"
+    activations: tuple[str, ...] = ACTIVATIONS
+
+    def __post_init__(self) -> None:
+        if self.size <= 0 or self.chunk <= 0 or self.epochs <= 0:
+            raise ValueError("size, chunk and epochs must be positive")
+        if not self.checkpoints or not set(self.checkpoints) <= set(range(1, self.epochs + 1)):
+            raise ValueError(f"checkpoints {self.checkpoints} must be epochs in 1..{self.epochs}")
+        if not self.activations or not set(self.activations) <= set(ACTIVATIONS):
+            raise ValueError(f"activations must be among {ACTIVATIONS}, got {self.activations}")
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready settings."""
+        d = asdict(self)
+        d["checkpoints"] = list(self.checkpoints)
+        d["activations"] = list(self.activations)
+        return d
+
+
+def cnn_zoo_spec(activation: str) -> WeightSpaceSpec:
+    """The weight space of the generated nets with the given activation."""
+    return spec_of(small_cnn_zoo(torch.nn.ReLU if activation == "relu" else torch.nn.Tanh, padding=1))
+
+
+def sample_hyperparameters(
+    n: int, generator: torch.Generator, activations: tuple[str, ...] = ACTIVATIONS
+) -> dict[str, np.ndarray]:
+    """Per-net hyperparameters, drawn from ``generator``."""
+
+    def log_uniform(low: float, high: float) -> np.ndarray:
+        u = torch.rand(n, generator=generator, dtype=torch.float64)
+        return torch.exp(math.log(low) + (math.log(high) - math.log(low)) * u).numpy()
+
+    def uniform(low: float, high: float) -> np.ndarray:
+        return (low + (high - low) * torch.rand(n, generator=generator, dtype=torch.float64)).numpy()
+
+    def choice(options: tuple[str, ...]) -> np.ndarray:
+        return np.array([options[i] for i in torch.randint(0, len(options), (n,), generator=generator)], dtype=object)
+
+    return {
+        "activation": choice(activations),
+        "optimizer": choice(OPTIMIZERS),
+        "learning_rate": log_uniform(1e-4, 1e-1),
+        "init_scale": log_uniform(0.1, 3.0),
+        "dropout": uniform(0.0, 0.5),
+        "weight_decay": log_uniform(1e-8, 1e-2),
+        "train_fraction": uniform(0.1, 1.0),
+    }
+
+
+def _init(n: int, scales: torch.Tensor, generator: torch.Generator) -> list[torch.Tensor]:
+    """Glorot-normal weights times each net's scale, zero biases: ``[W1, b1, …, W4, b4]`` stacked over nets."""
+    shapes = [(_WIDTH, 1, 3, 3), (_WIDTH, _WIDTH, 3, 3), (_WIDTH, _WIDTH, 3, 3), (10, _WIDTH)]
+    params = []
+    for shape in shapes:
+        fan_in = math.prod(shape[1:])
+        fan_out = shape[0] * math.prod(shape[2:])
+        std = math.sqrt(2.0 / (fan_in + fan_out))
+        w = torch.randn((n, *shape), generator=generator) * std * scales.view(-1, *([1] * len(shape)))
+        params += [w, torch.zeros(n, shape[0])]
+    return params
+
+
+def _forward(
+    params: list[torch.Tensor], x: torch.Tensor, activation: str, dropout: torch.Tensor | None, generator: torch.Generator | None
+) -> torch.Tensor:
+    """Logits ``(N, B, 10)`` of N nets on their own batches ``x: (N, B, 1, H, W)``."""
+    n, b = x.shape[:2]
+    act = torch.relu if activation == "relu" else torch.tanh
+    h = x.transpose(0, 1).reshape(b, n, *x.shape[3:])
+    for i in range(3):
+        w, bias = params[2 * i], params[2 * i + 1]
+        h = F.conv2d(h, w.reshape(-1, *w.shape[2:]), bias.reshape(-1), stride=2, padding=1, groups=n)
+        h = act(h)
+        if dropout is not None:
+            keep = 1.0 - dropout.repeat_interleave(_WIDTH).view(1, -1, 1, 1)
+            mask = torch.rand(h.shape, generator=generator) < keep
+            h = h * mask / keep
+    pooled = h.mean(dim=(2, 3)).view(b, n, _WIDTH).transpose(0, 1)  # (N, B, 16)
+    return torch.baddbmm(params[7].unsqueeze(1), pooled, params[6].transpose(1, 2))
+
+
+def _evaluate(params: list[torch.Tensor], activation: str, images: torch.Tensor, labels: torch.Tensor, masks: torch.Tensor):
+    """Per-net accuracy and loss over the examples each net's mask selects: ``masks (N, M)``."""
+    with torch.no_grad():
+        n = params[0].shape[0]
+        logits = _forward(params, images.unsqueeze(0).expand(n, *images.shape), activation, None, None)
+        losses = F.cross_entropy(logits.transpose(1, 2), labels.expand(n, -1), reduction="none")
+        correct = (logits.argmax(dim=-1) == labels).to(torch.float64)
+        count = masks.sum(dim=1).clamp_min(1)
+        return (correct * masks).sum(dim=1) / count, (losses.double() * masks).sum(dim=1) / count
+
+
+def train_cnn_chunk(
+    hyper: dict[str, np.ndarray], data: ImageSplit, config: CNNZooConfig, generator: torch.Generator
+) -> tuple[dict[int, WeightSpaceFeatures], dict[str, np.ndarray]]:
+    """Train the nets of one chunk (all with the same activation); return features per checkpoint and metrics.
+
+    Returns ``({epoch: features of batch N}, {column: (len(checkpoints)·N,) values})`` with rows ordered
+    checkpoint-major.
+    """
+    activations = set(hyper["activation"])
+    if len(activations) != 1:
+        raise ValueError(f"train_cnn_chunk trains nets of one activation at a time, got {sorted(activations)}")
+    activation = activations.pop()
+    n = len(hyper["activation"])
+    to = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float64), dtype=torch.float32)  # noqa: E731
+    lr, wd, dropout = to(hyper["learning_rate"]), to(hyper["weight_decay"]), to(hyper["dropout"])
+    kind = torch.as_tensor([OPTIMIZERS.index(o) for o in hyper["optimizer"]])
+    params = [p.requires_grad_() for p in _init(n, to(hyper["init_scale"]), generator)]
+    first_moment = [torch.zeros_like(p) for p in params]
+    second_moment = [torch.zeros_like(p) for p in params]
+    n_train = len(data.train_labels)
+    # each net trains on its own random subset of the training set
+    order = torch.stack([torch.randperm(n_train, generator=generator) for _ in range(n)])
+    subset_size = torch.as_tensor(np.maximum(1, np.round(hyper["train_fraction"] * n_train)).astype(np.int64))
+    train_masks = torch.zeros(n, n_train, dtype=torch.float64)
+    for k in range(n):
+        train_masks[k, order[k, : subset_size[k]]] = 1.0
+    test_masks = torch.ones(n, len(data.test_labels), dtype=torch.float64)
+    steps_per_epoch = n_train // config.batch_size
+    saved: dict[int, WeightSpaceFeatures] = {}
+    metrics: dict[str, list[np.ndarray]] = {k: [] for k in ("epoch", "test_accuracy", "test_loss", "train_accuracy", "train_loss")}
+    spec = cnn_zoo_spec(activation)
+    step = 0
+    for epoch in range(1, config.epochs + 1):
+        for _ in range(steps_per_epoch):
+            step += 1
+            picks = (torch.rand(n, config.batch_size, generator=generator) * subset_size.unsqueeze(1)).long()
+            idx = torch.gather(order, 1, picks)
+            logits = _forward(params, data.train_images[idx], activation, dropout, generator)
+            loss = F.cross_entropy(logits.reshape(-1, 10), data.train_labels[idx].reshape(-1), reduction="sum") / config.batch_size
+            grads = torch.autograd.grad(loss, params)
+            with torch.no_grad():
+                for p, g, m, v in zip(params, grads, first_moment, second_moment):
+                    shape = (-1, *([1] * (p.dim() - 1)))
+                    g = torch.nan_to_num(g + wd.view(shape) * p, nan=0.0, posinf=0.0, neginf=0.0)
+                    k = kind.view(shape)
+                    m.copy_(torch.where(k == 0, 0.9 * m + 0.1 * g, torch.where(k == 1, 0.9 * m + g, m)))
+                    v.copy_(torch.where(k == 0, 0.999 * v + 0.001 * g * g, torch.where(k == 2, 0.9 * v + 0.1 * g * g, v)))
+                    adam = (m / (1 - 0.9**step)) / ((v / (1 - 0.999**step)).sqrt() + 1e-8)
+                    rms = g / (v.sqrt() + 1e-8)
+                    update = torch.where(k == 0, adam, torch.where(k == 1, m, rms))
+                    p.sub_(lr.view(shape) * update)
+                    # diverged nets stay in the zoo (as in the original), but with finite weights
+                    p.copy_(torch.nan_to_num(p, nan=0.0, posinf=1e6, neginf=-1e6).clamp_(-1e6, 1e6))
+        if epoch in config.checkpoints:
+            test_acc, test_loss = _evaluate(params, activation, data.test_images, data.test_labels, test_masks)
+            train_acc, train_loss = _evaluate(params, activation, data.train_images, data.train_labels, train_masks)
+            weights = [params[2 * i].detach().clone()[:, None] for i in range(4)]
+            biases = [params[2 * i + 1].detach().clone()[:, None] for i in range(4)]
+            saved[epoch] = WeightSpaceFeatures(spec, weights, biases)
+            metrics["epoch"].append(np.full(n, epoch))
+            for name, value in (("test_accuracy", test_acc), ("test_loss", test_loss), ("train_accuracy", train_acc), ("train_loss", train_loss)):
+                metrics[name].append(torch.nan_to_num(value, nan=1e6, posinf=1e6).numpy())
+    return saved, {k: np.concatenate(v) for k, v in metrics.items()}
