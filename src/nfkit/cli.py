@@ -43,6 +43,14 @@ def _shard(text: str) -> tuple[int, int]:
     return index, count
 
 
+def _default_workers() -> int:
+    import os
+
+    if "WORLD_SIZE" in os.environ:  # under torchrun every rank is already a process
+        return 1
+    return max(1, min(2, os.cpu_count() or 1))
+
+
 def _zoo_generate(args: argparse.Namespace) -> int:
     from nfkit.data.cnn_zoo import CNNZooConfig
     from nfkit.data.generate import generate_cnn_zoo
@@ -55,7 +63,7 @@ def _zoo_generate(args: argparse.Namespace) -> int:
         chunk=args.chunk, activations=tuple(args.activations),
     )
     try:
-        result = generate_cnn_zoo(args.out, config, shard=args.shard, overwrite=args.overwrite)
+        result = generate_cnn_zoo(args.out, config, shard=args.shard, workers=args.workers, overwrite=args.overwrite)
     except FileExistsError as error:
         print(f"nfkit zoo generate: {error}", file=sys.stderr)
         return 1
@@ -108,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--chunk", type=int, default=200, help="networks trained together (and the unit of resuming)")
     generate.add_argument("--activations", nargs="+", default=["relu", "tanh"], choices=["relu", "tanh"])
     generate.add_argument("--shard", type=_shard, help="i/n: do every n-th chunk starting at i (default: torchrun rank)")
+    generate.add_argument("--workers", type=int, default=_default_workers(), help="local processes (default: 2 or fewer cores)")
     generate.add_argument("--overwrite", action="store_true", help="replace an existing zoo folder")
     generate.set_defaults(run=_zoo_generate)
     info = zoo_sub.add_parser("info", help="summarise a zoo folder (verifies its checksums)")

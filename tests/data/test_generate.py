@@ -67,6 +67,11 @@ def test_same_seed_same_zoo_and_sharding_gives_the_same_zoo(tmp_path, zoo_dir):
     assert np.array_equal(a.table["test_accuracy"], b.table["test_accuracy"])
 
 
+def test_worker_processes_give_the_same_zoo(tmp_path, zoo_dir):
+    assert generate_cnn_zoo(tmp_path / "w", SMALL, workers=2, progress=False) == tmp_path / "w"
+    assert load_zoo(tmp_path / "w").features.allclose(load_zoo(zoo_dir).features, rtol=0, atol=0)
+
+
 def test_a_killed_run_resumes_and_recomputes_broken_chunks(tmp_path, zoo_dir):
     out = tmp_path / "z"
     generate_cnn_zoo(out, SMALL, shard=(0, 3), progress=False)  # chunk 0 only, as if killed afterwards

@@ -46,6 +46,7 @@ class CNNZooConfig:
     activations: tuple[str, ...] = ACTIVATIONS
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "checkpoints", tuple(sorted(set(self.checkpoints))))
         if self.size <= 0 or self.chunk <= 0 or self.epochs <= 0:
             raise ValueError("size, chunk and epochs must be positive")
         if not self.checkpoints or not set(self.checkpoints) <= set(range(1, self.epochs + 1)):

@@ -9,6 +9,7 @@ the last chunk merges them (under an exclusive lock file) into the zoo folder wi
 
 from __future__ import annotations
 
+import concurrent.futures
 import io
 import json
 import math
@@ -131,11 +132,42 @@ def _with_activation(layer, i, spec):
     return replace(layer, activation=Activation("mixed")) if i < spec.num_layers - 1 else layer
 
 
+def _train_chunks(work: Path, config: CNNZooConfig, chunks: list[int], n_chunks: int, progress: bool, label: str) -> None:
+    """Train and store the given chunks, single-threaded (see :func:`generate_cnn_zoo`)."""
+    data = load_digits() if config.dataset == "digits" else None
+    if data is None:
+        raise ValueError(f"unknown dataset {config.dataset!r}; available: digits")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    start = time.perf_counter()
+    try:
+        for done, k in enumerate(chunks, start=1):
+            path = _chunk_path(work, k)
+            if _read_chunk(path) is not None:
+                if progress:
+                    _say(f"[cnn zoo] chunk {k + 1}/{n_chunks} already done, skipped")
+                continue
+            weights, table = _run_chunk(k, config, data)
+            buffer = io.BytesIO()
+            np.savez(buffer, weights=weights, table=np.frombuffer(json.dumps(table).encode(), dtype=np.uint8))
+            atomic_write_bytes(path, buffer.getvalue())
+            if progress:
+                bar = "#" * (20 * done // len(chunks))
+                _say(f"[cnn zoo] {label}[{bar:<20}] chunk {k + 1}/{n_chunks} ({done}/{len(chunks)}), {time.perf_counter() - start:.0f} s")
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _worker(work: str, config: CNNZooConfig, chunks: list[int], n_chunks: int, progress: bool, label: str) -> None:
+    _train_chunks(Path(work), config, chunks, n_chunks, progress, label)
+
+
 def generate_cnn_zoo(
     out: str | Path,
     config: CNNZooConfig = CNNZooConfig(),
     *,
     shard: tuple[int, int] | None = None,
+    workers: int = 1,
     overwrite: bool = False,
     progress: bool = True,
 ) -> Path | None:
@@ -145,7 +177,12 @@ def generate_cnn_zoo(
         out: the zoo folder to create; an existing one is replaced only with ``overwrite``.
         config: sizes, seed, epochs, checkpoints.
         shard: ``(i, n)`` to do only chunks ``k ≡ i (mod n)``; by default from ``torchrun``'s environment.
+        workers: local processes that split this shard's chunks.
         progress: report each chunk on stderr.
+
+    Every chunk trains on one thread: a chaotic net (high learning rate) amplifies the rounding
+    differences that another thread count makes, so parallelism comes from processes instead,
+    and the zoo is bitwise the same however its chunks were spread over shards, ranks or workers.
 
     Returns the zoo folder once every chunk exists and has been merged, else ``None`` (other shards
     still have work; the last one to finish merges).
@@ -169,24 +206,18 @@ def generate_cnn_zoo(
         atomic_write_bytes(settings_path, settings.encode())
     n_chunks = math.ceil(config.size / config.chunk)
     mine = [k for k in range(n_chunks) if k % shard_count == shard_index]
-    data = load_digits() if config.dataset == "digits" else None
-    if data is None:
-        raise ValueError(f"unknown dataset {config.dataset!r}; available: digits")
     start = time.perf_counter()
-    for done, k in enumerate(mine, start=1):
-        path = _chunk_path(work, k)
-        if _read_chunk(path) is not None:
-            if progress:
-                _say(f"[cnn zoo] chunk {k + 1}/{n_chunks} already done, skipped")
-            continue
-        weights, table = _run_chunk(k, config, data)
-        buffer = io.BytesIO()
-        np.savez(buffer, weights=weights, table=np.frombuffer(json.dumps(table).encode(), dtype=np.uint8))
-        atomic_write_bytes(path, buffer.getvalue())
-        if progress:
-            elapsed = time.perf_counter() - start
-            bar = "#" * (20 * done // len(mine))
-            _say(f"[cnn zoo] [{bar:<20}] chunk {k + 1}/{n_chunks} ({done}/{len(mine)} of this shard), {elapsed:.0f} s")
+    if workers <= 1 or len(mine) <= 1:
+        _train_chunks(work, config, mine, n_chunks, progress, "")
+    else:
+        context = torch.multiprocessing.get_context("spawn")
+        with concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            jobs = [
+                pool.submit(_worker, str(work), config, mine[w::workers], n_chunks, progress, f"worker {w}: ")
+                for w in range(min(workers, len(mine)))
+            ]
+            for job in jobs:
+                job.result()
     if any(_read_chunk(_chunk_path(work, k)) is None for k in range(n_chunks)):
         if progress:
             _say(f"[cnn zoo] shard {shard_index}/{shard_count} done; the last shard to finish merges into {out}")
