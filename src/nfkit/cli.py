@@ -52,19 +52,27 @@ def _default_workers() -> int:
 
 
 def _zoo_generate(args: argparse.Namespace) -> int:
-    from nfkit.data.cnn_zoo import CNNZooConfig
-    from nfkit.data.generate import generate_cnn_zoo
-
-    if args.kind != "cnn":
-        print(f"nfkit zoo generate: {args.kind!r} is not available yet; available: cnn", file=sys.stderr)
-        return 2
-    config = CNNZooConfig(
-        size=args.size, seed=args.seed, epochs=args.epochs, checkpoints=tuple(args.checkpoints or (1, max(1, args.epochs // 2), args.epochs)),
-        chunk=args.chunk, activations=tuple(args.activations),
-    )
+    options = {"shard": args.shard, "workers": args.workers, "overwrite": args.overwrite}
     try:
-        result = generate_cnn_zoo(args.out, config, shard=args.shard, workers=args.workers, overwrite=args.overwrite)
-    except FileExistsError as error:
+        if args.kind == "cnn":
+            from nfkit.data.cnn_zoo import CNNZooConfig, generate_cnn_zoo
+
+            epochs = args.epochs
+            config = CNNZooConfig(
+                size=args.size or 2000, seed=args.seed, epochs=epochs,
+                checkpoints=tuple(args.checkpoints or (1, max(1, epochs // 2), epochs)),
+                chunk=args.chunk, activations=tuple(args.activations),
+            )
+            result = generate_cnn_zoo(args.out, config, **options)
+        elif args.kind == "inr":
+            from nfkit.data.inr_zoo import INRZooConfig, generate_inr_zoo
+
+            config = INRZooConfig(size=args.size or 1797, seed=args.seed, steps=args.steps, chunk=args.chunk)
+            result = generate_inr_zoo(args.out, config, **options)
+        else:
+            print(f"nfkit zoo generate: {args.kind!r} is not available yet; available: cnn, inr", file=sys.stderr)
+            return 2
+    except (FileExistsError, ValueError) as error:
         print(f"nfkit zoo generate: {error}", file=sys.stderr)
         return 1
     print(result if result is not None else "shard finished; the zoo is merged when the last shard finishes")
@@ -107,14 +115,15 @@ def build_parser() -> argparse.ArgumentParser:
     zoo = sub.add_parser("zoo", help="generate and inspect model zoos")
     zoo_sub = zoo.add_subparsers(dest="zoo_command", required=True)
     generate = zoo_sub.add_parser("generate", help="train a zoo (resumable; shardable with --shard or torchrun)")
-    generate.add_argument("kind", help="cnn")
+    generate.add_argument("kind", help="cnn (Small-CNN-Zoo nets on digits) or inr (one SIREN per digit image)")
     generate.add_argument("--out", required=True, help="the zoo folder to create")
-    generate.add_argument("--size", type=int, default=2000, help="number of networks")
+    generate.add_argument("--size", type=int, help="number of networks (cnn: 2000, inr: all 1797 images)")
     generate.add_argument("--seed", type=int, default=0)
-    generate.add_argument("--epochs", type=int, default=8)
-    generate.add_argument("--checkpoints", type=int, nargs="+", help="epochs to store (default: 1, epochs/2, epochs)")
     generate.add_argument("--chunk", type=int, default=200, help="networks trained together (and the unit of resuming)")
-    generate.add_argument("--activations", nargs="+", default=["relu", "tanh"], choices=["relu", "tanh"])
+    generate.add_argument("--epochs", type=int, default=8, help="cnn: training epochs")
+    generate.add_argument("--checkpoints", type=int, nargs="+", help="cnn: epochs to store (default: 1, epochs/2, epochs)")
+    generate.add_argument("--activations", nargs="+", default=["relu", "tanh"], choices=["relu", "tanh"], help="cnn")
+    generate.add_argument("--steps", type=int, default=500, help="inr: Adam steps per SIREN")
     generate.add_argument("--shard", type=_shard, help="i/n: do every n-th chunk starting at i (default: torchrun rank)")
     generate.add_argument("--workers", type=int, default=_default_workers(), help="local processes (default: 2 or fewer cores)")
     generate.add_argument("--overwrite", action="store_true", help="replace an existing zoo folder")

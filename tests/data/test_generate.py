@@ -8,8 +8,7 @@ import pytest
 import torch
 
 from nfkit.cli import main
-from nfkit.data.cnn_zoo import CNNZooConfig
-from nfkit.data.generate import generate_cnn_zoo
+from nfkit.data.cnn_zoo import CNNZooConfig, generate_cnn_zoo
 from nfkit.data.sources import load_digits
 from nfkit.data.zoo_format import ZooFormatError, load_zoo
 from nfkit.spaces import load_into, module_from_spec, spec_of

@@ -13,19 +13,31 @@ and backward for the whole chunk. Optimizer updates are written out per net with
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from nfkit.architectures import small_cnn_zoo
-from nfkit.data.sources import ImageSplit
+from nfkit.data.generate import ZooRecipe, generate_zoo
+from nfkit.data.sources import ImageSplit, load_digits
 from nfkit.spaces.convert import spec_of
 from nfkit.spaces.features import WeightSpaceFeatures
+from nfkit.spaces.activations import Activation
 from nfkit.spaces.spec import WeightSpaceSpec
 
-__all__ = ["CNNZooConfig", "sample_hyperparameters", "train_cnn_chunk", "OPTIMIZERS", "ACTIVATIONS", "cnn_zoo_spec"]
+__all__ = [
+    "CNNZooConfig",
+    "CNNRecipe",
+    "generate_cnn_zoo",
+    "sample_hyperparameters",
+    "train_cnn_chunk",
+    "OPTIMIZERS",
+    "ACTIVATIONS",
+    "cnn_zoo_spec",
+]
 
 OPTIMIZERS = ("adam", "sgd", "rmsprop")
 ACTIVATIONS = ("relu", "tanh")
@@ -199,3 +211,58 @@ def train_cnn_chunk(
             for name, value in (("test_accuracy", test_acc), ("test_loss", test_loss), ("train_accuracy", train_acc), ("train_loss", train_loss)):
                 metrics[name].append(torch.nan_to_num(value, nan=1e6, posinf=1e6).numpy())
     return saved, {k: np.concatenate(v) for k, v in metrics.items()}
+
+
+class CNNRecipe(ZooRecipe):
+    """The CNN zoo as a :class:`~nfkit.data.generate.ZooRecipe`."""
+
+    kind = "cnn"
+
+    def __init__(self, config: CNNZooConfig) -> None:
+        self.config = config
+
+    def load_data(self) -> ImageSplit:
+        if self.config.dataset != "digits":
+            raise ValueError(f"unknown dataset {self.config.dataset!r}; available: digits")
+        return load_digits()
+
+    def run_chunk(self, k: int, data: object, generator: torch.Generator) -> tuple[np.ndarray, dict[str, list]]:
+        config = self.config
+        first = k * config.chunk
+        n = min(config.chunk, config.size - first)
+        hyper = sample_hyperparameters(n, generator, config.activations)
+        rows: list[np.ndarray] = []
+        table: dict[str, list] = {}
+        for activation in sorted(set(hyper["activation"])):
+            members = np.flatnonzero(hyper["activation"] == activation)
+            sub = {key: value[members] for key, value in hyper.items()}
+            saved, metrics = train_cnn_chunk(sub, data, config, generator)  # type: ignore[arg-type]
+            for c, epoch in enumerate(sorted(saved)):
+                flat = saved[epoch].flatten()[:, 0].numpy()
+                for j, m in enumerate(members):
+                    rows.append(flat[j])
+                    table.setdefault("net_id", []).append(int(first + m))
+                    for key, value in sub.items():
+                        v = value[j]
+                        table.setdefault(key, []).append(v if isinstance(v, str) else float(v))
+                    for key, value in metrics.items():
+                        table.setdefault(key, []).append(float(value[c * len(members) + j]))
+        return np.stack(rows), table
+
+    def spec(self, table: dict[str, np.ndarray]) -> WeightSpaceSpec:
+        kinds = sorted(set(table["activation"]))
+        spec = cnn_zoo_spec(kinds[0])
+        if len(kinds) == 1:
+            return spec
+        mixed = Activation("mixed")
+        return WeightSpaceSpec(
+            tuple(replace(l, activation=mixed) if i < spec.num_layers - 1 else l for i, l in enumerate(spec.layers))
+        )
+
+    def describe(self, rows: int) -> str:
+        return f"{self.config.size} nets × {len(self.config.checkpoints)} checkpoints"
+
+
+def generate_cnn_zoo(out: str | Path, config: CNNZooConfig = CNNZooConfig(), **options: object) -> Path | None:
+    """Generate a CNN zoo; see :func:`nfkit.data.generate.generate_zoo` for ``shard``, ``workers``, ``overwrite``, ``progress``."""
+    return generate_zoo(out, CNNRecipe(config), **options)  # type: ignore[arg-type]
