@@ -94,6 +94,61 @@ def _zoo_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    from nfkit.runs import run_generalization
+    from nfkit.training import TrainConfig
+
+    _maybe_init_distributed()
+    options: dict[str, object] = {}
+    if args.hidden_channels:
+        options["hidden_channels"] = args.hidden_channels
+    config = TrainConfig(
+        epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, weight_decay=args.weight_decay,
+        patience=args.patience, seed=args.seed, compile=args.compile,
+    )
+    try:
+        metrics = run_generalization(args.zoo, args.model, args.out, options=options, train=config,
+                                     augment=args.augment, overwrite=args.overwrite)
+    except FileExistsError as error:
+        print(f"nfkit train: {error}", file=sys.stderr)
+        return 1
+    from nfkit.training import is_main_process
+
+    if is_main_process():
+        _print_metrics(metrics)
+    return 0
+
+
+def _maybe_init_distributed() -> None:
+    import os
+
+    import torch.distributed as dist
+
+    if "WORLD_SIZE" in os.environ and int(os.environ["WORLD_SIZE"]) > 1 and not dist.is_initialized():
+        dist.init_process_group("gloo")
+
+
+def _print_metrics(metrics: dict[str, object]) -> None:
+    from nfkit.table import format_table
+
+    rows = [[k, f"{v:.4f}" if isinstance(v, float) else v] for k, v in metrics.items()]
+    print(format_table(["metric", "value"], rows))
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from nfkit.runs import evaluate_run
+
+    _print_metrics(evaluate_run(args.run_dir, args.zoo))
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from nfkit.demo import DEMO_MODELS, run_demo
+
+    run_demo(args.out, size=args.size, epochs=args.epochs, models=tuple(args.models or DEMO_MODELS), seed=args.seed)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``nfkit`` command."""
     parser = argparse.ArgumentParser(prog="nfkit", description="Neural functional networks on the weights of networks.")
@@ -131,6 +186,35 @@ def build_parser() -> argparse.ArgumentParser:
     info = zoo_sub.add_parser("info", help="summarise a zoo folder (verifies its checksums)")
     info.add_argument("path")
     info.set_defaults(run=_zoo_info)
+
+    train = sub.add_parser("train", help="train a model to predict test accuracy from weights (torchrun-ready)")
+    train.add_argument("--zoo", required=True, help="an nfkit zoo folder (nfkit zoo generate cnn)")
+    train.add_argument("--model", required=True, help="a registered model family (nfkit check lists them)")
+    train.add_argument("--out", required=True, help="the run folder (resumed if it holds the same run)")
+    train.add_argument("--hidden-channels", type=int, nargs="+")
+    train.add_argument("--epochs", type=int, default=20)
+    train.add_argument("--batch-size", type=int, default=32)
+    train.add_argument("--lr", type=float, default=1e-3)
+    train.add_argument("--weight-decay", type=float, default=0.01)
+    train.add_argument("--patience", type=int, default=5)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--augment", action="store_true", help="apply random elements of the model's group to training nets")
+    train.add_argument("--compile", action="store_true", help="torch.compile the model")
+    train.add_argument("--overwrite", action="store_true", help="replace a different run in --out")
+    train.set_defaults(run=_train)
+
+    evaluate = sub.add_parser("eval", help="evaluate a finished run on its zoo's test split (and rescaled nets)")
+    evaluate.add_argument("--run", dest="run_dir", required=True, help="a run folder written by nfkit train")
+    evaluate.add_argument("--zoo", help="another zoo of the same architecture")
+    evaluate.set_defaults(run=_eval)
+
+    demo = sub.add_parser("demo", help="the main job: zoo, six models, Kendall τ table, rescaling test")
+    demo.add_argument("--out", default="nfkit-demo")
+    demo.add_argument("--size", type=int, default=800, help="networks in the zoo")
+    demo.add_argument("--epochs", type=int, default=12)
+    demo.add_argument("--models", nargs="+")
+    demo.add_argument("--seed", type=int, default=0)
+    demo.set_defaults(run=_demo)
     return parser
 
 

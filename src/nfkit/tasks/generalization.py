@@ -1,0 +1,97 @@
+"""CNN generalization prediction: the test accuracy of a network from its weights.
+
+Unterthiner et al. 2020; Zhou et al. 2023 Sec. 4.2. The model's single output goes through a
+sigmoid and is trained with binary cross-entropy against the accuracy in ``[0, 1]`` (the protocol
+of the NFN papers); metrics are Kendall τ (primary), R² and MSE on the predicted accuracy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nfkit.data.dataset import Normalization, SymmetryAugmentation, WeightDataset
+from nfkit.data.zoo_format import Zoo
+from nfkit.groups.neurons import HiddenNeuronGroup
+from nfkit.metrics import kendall_tau, mean_squared_error, r2_score
+from nfkit.spaces.features import WeightSpaceFeatures
+from nfkit.training import Task, predict
+
+__all__ = ["GeneralizationTask", "GeneralizationData", "generalization_datasets"]
+
+
+class GeneralizationTask(Task):
+    """Predict test accuracy; select by validation Kendall τ.
+
+    Example:
+        >>> task = GeneralizationTask()
+        >>> task.primary, task.maximize
+        ('kendall_tau', True)
+    """
+
+    name = "generalization"
+    primary = "kendall_tau"
+    maximize = True
+
+    def loss(self, model: nn.Module, features: WeightSpaceFeatures, targets: torch.Tensor) -> torch.Tensor:
+        return F.binary_cross_entropy_with_logits(model(features).squeeze(-1), targets.float())
+
+    def evaluate(self, model: nn.Module, data: WeightDataset, batch_size: int = 256) -> dict[str, float]:
+        logits, targets = predict(model, data, batch_size)
+        predicted = torch.sigmoid(logits.squeeze(-1))
+        return {
+            "kendall_tau": kendall_tau(predicted, targets),
+            "r2": r2_score(predicted, targets),
+            "mse": mean_squared_error(predicted, targets),
+        }
+
+
+class _Compose:
+    def __init__(self, *steps: Callable[[WeightSpaceFeatures], WeightSpaceFeatures]) -> None:
+        self.steps = steps
+
+    def __call__(self, features: WeightSpaceFeatures) -> WeightSpaceFeatures:
+        for step in self.steps:
+            features = step(features)
+        return features
+
+
+@dataclass
+class GeneralizationData:
+    """Train, val and test datasets of a zoo, and the normalisation fitted on train."""
+
+    train: WeightDataset
+    val: WeightDataset
+    test: WeightDataset
+    normalization: Normalization
+
+
+def generalization_datasets(
+    zoo: Zoo,
+    group: HiddenNeuronGroup,
+    *,
+    target: str = "test_accuracy",
+    augment: bool = False,
+    seed: int = 0,
+) -> GeneralizationData:
+    """Datasets for a model respecting ``group``: normalised for that group, optionally augmented with it.
+
+    Normalisation statistics come from the training split and commute with ``group`` (see
+    :class:`~nfkit.data.Normalization`), so normalise-then-model keeps the model's symmetry.
+    Augmentation (training split only) applies a random element of ``group`` to each network.
+    """
+    labels = zoo.column(target)
+    features = zoo.features
+    norm = Normalization.fit(features[zoo.splits["train"]], group)
+    steps = [SymmetryAugmentation(group, torch.Generator().manual_seed(seed))] if augment else []
+    full = WeightDataset(features, labels)
+    return GeneralizationData(
+        train=full.subset(zoo.splits["train"], _Compose(*steps, norm)),
+        val=full.subset(zoo.splits["val"], norm),
+        test=full.subset(zoo.splits["test"], norm),
+        normalization=norm,
+    )
