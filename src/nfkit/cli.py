@@ -67,7 +67,8 @@ def _zoo_generate(args: argparse.Namespace) -> int:
         elif args.kind == "inr":
             from nfkit.data.inr_zoo import INRZooConfig, generate_inr_zoo
 
-            config = INRZooConfig(size=args.size or 1797, seed=args.seed, steps=args.steps, chunk=args.chunk)
+            config = INRZooConfig(size=args.size or 1797, seed=args.seed, steps=args.steps, chunk=args.chunk,
+                                  shared_init=args.shared_init)
             result = generate_inr_zoo(args.out, config, **options)
         else:
             print(f"nfkit zoo generate: {args.kind!r} is not available yet; available: cnn, inr", file=sys.stderr)
@@ -95,7 +96,7 @@ def _zoo_info(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from nfkit.runs import run_generalization
+    from nfkit.runs import run_task
     from nfkit.training import TrainConfig
 
     _maybe_init_distributed()
@@ -107,9 +108,9 @@ def _train(args: argparse.Namespace) -> int:
         patience=args.patience, seed=args.seed, compile=args.compile,
     )
     try:
-        metrics = run_generalization(args.zoo, args.model, args.out, options=options, train=config,
-                                     augment=args.augment, overwrite=args.overwrite)
-    except FileExistsError as error:
+        metrics = run_task(args.task, args.zoo, args.model, args.out, options=options, train=config,
+                           augment=args.augment, overwrite=args.overwrite)
+    except (FileExistsError, ValueError) as error:
         print(f"nfkit train: {error}", file=sys.stderr)
         return 1
     from nfkit.training import is_main_process
@@ -179,6 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--checkpoints", type=int, nargs="+", help="cnn: epochs to store (default: 1, epochs/2, epochs)")
     generate.add_argument("--activations", nargs="+", default=["relu", "tanh"], choices=["relu", "tanh"], help="cnn")
     generate.add_argument("--steps", type=int, default=500, help="inr: Adam steps per SIREN")
+    generate.add_argument("--shared-init", action="store_true",
+                          help="inr: start every SIREN from one common initialisation (weights then encode the image)")
     generate.add_argument("--shard", type=_shard, help="i/n: do every n-th chunk starting at i (default: torchrun rank)")
     generate.add_argument("--workers", type=int, default=_default_workers(), help="local processes (default: 2 or fewer cores)")
     generate.add_argument("--overwrite", action="store_true", help="replace an existing zoo folder")
@@ -187,8 +190,10 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("path")
     info.set_defaults(run=_zoo_info)
 
-    train = sub.add_parser("train", help="train a model to predict test accuracy from weights (torchrun-ready)")
-    train.add_argument("--zoo", required=True, help="an nfkit zoo folder (nfkit zoo generate cnn)")
+    train = sub.add_parser("train", help="train a model on a task over a zoo (torchrun-ready)")
+    train.add_argument("--task", default="generalization", choices=["generalization", "inr-classification", "inr-editing"],
+                       help="generalization (CNN zoo), inr-classification or inr-editing (INR zoo)")
+    train.add_argument("--zoo", required=True, help="an nfkit zoo folder (nfkit zoo generate cnn|inr)")
     train.add_argument("--model", required=True, help="a registered model family (nfkit check lists them)")
     train.add_argument("--out", required=True, help="the run folder (resumed if it holds the same run)")
     train.add_argument("--hidden-channels", type=int, nargs="+")

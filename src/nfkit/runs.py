@@ -21,13 +21,11 @@ from pathlib import Path
 import torch
 
 import nfkit
-import nfkit.models
 from nfkit.data.zoo_format import load_zoo
 from nfkit.groups.neurons import Factor, HiddenNeuronGroup
-from nfkit.tasks.generalization import GeneralizationTask, generalization_datasets
 from nfkit.training import TrainConfig, fit, is_main_process, predict
 
-__all__ = ["run_generalization", "evaluate_run", "rescaled", "RESCALE_RANGE"]
+__all__ = ["run_task", "run_generalization", "evaluate_run", "rescaled", "RESCALE_RANGE"]
 
 #: Per-neuron factors of the rescaling test (Monomial-NFN's augmentation range U[1, 10³]).
 RESCALE_RANGE = (1.0, 1e3)
@@ -91,7 +89,35 @@ def _plot_predictions(path: Path, predicted: torch.Tensor, actual: torch.Tensor,
     return True
 
 
-def run_generalization(
+def _plot_edits(path: Path, editor, data, task) -> bool:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    index = torch.arange(min(6, len(data)))
+    features, targets = data.features[index], data.labels[index]
+    with torch.no_grad():
+        before = task._render(features)
+        after = task._render(editor.eval()(features))
+    side = targets.shape[-1]
+    fig, axes = plt.subplots(3, len(index), figsize=(1.2 * len(index), 3.8))
+    for column in range(len(index)):
+        for row, (image, name) in enumerate(((before, "INR"), (targets.flatten(1), "target"), (after, "edited"))):
+            axes[row, column].imshow(image[column].view(side, side).numpy(), cmap="gray", vmin=-1, vmax=1)
+            axes[row, column].set_axis_off()
+            if column == 0:
+                axes[row, column].set_title(name, fontsize=7, loc="left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True
+
+
+def run_task(
+    task_name: str,
     zoo_path: str | Path,
     model: str,
     out: str | Path,
@@ -102,12 +128,16 @@ def run_generalization(
     overwrite: bool = False,
     progress: Callable[[str], None] | None = print,
 ) -> dict[str, object]:
-    """Train ``model`` to predict test accuracy on a zoo; write the run folder ``out``; return its metrics."""
+    """Train ``model`` on a task (:data:`nfkit.tasks.TASKS`) over a zoo; write the run folder ``out``; return its metrics."""
+    from nfkit.tasks import TASKS
+
+    if task_name not in TASKS:
+        raise ValueError(f"unknown task {task_name!r}; available: {', '.join(TASKS)}")
     out = Path(out)
     zoo_path = Path(zoo_path).resolve()
     manifest = json.loads((zoo_path / "manifest.json").read_text())
     config = {
-        "task": "generalization",
+        "task": task_name,
         "zoo": str(zoo_path),
         "zoo_checksum": manifest["files"]["weights.npy"],
         "model": model,
@@ -128,12 +158,11 @@ def run_generalization(
         config_path.write_text(json.dumps(config, indent=1))
     zoo = load_zoo(zoo_path)
     torch.manual_seed(train.seed)
-    net = nfkit.models.invariant(model, zoo.spec, 1, **(options or {}))
-    data = generalization_datasets(zoo, net.group, augment=augment, seed=train.seed)  # type: ignore[arg-type]
-    task = GeneralizationTask()
+    net, task, data = TASKS[task_name](zoo, model, options or {}, augment, train.seed)
     start = time.perf_counter()
-    result = fit(net, task, data.train, data.val, train, run_dir=out, progress=progress)
+    result = fit(net, task, data["train"], data["val"], train, run_dir=out, progress=progress)
     metrics: dict[str, object] = {
+        "task": task_name,
         "model": model,
         "parameters": sum(p.numel() for p in net.parameters()),
         "best_epoch": result.best_epoch,
@@ -142,33 +171,47 @@ def run_generalization(
         "wall_seconds": round(time.perf_counter() - start, 2),
         "peak_rss_mib": round(_peak_rss_mib(), 1),
         **{f"val_{k}": v for k, v in result.best_metrics.items()},
-        **{f"test_{k}": v for k, v in task.evaluate(net, data.test).items()},
+        **{f"test_{k}": v for k, v in task.evaluate(net, data["test"]).items()},
     }
-    scaled = rescaled(data.test, zoo.spec, seed=train.seed)
-    if scaled is not None:
-        metrics.update({f"rescaled_test_{k}": v for k, v in task.evaluate(net, scaled).items()})
+    if task_name == "generalization":
+        scaled = rescaled(data["test"], zoo.spec, seed=train.seed)
+        if scaled is not None:
+            metrics.update({f"rescaled_test_{k}": v for k, v in task.evaluate(net, scaled).items()})
     if is_main_process():
-        logits, actual = predict(net, data.test)
-        predicted = torch.sigmoid(logits.squeeze(-1))
         _write_csv(out / "history.csv", result.history)
-        _write_csv(out / "predictions.csv", [{"row": int(r), "true": float(a), "predicted": float(p)}
-                                              for r, a, p in zip(zoo.splits["test"], actual, predicted)])
-        metrics["plot"] = _plot_predictions(out / "pred_vs_true.png", predicted, actual, f"{model}: τ = {metrics['test_kendall_tau']:.3f}")
+        if task_name == "inr-editing":
+            metrics["plot"] = _plot_edits(out / "edits.png", net, data["test"], task)
+        else:
+            outputs, actual = predict(net, data["test"])
+            if task_name == "generalization":
+                predicted = torch.sigmoid(outputs.squeeze(-1))
+                metrics["plot"] = _plot_predictions(out / "pred_vs_true.png", predicted, actual,
+                                                    f"{model}: τ = {metrics['test_kendall_tau']:.3f}")
+            else:
+                predicted = outputs.argmax(dim=-1)
+            _write_csv(out / "predictions.csv", [{"row": int(r), "true": float(a), "predicted": float(p)}
+                                                  for r, a, p in zip(zoo.splits["test"], actual, predicted)])
         (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
     return metrics
 
 
+def run_generalization(zoo_path: str | Path, model: str, out: str | Path, **options: object) -> dict[str, object]:
+    """:func:`run_task` for generalization prediction."""
+    return run_task("generalization", zoo_path, model, out, **options)  # type: ignore[arg-type]
+
+
 def evaluate_run(run: str | Path, zoo_path: str | Path | None = None) -> dict[str, float]:
-    """Rebuild a finished run's best model and evaluate it on its zoo's test split (and rescaled, for ReLU zoos)."""
+    """Rebuild a finished run's best model and evaluate it on its zoo's test split (and rescaled, for ReLU CNN zoos)."""
+    from nfkit.tasks import TASKS
+
     run = Path(run)
     config = json.loads((run / "config.json").read_text())
     zoo = load_zoo(zoo_path or config["zoo"])
-    net = nfkit.models.invariant(config["model"], zoo.spec, 1, **config["options"])
+    net, task, data = TASKS[config["task"]](zoo, config["model"], config["options"], False, 0)
     net.load_state_dict(torch.load(run / "best_model.pt", weights_only=True)["model"])
-    data = generalization_datasets(zoo, net.group)  # type: ignore[arg-type]
-    task = GeneralizationTask()
-    metrics = {f"test_{k}": v for k, v in task.evaluate(net, data.test).items()}
-    scaled = rescaled(data.test, zoo.spec)
-    if scaled is not None:
-        metrics.update({f"rescaled_test_{k}": v for k, v in task.evaluate(net, scaled).items()})
+    metrics = {f"test_{k}": v for k, v in task.evaluate(net, data["test"]).items()}
+    if config["task"] == "generalization":
+        scaled = rescaled(data["test"], zoo.spec)
+        if scaled is not None:
+            metrics.update({f"rescaled_test_{k}": v for k, v in task.evaluate(net, scaled).items()})
     return metrics

@@ -33,6 +33,11 @@ def test_arithmetic_and_map():
     assert (f * g).weights[0].equal(f.weights[0] * g.weights[0])
     with pytest.raises(SpecMismatchError):
         f + WeightSpaceSpec.mlp([2, 3]).randn(2, 3)
+    scale = torch.tensor(0.5, dtype=torch.float64, requires_grad=True)
+    scaled = f * scale  # a learned scalar, as INR editing uses
+    assert scaled.allclose(f * 0.5) and scaled.weights[0].requires_grad
+    with pytest.raises(TypeError):
+        f * torch.ones(3)
 
 
 def test_batch_indexing_keeps_the_batch_axis():

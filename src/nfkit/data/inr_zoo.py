@@ -38,6 +38,9 @@ class INRZooConfig:
     hidden: int = 32
     chunk: int = 200
     dataset: str = "digits"
+    #: every SIREN starts from one common initialisation (drawn from ``seed``), so that weight
+    #: differences encode the images; otherwise each draws its own, as in the NFN and DWS sets
+    shared_init: bool = False
 
     def __post_init__(self) -> None:
         if min(self.size, self.steps, self.hidden, self.chunk) <= 0:
@@ -83,7 +86,11 @@ def fit_sirens(images: torch.Tensor, config: INRZooConfig, generator: torch.Gene
     coords = coordinate_grid(height, width)
     target = images.reshape(n, -1, 1)
     spec = siren_spec(1, config.hidden, W0)
-    params = [p.requires_grad_() for p in _siren_init(n, config.hidden, generator)]
+    if config.shared_init:
+        common = _siren_init(1, config.hidden, torch.Generator().manual_seed(config.seed))
+        params = [p.expand(n, *p.shape[1:]).clone().requires_grad_() for p in common]
+    else:
+        params = [p.requires_grad_() for p in _siren_init(n, config.hidden, generator)]
     optimizer = torch.optim.Adam(params, lr=config.learning_rate)
 
     def features() -> WeightSpaceFeatures:

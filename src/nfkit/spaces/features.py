@@ -12,7 +12,7 @@ from nfkit.spaces.spec import WeightSpaceSpec
 
 __all__ = ["WeightSpaceFeatures", "stack", "cat_channels"]
 
-Scalar = int | float
+Scalar = int | float | torch.Tensor  # a Python number or a 0-dim tensor (e.g. a learned scale)
 
 
 @final
@@ -134,7 +134,7 @@ class WeightSpaceFeatures:
     ) -> WeightSpaceFeatures:
         if isinstance(other, WeightSpaceFeatures):
             return self.zip_map(other, fn)
-        if isinstance(other, (int, float)):
+        if isinstance(other, (int, float)) or (isinstance(other, torch.Tensor) and other.dim() == 0):
             return self.map(lambda t: fn(t, other))
         return NotImplemented
 

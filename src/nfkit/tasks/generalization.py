@@ -21,7 +21,7 @@ from nfkit.metrics import kendall_tau, mean_squared_error, r2_score
 from nfkit.spaces.features import WeightSpaceFeatures
 from nfkit.training import Task, predict
 
-__all__ = ["GeneralizationTask", "GeneralizationData", "generalization_datasets"]
+__all__ = ["GeneralizationTask", "GeneralizationData", "generalization_datasets", "setup"]
 
 
 class GeneralizationTask(Task):
@@ -95,3 +95,12 @@ def generalization_datasets(
         test=full.subset(zoo.splits["test"], norm),
         normalization=norm,
     )
+
+
+def setup(zoo: Zoo, model: str, options: dict[str, object], augment: bool, seed: int):
+    """Model (invariant, one output), task, and normalised train/val/test datasets of a CNN zoo."""
+    from nfkit.models import registry
+
+    net = registry.invariant(model, zoo.spec, 1, **options)
+    data = generalization_datasets(zoo, net.group, augment=augment, seed=seed)  # type: ignore[arg-type]
+    return net, GeneralizationTask(), {"train": data.train, "val": data.val, "test": data.test}

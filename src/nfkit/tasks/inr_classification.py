@@ -1,0 +1,52 @@
+"""INR classification: the class of the image an INR represents, from the INR's weights.
+
+Zhou et al. 2023, Sec. 4.3. An invariant model with one output per class, cross-entropy loss,
+accuracy as the metric (primary, for model selection).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nfkit.data.dataset import Normalization, SymmetryAugmentation, WeightDataset
+from nfkit.data.zoo_format import Zoo
+from nfkit.metrics import accuracy
+from nfkit.models import registry
+from nfkit.spaces.features import WeightSpaceFeatures
+from nfkit.tasks.generalization import _Compose
+from nfkit.training import Task, predict
+
+__all__ = ["INRClassificationTask", "setup"]
+
+
+class INRClassificationTask(Task):
+    """Predict the image class; select by validation accuracy."""
+
+    name = "inr-classification"
+    primary = "accuracy"
+    maximize = True
+
+    def loss(self, model: nn.Module, features: WeightSpaceFeatures, targets: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(model(features), targets.long())
+
+    def evaluate(self, model: nn.Module, data: WeightDataset, batch_size: int = 256) -> dict[str, float]:
+        logits, targets = predict(model, data, batch_size)
+        return {"accuracy": accuracy(logits, targets.long()), "cross_entropy": F.cross_entropy(logits, targets.long()).item()}
+
+
+def setup(zoo: Zoo, model: str, options: dict[str, object], augment: bool, seed: int):
+    """Model (invariant, one output per class), task, and normalised train/val/test datasets of an INR zoo."""
+    labels = zoo.column("label").long()
+    classes = int(labels.max()) + 1
+    net = registry.invariant(model, zoo.spec, classes, **options)
+    norm = Normalization.fit(zoo.features[zoo.splits["train"]], net.group)  # type: ignore[arg-type]
+    steps = [SymmetryAugmentation(net.group, torch.Generator().manual_seed(seed))] if augment else []
+    full = WeightDataset(zoo.features, labels)
+    data = {
+        "train": full.subset(zoo.splits["train"], _Compose(*steps, norm)),
+        "val": full.subset(zoo.splits["val"], norm),
+        "test": full.subset(zoo.splits["test"], norm),
+    }
+    return net, INRClassificationTask(), data
