@@ -45,7 +45,7 @@ def test_equivariant_outputs_stay_in_the_weight_space(name):
 
 def test_registry_errors_are_clear():
     spec = WeightSpaceSpec.mlp([3, 4, 2])
-    with pytest.raises(KeyError, match="available: hnp"):
+    with pytest.raises(KeyError, match="no model family .nope.; available: .*hnp"):
         models.invariant("nope", spec)
     with pytest.raises(TypeError, match="does not accept widths; accepted: in_channels, hidden_channels"):
         models.invariant("np", spec, widths=[3])
