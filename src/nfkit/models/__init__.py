@@ -5,7 +5,7 @@
 ``available()`` lists the names.
 """
 
-from nfkit.models import baselines, graph_nfn, magep_nfn, monomial_nfn, permutation_nfn  # noqa: F401  (they register their families)
+from nfkit.models import baselines, graph_nfn, magep_nfn, monomial_nfn, nft_nfn, permutation_nfn  # noqa: F401  (they register their families)
 from nfkit.models.base import (
     EquivariantModel,
     InvariantModel,
