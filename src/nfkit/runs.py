@@ -160,8 +160,13 @@ def run_task(
     torch.manual_seed(train.seed)
     net, task, data = TASKS[task_name](zoo, model, options or {}, augment, train.seed)
     start = time.perf_counter()
+    pretraining: dict[str, object] = {}
+    if hasattr(net, "pretrain") and not (out / "checkpoint.pt").exists():
+        # a model with a self-supervised stage (Inr2Array) learns it first, on the same splits
+        pretraining = net.pretrain(data["train"], data["val"], train, progress)
     result = fit(net, task, data["train"], data["val"], train, run_dir=out, progress=progress)
     metrics: dict[str, object] = {
+        **pretraining,
         "task": task_name,
         "model": model,
         "parameters": sum(p.numel() for p in net.parameters()),

@@ -5,7 +5,15 @@
 ``available()`` lists the names.
 """
 
-from nfkit.models import baselines, graph_nfn, magep_nfn, monomial_nfn, nft_nfn, permutation_nfn  # noqa: F401  (they register their families)
+from nfkit.models import (  # noqa: F401  (they register their families)
+    baselines,
+    graph_nfn,
+    inr2array,
+    magep_nfn,
+    monomial_nfn,
+    nft_nfn,
+    permutation_nfn,
+)
 from nfkit.models.base import (
     EquivariantModel,
     InvariantModel,
