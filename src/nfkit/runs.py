@@ -23,6 +23,7 @@ import torch
 import nfkit
 from nfkit.data.zoo_format import load_zoo
 from nfkit.groups.neurons import Factor, HiddenNeuronGroup
+from nfkit.spaces.features import stack
 from nfkit.training import TrainConfig, fit, is_main_process, predict
 
 __all__ = ["run_task", "run_generalization", "evaluate_run", "rescaled", "RESCALE_RANGE"]
@@ -47,17 +48,8 @@ def rescaled(data, spec, seed: int = 0):
     scaling = HiddenNeuronGroup(spec.hidden_sizes, [Factor.POSITIVE_SCALING], scale_range=RESCALE_RANGE)
     generator = torch.Generator().manual_seed(seed)
     features = data.features
-    scaled = features.with_tensors(*_split(
-        [scaling.sample(generator).act(features[i]) for i in range(len(features))]
-    ))
+    scaled = stack([scaling.sample(generator).act(features[i]) for i in range(len(features))])
     return type(data)(scaled, data.labels, data.transform)
-
-
-def _split(items):
-    from nfkit.spaces.features import stack
-
-    joined = stack(items)
-    return joined.weights, joined.biases
 
 
 def _write_csv(path: Path, rows: list[dict[str, object]]) -> None:

@@ -14,7 +14,7 @@ from nfkit.groups.base import Group
 from nfkit.groups.neurons import Factor, HiddenNeuronGroup
 from nfkit.spaces.features import WeightSpaceFeatures, stack
 
-__all__ = ["WeightDataset", "collate", "SymmetryAugmentation", "Normalization"]
+__all__ = ["WeightDataset", "collate", "Compose", "SymmetryAugmentation", "Normalization"]
 
 Transform = Callable[[WeightSpaceFeatures], WeightSpaceFeatures]
 
@@ -64,6 +64,19 @@ class WeightDataset(Dataset):
 def collate(items: Sequence[tuple[WeightSpaceFeatures, torch.Tensor]]) -> tuple[WeightSpaceFeatures, torch.Tensor]:
     """Batch ``(features, label)`` items: features are stacked along the batch axis."""
     return stack([f for f, _ in items]), torch.stack([torch.as_tensor(y) for _, y in items])
+
+
+@final
+class Compose:
+    """Apply feature transforms in order (e.g. an augmentation, then a normalisation)."""
+
+    def __init__(self, *steps: Transform) -> None:
+        self.steps = steps
+
+    def __call__(self, features: WeightSpaceFeatures) -> WeightSpaceFeatures:
+        for step in self.steps:
+            features = step(features)
+        return features
 
 
 @final

@@ -23,7 +23,6 @@ from typing import final
 import torch
 from torch import nn
 
-from nfkit.errors import SpecMismatchError
 from nfkit.spaces.features import WeightSpaceFeatures
 from nfkit.spaces.spec import WeightSpaceSpec
 
@@ -166,8 +165,3 @@ class GraphPool(nn.Module):
         edge_means = [chunk.mean(dim=1) for chunk in edges.split(g.edge_counts, dim=1)]
         return torch.cat(node_means + edge_means, dim=-1)
 
-
-def check_graph_spec(spec: WeightSpaceSpec, features: WeightSpaceFeatures) -> None:
-    """Raise if ``features`` do not belong to ``spec``."""
-    if features.spec.shape_key != spec.shape_key:
-        raise SpecMismatchError(f"graph layers built for {spec.describe()} got features of {features.spec.describe()}")

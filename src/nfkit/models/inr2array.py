@@ -30,7 +30,7 @@ from nfkit.models.registry import ModelFamily, register
 from nfkit.spaces.features import WeightSpaceFeatures
 from nfkit.spaces.spec import WeightSpaceSpec
 
-__all__ = ["PerceiverPooling", "Inr2ArrayModel", "inr2array_invariant"]
+__all__ = ["PerceiverPooling", "Inr2ArrayModel"]
 
 
 class PerceiverPooling(nn.Module):
@@ -145,29 +145,10 @@ class Inr2ArrayModel(InvariantModel):
         return {"pretrain_val_mse": result.best_metrics["mse"]}
 
 
-def inr2array_invariant(
-    spec: WeightSpaceSpec,
-    out_features: int = 1,
-    *,
-    in_channels: int = 1,
-    hidden_channels: Sequence[int] = (32, 32),
-    latents: int = 16,
-    heads: int = 4,
-    head_hidden: Sequence[int] = (256,),
-    pretrain_epochs: int = 10,
-    render_size: int = 8,
-) -> Inr2ArrayModel:
-    """Inr2Array: NFT encoder, Perceiver latent array, classifier head (pretrained by reconstruction)."""
-    return Inr2ArrayModel(
-        spec, out_features, in_channels=in_channels, hidden_channels=hidden_channels, latents=latents,
-        heads=heads, head_hidden=head_hidden, pretrain_epochs=pretrain_epochs, render_size=render_size,
-    )
-
-
 register(
     ModelFamily(
         "inr2array",
         "Inr2Array: a permutation-invariant latent array learned by reconstructing the INR (Zhou et al. 2023)",
-        invariant=inr2array_invariant,
+        invariant=Inr2ArrayModel,
     )
 )

@@ -7,14 +7,13 @@ of the NFN papers); metrics are Kendall τ (primary), R² and MSE on the predict
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nfkit.data.dataset import Normalization, SymmetryAugmentation, WeightDataset
+from nfkit.data.dataset import Compose, Normalization, SymmetryAugmentation, WeightDataset
 from nfkit.data.zoo_format import Zoo
 from nfkit.groups.neurons import HiddenNeuronGroup
 from nfkit.metrics import kendall_tau, mean_squared_error, r2_score
@@ -50,16 +49,6 @@ class GeneralizationTask(Task):
         }
 
 
-class _Compose:
-    def __init__(self, *steps: Callable[[WeightSpaceFeatures], WeightSpaceFeatures]) -> None:
-        self.steps = steps
-
-    def __call__(self, features: WeightSpaceFeatures) -> WeightSpaceFeatures:
-        for step in self.steps:
-            features = step(features)
-        return features
-
-
 @dataclass
 class GeneralizationData:
     """Train, val and test datasets of a zoo, and the normalisation fitted on train."""
@@ -90,7 +79,7 @@ def generalization_datasets(
     steps = [SymmetryAugmentation(group, torch.Generator().manual_seed(seed))] if augment else []
     full = WeightDataset(features, labels)
     return GeneralizationData(
-        train=full.subset(zoo.splits["train"], _Compose(*steps, norm)),
+        train=full.subset(zoo.splits["train"], Compose(*steps, norm)),
         val=full.subset(zoo.splits["val"], norm),
         test=full.subset(zoo.splits["test"], norm),
         normalization=norm,

@@ -10,12 +10,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nfkit.data.dataset import Normalization, SymmetryAugmentation, WeightDataset
+from nfkit.data.dataset import Compose, Normalization, SymmetryAugmentation, WeightDataset
 from nfkit.data.zoo_format import Zoo
 from nfkit.metrics import accuracy
 from nfkit.models import registry
 from nfkit.spaces.features import WeightSpaceFeatures
-from nfkit.tasks.generalization import _Compose
 from nfkit.training import Task, predict
 
 __all__ = ["INRClassificationTask", "setup"]
@@ -45,7 +44,7 @@ def setup(zoo: Zoo, model: str, options: dict[str, object], augment: bool, seed:
     steps = [SymmetryAugmentation(net.group, torch.Generator().manual_seed(seed))] if augment else []
     full = WeightDataset(zoo.features, labels)
     data = {
-        "train": full.subset(zoo.splits["train"], _Compose(*steps, norm)),
+        "train": full.subset(zoo.splits["train"], Compose(*steps, norm)),
         "val": full.subset(zoo.splits["val"], norm),
         "test": full.subset(zoo.splits["test"], norm),
     }
