@@ -7,8 +7,17 @@ from collections.abc import Callable
 from torch import nn
 
 from nfkit.spaces.activations import Sine
+from nfkit.transformer_net import SmallTransformer
 
-__all__ = ["small_cnn_zoo", "siren", "mlp", "CHECK_ARCHITECTURES", "REFERENCE_ARCHITECTURES"]
+__all__ = [
+    "small_cnn_zoo",
+    "siren",
+    "mlp",
+    "torch_encoder",
+    "small_transformer_zoo",
+    "CHECK_ARCHITECTURES",
+    "REFERENCE_ARCHITECTURES",
+]
 
 
 def small_cnn_zoo(activation: Callable[[], nn.Module] = nn.ReLU, in_channels: int = 1, padding: int = 0) -> nn.Sequential:
@@ -59,6 +68,20 @@ def _small_cnn(activation: Callable[[], nn.Module]) -> nn.Sequential:
     )
 
 
+def torch_encoder(d_model: int = 8, heads: int = 2, d_ff: int = 16, layers: int = 2, norm_first: bool = True) -> nn.TransformerEncoder:
+    """PyTorch's encoder (residuals, affine LayerNorms, packed in-projection with biases)."""
+    layer = nn.TransformerEncoderLayer(d_model, heads, d_ff, dropout=0.0, batch_first=True, norm_first=norm_first)
+    return nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+
+
+def small_transformer_zoo(vision: bool = True) -> SmallTransformer:
+    """The Small Transformer Zoo's network (Transformer-NFN, App. F): D = 32, 2 heads, FFN 64, 2 blocks,
+    no residuals, plain LayerNorms; MNIST 4×4 patches, or 32-d token embeddings (vocabulary 1000 here)."""
+    if vision:
+        return SmallTransformer(d_model=32, heads=2, d_ff=64, blocks=2, patch=4, image=28)
+    return SmallTransformer(d_model=32, heads=2, d_ff=64, blocks=2, vocab=1000, classes=4)
+
+
 #: Small real networks whose specs ``nfkit check`` runs on (fast in float64).
 CHECK_ARCHITECTURES: dict[str, Callable[[], nn.Module]] = {
     "mlp-relu": lambda: mlp((3, 6, 5, 2), nn.ReLU),
@@ -67,6 +90,8 @@ CHECK_ARCHITECTURES: dict[str, Callable[[], nn.Module]] = {
     "mlp-gelu-nobias": lambda: mlp((3, 6, 5, 2), nn.GELU, bias=False),
     "cnn-relu": lambda: _small_cnn(nn.ReLU),
     "cnn-tanh": lambda: _small_cnn(nn.Tanh),
+    "transformer-torch": lambda: torch_encoder(6, 2, 8, 2),
+    "transformer-zoo": lambda: SmallTransformer(d_model=6, heads=2, d_ff=8, blocks=2, patch=4, image=8, classes=3),
 }
 
 #: Architectures of the published benchmarks.
@@ -75,4 +100,5 @@ REFERENCE_ARCHITECTURES: dict[str, Callable[[], nn.Module]] = {
     "small-cnn-zoo-tanh": lambda: small_cnn_zoo(nn.Tanh),
     "siren-mnist": siren,
     "mnist-mlp": lambda: mlp((784, 64, 64, 10)),
+    "small-transformer-zoo": small_transformer_zoo,
 }

@@ -34,6 +34,9 @@ from torch import nn
 
 from nfkit.groups.base import Group
 from nfkit.spaces.features import WeightSpaceFeatures
+from nfkit.spaces.transformer_features import TransformerFeatures
+
+Features = WeightSpaceFeatures | TransformerFeatures
 
 __all__ = [
     "SymmetryReport",
@@ -49,7 +52,7 @@ DEFAULT_TOLERANCE = 1e-9
 #: Relative error above which a negative control counts as broken symmetry.
 DEFAULT_BREAK_THRESHOLD = 1e-4
 
-Function = Callable[[WeightSpaceFeatures], "WeightSpaceFeatures | torch.Tensor"]
+Function = Callable[[Features], "Features | torch.Tensor"]
 
 
 @dataclass
@@ -111,13 +114,15 @@ def _relative_error(actual: torch.Tensor, expected: torch.Tensor) -> float:
     return diff / scale if scale > 0 else diff
 
 
-def _named_outputs(out: WeightSpaceFeatures | torch.Tensor) -> dict[str, torch.Tensor]:
+def _named_outputs(out: Features | torch.Tensor) -> dict[str, torch.Tensor]:
     if isinstance(out, WeightSpaceFeatures):
         named = {}
         for i, (w, b) in enumerate(zip(out.weights, out.biases)):
             named[f"weights[{i}]"] = w
             named[f"biases[{i}]"] = b
         return named
+    if isinstance(out, TransformerFeatures):
+        return out.named_tensors()
     if isinstance(out, torch.Tensor):
         return {"output": out}
     raise TypeError(f"the module returned {type(out).__name__}; expected WeightSpaceFeatures or a Tensor")
@@ -126,7 +131,7 @@ def _named_outputs(out: WeightSpaceFeatures | torch.Tensor) -> dict[str, torch.T
 def check_symmetry(
     module: Function,
     group: Group | None = None,
-    inputs: WeightSpaceFeatures | None = None,
+    inputs: Features | None = None,
     *,
     samples: int = 4,
     seed: int = 0,
@@ -160,7 +165,7 @@ def check_symmetry(
     with torch.no_grad():
         reference = fn(inputs)
         kind: Literal["equivariant", "invariant"] = (
-            "equivariant" if isinstance(reference, WeightSpaceFeatures) else "invariant"
+            "equivariant" if isinstance(reference, (WeightSpaceFeatures, TransformerFeatures)) else "invariant"
         )
         expected = _named_outputs(reference)
         report = SymmetryReport(kind, group.name, {name: 0.0 for name in expected}, tolerance)
@@ -168,7 +173,7 @@ def check_symmetry(
             g = group.sample(generator)
             out = fn(g.act(inputs))
             if kind == "equivariant":
-                if not isinstance(out, WeightSpaceFeatures):
+                if not isinstance(out, (WeightSpaceFeatures, TransformerFeatures)):
                     raise TypeError("the module returned features for one input and a tensor for another")
                 out = g.inverse().act(out)
             for name, actual in _named_outputs(out).items():
@@ -177,7 +182,7 @@ def check_symmetry(
 
 
 def assert_equivariant(
-    module: Function, group: Group | None = None, inputs: WeightSpaceFeatures | None = None, **options: object
+    module: Function, group: Group | None = None, inputs: Features | None = None, **options: object
 ) -> SymmetryReport:
     """Assert ``f(g · x) = g · f(x)`` for sampled ``g``; raise ``AssertionError`` with the per-output report.
 
@@ -192,7 +197,7 @@ def assert_equivariant(
 
 
 def assert_invariant(
-    module: Function, group: Group | None = None, inputs: WeightSpaceFeatures | None = None, **options: object
+    module: Function, group: Group | None = None, inputs: Features | None = None, **options: object
 ) -> SymmetryReport:
     """Assert ``f(g · x) = f(x)`` for sampled ``g``; raise ``AssertionError`` with the per-output report.
 
@@ -209,7 +214,7 @@ def assert_invariant(
 def assert_not_equivariant(
     module: Function,
     larger_group: Group,
-    inputs: WeightSpaceFeatures | None = None,
+    inputs: Features | None = None,
     *,
     threshold: float = DEFAULT_BREAK_THRESHOLD,
     **options: object,

@@ -5,9 +5,10 @@ import torch
 
 import nfkit.models as models
 from nfkit.check import ARCHITECTURES, negative_control_group, run_checks
-from nfkit.errors import NonFiniteWeightsError, SpecMismatchError
+from nfkit.errors import NonFiniteWeightsError, SpecMismatchError, UnsupportedArchitectureError
 from nfkit.groups import HiddenNeuronGroup
-from nfkit.spaces import WeightSpaceSpec, spec_of
+from nfkit.groups.transformer import TransformerGroup
+from nfkit.spaces import AttentionBlockSpec, TransformerSpec, WeightSpaceSpec, spec_of
 
 
 @pytest.mark.parametrize("name", models.available())
@@ -22,12 +23,12 @@ def test_every_registered_model_passes_the_symmetry_check(name):
 
 @pytest.mark.parametrize("name", models.available())
 def test_every_family_accepts_hidden_channels_and_in_channels(name):
-    spec = spec_of(ARCHITECTURES["mlp-relu"]())
     fam = models.family(name)
+    spec = spec_of(ARCHITECTURES["mlp-relu" if "dense" in fam.spaces else "transformer-zoo"]())
     for form in fam.forms():
         build = models.invariant if form == "invariant" else models.equivariant
         model = build(name, spec, 3, hidden_channels=[5, 6], in_channels=2)
-        assert isinstance(model.group, HiddenNeuronGroup)
+        assert isinstance(model.group, HiddenNeuronGroup if "dense" in fam.spaces else TransformerGroup)
         out = model(spec.randn(4, 2))
         if form == "invariant":
             assert out.shape == (4, 3)
@@ -38,6 +39,11 @@ def test_every_family_accepts_hidden_channels_and_in_channels(name):
 
 @pytest.mark.parametrize("name", models.available("equivariant"))
 def test_equivariant_outputs_stay_in_the_weight_space(name):
+    if "dense" not in models.family(name).spaces:
+        spec = TransformerSpec((AttentionBlockSpec(4, 2, 2, 2, 6, attention_bias=False, ffn_bias=False),))
+        out = models.equivariant(name, spec, hidden_channels=[4])(spec.randn(2))
+        assert all(bool((out.named[k] == 0).all()) for k in spec.zero_tensors()) and spec.zero_tensors()
+        return
     spec = WeightSpaceSpec.mlp([3, 4, 2], bias=False)
     out = models.equivariant(name, spec, hidden_channels=[4])(spec.randn(2))
     assert all(bool((b == 0).all()) for b in out.biases)
@@ -61,6 +67,8 @@ def test_registry_errors_are_clear():
 
 @pytest.mark.parametrize("name", models.available())
 def test_bad_inputs_give_clear_errors(name):
+    if "dense" not in models.family(name).spaces:
+        return _bad_transformer_inputs(name)
     spec = WeightSpaceSpec.mlp([3, 4, 2])
     model = models.invariant(name, spec, hidden_channels=[4]) if "invariant" in models.family(name).forms() else None
     assert model is not None
@@ -73,6 +81,22 @@ def test_bad_inputs_give_clear_errors(name):
         model(x.with_tensors([x.weights[0] * float("nan"), x.weights[1]], x.biases))
     with pytest.raises(TypeError, match="WeightSpaceFeatures"):
         model(torch.zeros(2, 3))
+
+
+def _bad_transformer_inputs(name):
+    spec = TransformerSpec((AttentionBlockSpec(4, 2, 2, 2, 6),))
+    model = models.invariant(name, spec, hidden_channels=[3])
+    with pytest.raises(SpecMismatchError, match="do not match"):
+        model(TransformerSpec((AttentionBlockSpec(4, 2, 2, 2, 5),)).randn(1))
+    with pytest.raises(SpecMismatchError, match="input channels"):
+        model(spec.randn(1, 2))
+    x = spec.randn(2)
+    with pytest.raises(NonFiniteWeightsError, match="blocks.0.key contains NaN"):
+        model(x.with_tensors([t * float("nan") if k == "blocks.0.key" else t for k, t in x.named.items()]))
+    with pytest.raises(TypeError, match="TransformerFeatures"):
+        model(torch.zeros(2, 3))
+    with pytest.raises(UnsupportedArchitectureError, match="reads transformer weight spaces"):
+        models.invariant(name, WeightSpaceSpec.mlp([3, 4, 2]))
 
 
 def test_negative_control_group_adds_the_first_missing_factor():

@@ -1,6 +1,8 @@
 """INR classification and editing: every registered model trains on them, with augmentation on and off."""
 
 import pytest
+
+from nfkit.errors import UnsupportedArchitectureError
 import torch
 
 import nfkit.models as models
@@ -34,6 +36,10 @@ def test_dilation_grows_bright_strokes():
 @pytest.mark.parametrize("augment", [False, True])
 def test_every_model_trains_on_every_inr_task(inr_zoo, tmp_path, task, name, augment):
     form = "invariant" if task == "inr-classification" else "equivariant"
+    if "dense" not in models.family(name).spaces:
+        with pytest.raises(UnsupportedArchitectureError, match="not dense ones"):
+            TASKS[task](load_zoo(inr_zoo), name, {}, augment, 0)
+        return
     if form not in models.family(name).forms():
         with pytest.raises(ValueError, match=f"no {form} form"):
             TASKS[task](load_zoo(inr_zoo), name, {}, augment, 0)

@@ -13,6 +13,7 @@ from nfkit.models import (  # noqa: F401  (they register their families)
     monomial_nfn,
     nft_nfn,
     permutation_nfn,
+    transformer_nfn,
 )
 from nfkit.models.base import (
     EquivariantModel,

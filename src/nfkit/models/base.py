@@ -13,6 +13,8 @@ from nfkit.errors import SpecMismatchError
 from nfkit.groups.base import Group
 from nfkit.spaces.features import WeightSpaceFeatures
 from nfkit.spaces.spec import WeightSpaceSpec
+from nfkit.spaces.transformer_features import TransformerFeatures
+from nfkit.spaces.transformer_spec import TransformerSpec
 
 __all__ = [
     "WeightSpaceModel",
@@ -34,11 +36,11 @@ class WeightSpaceModel(nn.Module, abc.ABC):
         check_inputs: whether ``forward`` rejects NaN/Inf inputs (a cheap reduction per tensor).
     """
 
-    spec: WeightSpaceSpec
+    spec: WeightSpaceSpec | TransformerSpec
     group: Group
     in_channels: int
 
-    def __init__(self, spec: WeightSpaceSpec, group: Group, in_channels: int, *, check_inputs: bool = True) -> None:
+    def __init__(self, spec: WeightSpaceSpec | TransformerSpec, group: Group, in_channels: int, *, check_inputs: bool = True) -> None:
         super().__init__()
         if in_channels <= 0:
             raise ValueError(f"in_channels must be positive, got {in_channels}")
@@ -49,8 +51,8 @@ class WeightSpaceModel(nn.Module, abc.ABC):
 
     def validate(self, features: WeightSpaceFeatures) -> None:
         """Raise a clear error for features of another spec, channel count, or with NaN/Inf."""
-        if not isinstance(features, WeightSpaceFeatures):
-            raise TypeError(f"{type(self).__name__} takes WeightSpaceFeatures, got {type(features).__name__}")
+        if not isinstance(features, (WeightSpaceFeatures, TransformerFeatures)):
+            raise TypeError(f"{type(self).__name__} takes WeightSpaceFeatures or TransformerFeatures, got {type(features).__name__}")
         self.spec.require_compatible(features.spec, f"input features of {type(self).__name__}")
         if features.channels != self.in_channels:
             raise SpecMismatchError(
@@ -81,6 +83,11 @@ class EquivariantModel(WeightSpaceModel):
 
     def project(self, features: WeightSpaceFeatures) -> WeightSpaceFeatures:
         """Zero the biases of bias-free layers, so that the output is a point of the weight space."""
+        if isinstance(features, TransformerFeatures):
+            zero = features.spec.zero_tensors()
+            return features if not zero else features.with_tensors(
+                [torch.zeros_like(t) if k in zero else t for k, t in features.named.items()]
+            )
         if all(layer.bias for layer in self.spec.layers):
             return features
         biases = [b if layer.bias else torch.zeros_like(b) for b, layer in zip(features.biases, self.spec.layers)]
@@ -104,7 +111,7 @@ class StackedInvariantModel(InvariantModel):
 
     def __init__(
         self,
-        spec: WeightSpaceSpec,
+        spec: WeightSpaceSpec | TransformerSpec,
         group: Group,
         in_channels: int,
         out_features: int,
@@ -134,7 +141,7 @@ class StackedEquivariantModel(EquivariantModel):
 
     def __init__(
         self,
-        spec: WeightSpaceSpec,
+        spec: WeightSpaceSpec | TransformerSpec,
         group: Group,
         in_channels: int,
         out_channels: int,

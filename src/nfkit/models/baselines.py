@@ -17,11 +17,39 @@ from typing import final
 import torch
 from torch import nn
 
+from nfkit.groups.base import Group
 from nfkit.groups.neurons import permutations, trivial
+from nfkit.groups.transformer import TransformerFactor, TransformerGroup
 from nfkit.models.base import EquivariantModel, StackedInvariantModel, mlp_head
 from nfkit.models.registry import ModelFamily, register
 from nfkit.spaces.features import WeightSpaceFeatures
 from nfkit.spaces.spec import WeightSpaceSpec
+from nfkit.spaces.transformer_spec import TransformerSpec
+
+AnySpec = WeightSpaceSpec | TransformerSpec
+
+#: Factors under which statistics over all entries of each tensor do not change.
+_ENTRY_PERMUTING = (
+    TransformerFactor.HEAD_PERMUTATION,
+    TransformerFactor.FFN_PERMUTATION,
+    TransformerFactor.STREAM_PERMUTATION,
+    TransformerFactor.CLASSIFIER_PERMUTATION,
+)
+
+
+def _trivial(spec: AnySpec) -> Group:
+    return TransformerGroup(spec, ()) if isinstance(spec, TransformerSpec) else trivial(spec.hidden_sizes)
+
+
+def _entry_permutations(spec: AnySpec) -> Group:
+    """Every factor of the architecture's group that only moves entries within a tensor."""
+    if isinstance(spec, TransformerSpec):
+        return spec.symmetry_group().restrict(f for f in spec.symmetry_group().factors if f in _ENTRY_PERMUTING)
+    return permutations(spec.hidden_sizes)
+
+
+def _num_tensors(spec: AnySpec) -> int:
+    return len(spec.tensor_shapes()) if isinstance(spec, TransformerSpec) else 2 * spec.num_layers
 
 __all__ = ["flat_mlp", "FlatMLPEditor", "statnn", "layer_statistics", "Flattened", "LayerStatistics"]
 
@@ -38,7 +66,7 @@ class Flattened(nn.Module):
 
 
 def flat_mlp(
-    spec: WeightSpaceSpec,
+    spec: AnySpec,
     out_features: int = 1,
     *,
     in_channels: int = 1,
@@ -49,7 +77,7 @@ def flat_mlp(
     width = in_channels * spec.zeros(1).flatten().shape[-1]
     return StackedInvariantModel(
         spec,
-        trivial(spec.hidden_sizes),
+        _trivial(spec),
         in_channels,
         out_features,
         trunk=nn.Identity(),
@@ -68,22 +96,22 @@ class FlatMLPEditor(EquivariantModel):
 
     def __init__(
         self,
-        spec: WeightSpaceSpec,
+        spec: AnySpec,
         out_channels: int = 1,
         *,
         in_channels: int = 1,
         hidden_channels: Sequence[int] = (256, 256),
         dropout: float = 0.0,
     ) -> None:
-        super().__init__(spec, trivial(spec.hidden_sizes), in_channels)
+        super().__init__(spec, _trivial(spec), in_channels)
         self.out_channels = out_channels
         self.entries = spec.zeros(1).flatten().shape[-1]
         self.mlp = mlp_head(in_channels * self.entries, hidden_channels, out_channels * self.entries, dropout)
 
-    def forward(self, features: WeightSpaceFeatures) -> WeightSpaceFeatures:
+    def forward(self, features: WeightSpaceFeatures) -> WeightSpaceFeatures:  # or TransformerFeatures
         self.validate(features)
         flat = self.mlp(features.flatten().flatten(1))
-        out = WeightSpaceFeatures.unflatten(self.spec, flat.view(-1, self.out_channels, self.entries))
+        out = self.spec.unflatten(flat.view(-1, self.out_channels, self.entries))
         return self.project(out)
 
 
@@ -126,7 +154,7 @@ class LayerStatistics(nn.Module):
 
 
 def statnn(
-    spec: WeightSpaceSpec,
+    spec: AnySpec,
     out_features: int = 1,
     *,
     in_channels: int = 1,
@@ -134,10 +162,10 @@ def statnn(
     dropout: float = 0.0,
 ) -> StackedInvariantModel:
     """Per-tensor statistics then an MLP (Unterthiner et al. 2020): features → ``(B, out_features)``."""
-    width = in_channels * spec.num_layers * 2 * (2 + len(QUANTILES))
+    width = in_channels * _num_tensors(spec) * (2 + len(QUANTILES))
     return StackedInvariantModel(
         spec,
-        permutations(spec.hidden_sizes),
+        _entry_permutations(spec),
         in_channels,
         out_features,
         trunk=nn.Identity(),
@@ -152,6 +180,7 @@ register(
         "MLP on the flattened weights (no symmetry; the baseline of Zhou et al. 2023)",
         invariant=flat_mlp,
         equivariant=FlatMLPEditor,
+        spaces=("dense", "transformer"),
     )
 )
 register(
@@ -159,5 +188,6 @@ register(
         "statnn",
         "per-tensor statistics and an MLP (Unterthiner et al. 2020)",
         invariant=statnn,
+        spaces=("dense", "transformer"),
     )
 )

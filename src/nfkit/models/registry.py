@@ -13,7 +13,11 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from nfkit.models.base import EquivariantModel, InvariantModel
+from nfkit.errors import UnsupportedArchitectureError
 from nfkit.spaces.spec import WeightSpaceSpec
+from nfkit.spaces.transformer_spec import TransformerSpec
+
+AnySpec = WeightSpaceSpec | TransformerSpec
 
 __all__ = ["ModelFamily", "register", "family", "invariant", "equivariant", "available"]
 
@@ -31,6 +35,8 @@ class ModelFamily:
         equivariant: builds the equivariant form ``(spec, out_channels, **options)``, if any.
         fixed: keyword arguments the registry passes to both builders and users cannot override
             (for example the layer variant of a family that shares its model class with another).
+        spaces: the kinds of weight space it reads: ``"dense"`` (MLPs and CNNs,
+            :class:`~nfkit.spaces.WeightSpaceSpec`) and/or ``"transformer"`` (:class:`~nfkit.spaces.TransformerSpec`).
     """
 
     name: str
@@ -38,6 +44,7 @@ class ModelFamily:
     invariant: Callable[..., InvariantModel] | None = None
     equivariant: Callable[..., EquivariantModel] | None = None
     fixed: Mapping[str, object] = field(default_factory=dict)
+    spaces: tuple[str, ...] = ("dense",)
 
     def forms(self) -> tuple[Form, ...]:
         """The forms this family offers."""
@@ -67,10 +74,16 @@ def family(name: str) -> ModelFamily:
     return _FAMILIES[name]
 
 
-def _build(name: str, form: Form, spec: WeightSpaceSpec, size: int, options: dict[str, object]) -> object:
-    if not isinstance(spec, WeightSpaceSpec):
-        raise TypeError(f"spec must be a WeightSpaceSpec, got {type(spec).__name__}")
+def _build(name: str, form: Form, spec: AnySpec, size: int, options: dict[str, object]) -> object:
+    if not isinstance(spec, (WeightSpaceSpec, TransformerSpec)):
+        raise TypeError(f"spec must be a WeightSpaceSpec or TransformerSpec, got {type(spec).__name__}")
     entry = family(name)
+    kind = "transformer" if isinstance(spec, TransformerSpec) else "dense"
+    if kind not in entry.spaces:
+        raise UnsupportedArchitectureError(
+            f"model family {name!r} reads {' and '.join(entry.spaces)} weight spaces, not {kind} ones; "
+            f"for {kind}: {', '.join(n for n, f in sorted(_FAMILIES.items()) if kind in f.spaces)}"
+        )
     builder = getattr(entry, form)
     if builder is None:
         raise ValueError(f"model family {name!r} has no {form} form; it offers: {', '.join(entry.forms())}")
@@ -82,7 +95,7 @@ def _build(name: str, form: Form, spec: WeightSpaceSpec, size: int, options: dic
     return builder(spec, size, **entry.fixed, **options)
 
 
-def invariant(name: str, spec: WeightSpaceSpec, out_features: int = 1, **options: object) -> InvariantModel:
+def invariant(name: str, spec: AnySpec, out_features: int = 1, **options: object) -> InvariantModel:
     """Build the invariant model ``name`` for ``spec``: features → ``(B, out_features)``.
 
     Example:
@@ -95,7 +108,7 @@ def invariant(name: str, spec: WeightSpaceSpec, out_features: int = 1, **options
     return _build(name, "invariant", spec, out_features, options)  # type: ignore[return-value]
 
 
-def equivariant(name: str, spec: WeightSpaceSpec, out_channels: int = 1, **options: object) -> EquivariantModel:
+def equivariant(name: str, spec: AnySpec, out_channels: int = 1, **options: object) -> EquivariantModel:
     """Build the equivariant model ``name`` for ``spec``: features → features with ``out_channels`` channels.
 
     Example:

@@ -12,20 +12,26 @@ from nfkit.spaces.convert import (
 )
 from nfkit.spaces.features import WeightSpaceFeatures, cat_channels, stack
 from nfkit.spaces.spec import Axis, LayerSpec, WeightSpaceSpec
+from nfkit.spaces.transformer_features import TransformerFeatures
+from nfkit.spaces.transformer_spec import AttentionBlockSpec, TransformerSpec, spec_from_dict
 
 __all__ = [
     "Activation",
+    "AttentionBlockSpec",
     "Axis",
     "LayerSpec",
     "Sine",
     "SUPPORTED_ACTIVATIONS",
     "SUPPORTED_MODULES",
+    "TransformerFeatures",
+    "TransformerSpec",
     "WeightSpaceFeatures",
     "WeightSpaceSpec",
     "cat_channels",
     "from_state_dict",
     "load_into",
     "module_from_spec",
+    "spec_from_dict",
     "spec_of",
     "stack",
     "to_state_dict",

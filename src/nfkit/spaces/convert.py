@@ -21,6 +21,14 @@ from nfkit.errors import SpecMismatchError, UnsupportedModuleError
 from nfkit.spaces.activations import SUPPORTED_ACTIVATIONS, Activation
 from nfkit.spaces.features import WeightSpaceFeatures
 from nfkit.spaces.spec import LayerSpec, WeightSpaceSpec
+from nfkit.spaces.transformer_convert import (
+    is_transformer,
+    transformer_load_into,
+    transformer_spec_of,
+    transformer_weights_of,
+)
+from nfkit.spaces.transformer_features import TransformerFeatures
+from nfkit.spaces.transformer_spec import TransformerSpec
 
 __all__ = [
     "spec_of",
@@ -151,8 +159,11 @@ def _layers_of(module: nn.Module) -> list[tuple[LayerSpec, nn.Module]]:
     return layers
 
 
-def spec_of(module: nn.Module) -> WeightSpaceSpec:
-    """The weight-space spec of an ``nn.Sequential`` MLP or CNN.
+def spec_of(module: nn.Module) -> WeightSpaceSpec | TransformerSpec:
+    """The weight-space spec of an ``nn.Sequential`` MLP or CNN, or of a transformer.
+
+    Transformers (``nn.TransformerEncoderLayer``, ``nn.TransformerEncoder``,
+    :class:`nfkit.transformer_net.SmallTransformer`) give a :class:`~nfkit.spaces.TransformerSpec`.
 
     Raises :class:`~nfkit.errors.UnsupportedModuleError` naming the first module it
     cannot describe, and listing what is supported.
@@ -164,11 +175,15 @@ def spec_of(module: nn.Module) -> WeightSpaceSpec:
         >>> spec_of(net).describe()
         'conv 1→16 3×3 +bias relu | dense 16→10 +bias'
     """
+    if is_transformer(module):
+        return transformer_spec_of(module)
     return WeightSpaceSpec(tuple(spec for spec, _ in _layers_of(module)))
 
 
-def weights_of(module: nn.Module) -> WeightSpaceFeatures:
+def weights_of(module: nn.Module) -> WeightSpaceFeatures | TransformerFeatures:
     """The module's weights as features with batch 1 and one channel (detached copies).
+
+    Transformers give :class:`~nfkit.spaces.TransformerFeatures` (shapes in :mod:`nfkit.spaces.transformer_spec`).
 
     Shapes: weights ``(1, 1, n_i, n_{i-1}, *kernel)``, biases ``(1, 1, n_i)`` (zeros for bias-free layers).
     Raises :class:`~nfkit.errors.NonFiniteWeightsError` if any parameter is NaN or Inf.
@@ -179,6 +194,8 @@ def weights_of(module: nn.Module) -> WeightSpaceFeatures:
         >>> [tuple(w.shape) for w in f.weights], f.biases[1].abs().sum().item()
         ([(1, 1, 4, 3), (1, 1, 2, 4)], 0.0)
     """
+    if is_transformer(module):
+        return transformer_weights_of(module)
     layers = _layers_of(module)
     spec = WeightSpaceSpec(tuple(s for s, _ in layers))
     weights = []
@@ -191,7 +208,7 @@ def weights_of(module: nn.Module) -> WeightSpaceFeatures:
     return WeightSpaceFeatures(spec, weights, biases).check_finite(f"{type(module).__name__} parameters")
 
 
-def load_into(module: ModuleT, features: WeightSpaceFeatures, index: int | None = None) -> ModuleT:
+def load_into(module: ModuleT, features: WeightSpaceFeatures | TransformerFeatures, index: int | None = None) -> ModuleT:
     """Copy one network's weights from ``features`` into ``module`` in place, and return it.
 
     Args:
@@ -205,6 +222,11 @@ def load_into(module: ModuleT, features: WeightSpaceFeatures, index: int | None 
     or a non-zero bias for a layer without bias; :class:`~nfkit.errors.NonFiniteWeightsError`
     for NaN or Inf.
     """
+    if is_transformer(module):
+        transformer_load_into(module, features, index)  # type: ignore[arg-type]
+        return module
+    if not isinstance(features, WeightSpaceFeatures):
+        raise SpecMismatchError(f"{type(module).__name__} needs WeightSpaceFeatures, got {type(features).__name__}")
     layers = _layers_of(module)
     spec = WeightSpaceSpec(tuple(s for s, _ in layers))
     spec.require_compatible(features.spec, "the features")

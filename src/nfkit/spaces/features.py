@@ -109,6 +109,14 @@ class WeightSpaceFeatures:
             yield w
             yield b
 
+    def named_tensors(self, prefix: str = "") -> dict[str, torch.Tensor]:
+        """``{"W1": W⁽¹⁾, "b1": b⁽¹⁾, …}`` (1-based, as in the papers), names prefixed with ``prefix``."""
+        named = {}
+        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
+            named[f"{prefix}W{i + 1}"] = w
+            named[f"{prefix}b{i + 1}"] = b
+        return named
+
     # --- building new features -----------------------------------------------------------------
     def with_tensors(self, weights: Sequence[torch.Tensor], biases: Sequence[torch.Tensor]) -> WeightSpaceFeatures:
         """New features of the same spec holding other tensors."""
@@ -245,6 +253,8 @@ def stack(features: Sequence[WeightSpaceFeatures]) -> WeightSpaceFeatures:
     if not features:
         raise ValueError("stack needs at least one WeightSpaceFeatures")
     first = features[0]
+    if not isinstance(first, WeightSpaceFeatures):
+        return type(first).concatenate(features, dim=0)  # e.g. TransformerFeatures
     for k, f in enumerate(features[1:], start=1):
         if f.spec != first.spec:
             raise SpecMismatchError(
@@ -262,6 +272,8 @@ def cat_channels(features: Sequence[WeightSpaceFeatures]) -> WeightSpaceFeatures
     if not features:
         raise ValueError("cat_channels needs at least one WeightSpaceFeatures")
     first = features[0]
+    if not isinstance(first, WeightSpaceFeatures):
+        return type(first).concatenate(features, dim=1)
     for f in features[1:]:
         first.spec.require_compatible(f.spec)
     return WeightSpaceFeatures(

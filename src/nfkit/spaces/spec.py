@@ -312,9 +312,15 @@ class WeightSpaceSpec:
         biases = [torch.zeros((batch_size, channels, *s), dtype=dtype, device=device) for s in self.bias_shapes]
         return WeightSpaceFeatures(self, weights, biases)
 
+    def unflatten(self, flat: torch.Tensor) -> WeightSpaceFeatures:
+        """Features from ``(B, C, P)`` flat entries (inverse of :meth:`WeightSpaceFeatures.flatten`)."""
+        from nfkit.spaces.features import WeightSpaceFeatures
+
+        return WeightSpaceFeatures.unflatten(self, flat)
+
     def require_compatible(self, other: WeightSpaceSpec, what: str = "features") -> None:
         """Raise :class:`SpecMismatchError` unless ``other`` has the same tensor shapes as ``self``."""
-        if other.shape_key == self.shape_key:
+        if getattr(other, "shape_key", None) == self.shape_key:
             return
         lines = [f"{what} do not match the weight-space spec:"]
         lines.append(f"  expected: {self.describe()}")

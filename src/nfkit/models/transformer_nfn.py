@@ -1,0 +1,187 @@
+"""``"transformer-nfn"``: Transformer-NFN (Tran et al., ICLR 2025, Sec. 4–5) for any number of blocks.
+
+Invariant form (the paper's ``InvariantNFN``): equivariant layers
+:class:`~nfkit.layers.transformer_nfn.AttentionBlockLinear` with ReLU on the feed-forward,
+output-bias and norm tensors only (ReLU on W_Q, W_K, W_V, W_O would break GL equivariance),
+then the invariant layer per block with its LayerNorm, concatenated over blocks (the reference
+hard-codes two), plus the embedding (flattened: its output index is fixed) and the classifier
+head (HNP pooling over its hidden neurons), then an MLP. Declared group: the spec's whole
+:meth:`~nfkit.spaces.TransformerSpec.symmetry_group`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import final
+
+import torch
+from torch import nn
+
+from nfkit.errors import UnsupportedArchitectureError
+from nfkit.layers.nft import ChannelLinear
+from nfkit.layers.permutation_basis import PermutationEquivariantLinear, PermutationInvariantPool
+from nfkit.layers.transformer_nfn import AttentionBlockInvariant, AttentionBlockLinear
+from nfkit.models.base import EquivariantModel, StackedEquivariantModel, StackedInvariantModel, mlp_head
+from nfkit.models.registry import ModelFamily, register
+from nfkit.spaces.spec import WeightSpaceSpec
+from nfkit.spaces.transformer_features import TransformerFeatures
+from nfkit.spaces.transformer_spec import TransformerSpec
+
+__all__ = ["TransformerLinear", "GLSafeActivation", "TransformerReadout", "transformer_nfn", "transformer_nfn_editor"]
+
+#: Tensors the GL factors act on linearly (an entrywise nonlinearity there would break equivariance).
+GL_TENSORS = frozenset({"query", "key", "value", "output", "query_bias", "key_bias", "value_bias"})
+
+
+def _require_transformer(spec: object) -> TransformerSpec:
+    if not isinstance(spec, TransformerSpec):
+        raise UnsupportedArchitectureError("transformer-nfn reads transformer weight spaces (TransformerSpec), not dense/conv ones")
+    return spec
+
+
+def _hidden(spec: WeightSpaceSpec) -> range:
+    return range(1, spec.num_layers)
+
+
+@final
+class TransformerLinear(nn.Module):
+    """One equivariant layer on a whole transformer: every block, the embedding and the head.
+
+    Blocks: :class:`AttentionBlockLinear`; embedding (fixed indices): a channel mix per entry;
+    head: the HNP basis (hidden neurons permuted).
+
+    Shapes:
+        :class:`TransformerFeatures` with c channels → the same spec with e channels.
+    """
+
+    def __init__(self, spec: TransformerSpec, in_channels: int, out_channels: int, *, rank: int | None = None) -> None:
+        super().__init__()
+        self.spec = spec
+        self.blocks = nn.ModuleList(AttentionBlockLinear(b, in_channels, out_channels, rank=rank) for b in spec.blocks)
+        self.embedding = ChannelLinear(in_channels, out_channels) if spec.embedding is not None else None
+        self.head = (
+            PermutationEquivariantLinear(spec.head, in_channels, out_channels, permuted=_hidden(spec.head))
+            if spec.head is not None
+            else None
+        )
+
+    def forward(self, features: TransformerFeatures) -> TransformerFeatures:
+        blocks = [layer(t) for layer, t in zip(self.blocks, features.blocks)]
+        embedding = self.embedding(features.embedding) if self.embedding is not None else None
+        head = self.head(features.head) if self.head is not None else None
+        return TransformerFeatures.assemble(self.spec, blocks, embedding, head)
+
+
+@final
+class GLSafeActivation(nn.Module):
+    """An entrywise nonlinearity on every tensor except those GL acts on (W_Q, W_K, W_V, W_O and their biases).
+
+    Shapes: unchanged.
+    """
+
+    def __init__(self, activation: nn.Module | None = None) -> None:
+        super().__init__()
+        self.activation = activation if activation is not None else nn.ReLU()
+
+    def forward(self, features: TransformerFeatures) -> TransformerFeatures:
+        named = {
+            k: v if k.rsplit(".", 1)[-1] in GL_TENSORS and k.startswith("blocks.") else self.activation(v)
+            for k, v in features.named.items()
+        }
+        return TransformerFeatures(features.spec, named)
+
+
+@final
+class TransformerReadout(nn.Module):
+    """Invariant features: per block :class:`AttentionBlockInvariant`, the flattened embedding, the head's HNP pool.
+
+    Shapes:
+        features with c channels → ``(B, num_blocks·width + c·P_embedding + head pool)``.
+    """
+
+    def __init__(self, spec: TransformerSpec, in_channels: int, width: int) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(AttentionBlockInvariant(b, in_channels, width) for b in spec.blocks)
+        self.head_pool = PermutationInvariantPool(spec.head, _hidden(spec.head)) if spec.head is not None else None
+        embedding = in_channels * spec.embedding.num_parameters if spec.embedding is not None else 0
+        self.out_features = len(spec.blocks) * width + embedding
+        self.out_features += self.head_pool.num_outputs(in_channels) if self.head_pool is not None else 0
+        self.has_embedding = spec.embedding is not None
+
+    def forward(self, features: TransformerFeatures) -> torch.Tensor:
+        parts = [layer(t) for layer, t in zip(self.blocks, features.blocks)]
+        if self.has_embedding:
+            zero = features.spec.zero_tensors()
+            parts += [t.flatten(1) for k, t in features.named.items() if k.startswith("embedding.") and k not in zero]
+        if self.head_pool is not None:
+            parts.append(self.head_pool(features.head))
+        return torch.cat(parts, dim=1)
+
+
+def _trunk(spec: TransformerSpec, widths: Sequence[int], rank: int | None) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for c, e in zip(widths, widths[1:]):
+        layers += [TransformerLinear(spec, c, e, rank=rank), GLSafeActivation()]
+    return nn.Sequential(*layers)
+
+
+def transformer_nfn(
+    spec: TransformerSpec,
+    out_features: int = 1,
+    *,
+    in_channels: int = 1,
+    hidden_channels: Sequence[int] = (10,),
+    invariant_width: int = 10,
+    head_hidden: Sequence[int] = (10, 10),
+    rank: int | None = None,
+    dropout: float = 0.0,
+) -> StackedInvariantModel:
+    """Invariant Transformer-NFN: features → ``(B, out_features)``.
+
+    Defaults are the paper's (channels [10], invariant width 10, head 10-10). ``rank``: see
+    :mod:`nfkit.layers.transformer_nfn` (``None`` is the paper's full layer).
+    """
+    spec = _require_transformer(spec)
+    widths = [in_channels, *hidden_channels]
+    readout = TransformerReadout(spec, widths[-1], invariant_width)
+    return StackedInvariantModel(
+        spec,
+        spec.symmetry_group(),
+        in_channels,
+        out_features,
+        trunk=_trunk(spec, widths, rank),
+        readout=readout,
+        head=mlp_head(readout.out_features, head_hidden, out_features, dropout),
+    )
+
+
+def transformer_nfn_editor(
+    spec: TransformerSpec,
+    out_channels: int = 1,
+    *,
+    in_channels: int = 1,
+    hidden_channels: Sequence[int] = (10,),
+    rank: int | None = None,
+) -> EquivariantModel:
+    """Equivariant Transformer-NFN: features → features of the same spec with ``out_channels`` channels."""
+    spec = _require_transformer(spec)
+    widths = [in_channels, *hidden_channels]
+    return StackedEquivariantModel(
+        spec,
+        spec.symmetry_group(),
+        in_channels,
+        out_channels,
+        trunk=_trunk(spec, widths, rank),
+        readout=TransformerLinear(spec, widths[-1], out_channels, rank=rank),
+    )
+
+
+register(
+    ModelFamily(
+        "transformer-nfn",
+        "Transformer-NFN: equivariant to head permutations × GL(d_k) × GL(d_v) × FFN permutations (Tran et al. 2025)",
+        invariant=transformer_nfn,
+        equivariant=transformer_nfn_editor,
+        spaces=("transformer",),
+    )
+)

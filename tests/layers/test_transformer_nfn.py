@@ -1,0 +1,79 @@
+"""Transformer-NFN layers: equivariance per factor (GL of condition 100, scales 1e-3..1e3), negative controls, sizes."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from nfkit.check import factor_subgroups, negative_control_group
+from nfkit.groups.transformer import TransformerFactor
+from nfkit.layers.transformer_nfn import AttentionBlockLinear
+from nfkit.models.transformer_nfn import GLSafeActivation, TransformerLinear, TransformerReadout
+from nfkit.spaces import AttentionBlockSpec, TransformerFeatures, TransformerSpec, WeightSpaceSpec
+from nfkit.testing import assert_equivariant, assert_invariant, assert_not_equivariant
+
+PERMUTABLE = AttentionBlockSpec(6, 2, 3, 2, 8, residual=False, norm_affine=False)
+RESIDUAL = AttentionBlockSpec(6, 3, 2, 2, 8, attention_bias=False)
+
+
+def _spec(block: AttentionBlockSpec) -> TransformerSpec:
+    return TransformerSpec((block, block), embedding=WeightSpaceSpec.mlp([4, 6]), head=WeightSpaceSpec.mlp([6, 5, 3]))
+
+
+class _Wrapped(nn.Module):
+    def __init__(self, module: nn.Module, spec: TransformerSpec, channels: int) -> None:
+        super().__init__()
+        self.module, self.spec, self.group, self.in_channels = module, spec, spec.symmetry_group(), channels
+
+    def forward(self, x: TransformerFeatures):
+        return self.module(x)
+
+
+@pytest.mark.parametrize("block", [PERMUTABLE, RESIDUAL], ids=["stream-permutable", "residual"])
+@pytest.mark.parametrize("rank", [None, 3])
+def test_linear_layer_is_equivariant_to_each_factor_and_not_to_more(block, rank):
+    spec = _spec(block)
+    torch.manual_seed(0)
+    layer = _Wrapped(nn.Sequential(TransformerLinear(spec, 2, 3, rank=rank), GLSafeActivation()), spec, 2)
+    for group in [layer.group, *factor_subgroups(layer.group)]:
+        assert_equivariant(layer, group)
+    assert_not_equivariant(layer, negative_control_group(layer.group))
+
+
+@pytest.mark.parametrize("block", [PERMUTABLE, RESIDUAL], ids=["stream-permutable", "residual"])
+def test_readout_is_invariant(block):
+    spec = _spec(block)
+    torch.manual_seed(0)
+    readout = _Wrapped(TransformerReadout(spec, 2, 5), spec, 2)
+    for group in [readout.group, *factor_subgroups(readout.group)]:
+        assert_invariant(readout, group)
+    assert_not_equivariant(readout, negative_control_group(readout.group))
+
+
+def test_relu_on_the_gl_tensors_would_break_equivariance():
+    spec = _spec(PERMUTABLE)
+    everywhere = _Wrapped(nn.Sequential(TransformerLinear(spec, 1, 2), _ReluEverywhere()), spec, 1)
+    assert_not_equivariant(everywhere, spec.symmetry_group().restrict({TransformerFactor.QUERY_KEY_GL}))
+
+
+class _ReluEverywhere(nn.Module):
+    def forward(self, x: TransformerFeatures) -> TransformerFeatures:
+        return x.map(torch.relu)
+
+
+def test_the_factorised_form_is_much_smaller_and_the_full_form_matches_the_d_cubed_count():
+    block = AttentionBlockSpec(32, 2, 16, 16, 64, residual=False, norm_affine=False)
+    full = AttentionBlockLinear(block, 10, 10)
+    assert full.fixed_quadratic.numel() == 2 * 10 * 10 * 32 * 33**2 == 6_969_600
+    small = AttentionBlockLinear(block, 10, 10, rank=8)
+    factorised = small.fixed_left.numel() + small.fixed_right.numel() + small.fixed_core.numel()
+    assert factorised == 2 * 10 * 33 * 8 + 2 * 10 * 10 * 32 * 64 == 414_880
+    total = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert total(small) < 0.25 * total(full)
+
+
+def test_layers_handle_any_number_of_blocks():
+    spec = TransformerSpec((RESIDUAL,) * 3)
+    out = TransformerReadout(spec, 1, 4)(spec.randn(2))
+    assert out.shape == (2, 12)
