@@ -57,21 +57,31 @@ def _zoo_generate(args: argparse.Namespace) -> int:
         if args.kind == "cnn":
             from nfkit.data.cnn_zoo import CNNZooConfig, generate_cnn_zoo
 
-            epochs = args.epochs
+            epochs = args.epochs or 8
             config = CNNZooConfig(
                 size=args.size or 2000, seed=args.seed, epochs=epochs,
                 checkpoints=tuple(args.checkpoints or (1, max(1, epochs // 2), epochs)),
-                chunk=args.chunk, activations=tuple(args.activations),
+                chunk=args.chunk or 200, activations=tuple(args.activations or ("relu", "tanh")),
             )
             result = generate_cnn_zoo(args.out, config, **options)
         elif args.kind == "inr":
             from nfkit.data.inr_zoo import INRZooConfig, generate_inr_zoo
 
-            config = INRZooConfig(size=args.size or 1797, seed=args.seed, steps=args.steps, chunk=args.chunk,
+            config = INRZooConfig(size=args.size or 1797, seed=args.seed, steps=args.steps, chunk=args.chunk or 200,
                                   shared_init=args.shared_init)
             result = generate_inr_zoo(args.out, config, **options)
+        elif args.kind == "transformer":
+            from nfkit.data.transformer_zoo import TransformerZooConfig, generate_transformer_zoo
+
+            epochs = args.epochs or 10
+            config = TransformerZooConfig(
+                size=args.size or 1000, seed=args.seed, epochs=epochs, chunk=args.chunk or 100,
+                checkpoints=tuple(args.checkpoints or (max(1, epochs // 3), epochs)), dataset=args.dataset,
+                blocks=args.blocks, activations=tuple(args.activations or ("relu", "gelu")),
+            )
+            result = generate_transformer_zoo(args.out, config, **options)
         else:
-            print(f"nfkit zoo generate: {args.kind!r} is not available yet; available: cnn, inr", file=sys.stderr)
+            print(f"nfkit zoo generate: unknown kind {args.kind!r}; available: cnn, inr, transformer", file=sys.stderr)
             return 2
     except (FileExistsError, ValueError) as error:
         print(f"nfkit zoo generate: {error}", file=sys.stderr)
@@ -171,14 +181,20 @@ def build_parser() -> argparse.ArgumentParser:
     zoo = sub.add_parser("zoo", help="generate and inspect model zoos")
     zoo_sub = zoo.add_subparsers(dest="zoo_command", required=True)
     generate = zoo_sub.add_parser("generate", help="train a zoo (resumable; shardable with --shard or torchrun)")
-    generate.add_argument("kind", help="cnn (Small-CNN-Zoo nets on digits) or inr (one SIREN per digit image)")
+    generate.add_argument("kind", help="cnn (Small-CNN-Zoo nets on digits), inr (one SIREN per digit image) or "
+                          "transformer (Small-Transformer-Zoo-style encoders on digit patches or synthetic text)")
     generate.add_argument("--out", required=True, help="the zoo folder to create")
-    generate.add_argument("--size", type=int, help="number of networks (cnn: 2000, inr: all 1797 images)")
+    generate.add_argument("--size", type=int, help="number of networks (cnn: 2000, inr: all 1797 images, transformer: 1000)")
     generate.add_argument("--seed", type=int, default=0)
-    generate.add_argument("--chunk", type=int, default=200, help="networks trained together (and the unit of resuming)")
-    generate.add_argument("--epochs", type=int, default=8, help="cnn: training epochs")
-    generate.add_argument("--checkpoints", type=int, nargs="+", help="cnn: epochs to store (default: 1, epochs/2, epochs)")
-    generate.add_argument("--activations", nargs="+", default=["relu", "tanh"], choices=["relu", "tanh"], help="cnn")
+    generate.add_argument("--chunk", type=int, help="networks trained together, the unit of resuming (200; transformer 100)")
+    generate.add_argument("--epochs", type=int, help="cnn, transformer: training epochs (8, 10)")
+    generate.add_argument("--checkpoints", type=int, nargs="+",
+                          help="cnn, transformer: epochs to store (cnn: 1, epochs/2, epochs; transformer: epochs/3, epochs)")
+    generate.add_argument("--activations", nargs="+", choices=["relu", "tanh", "gelu"],
+                          help="cnn: relu tanh (both by default); transformer FFN: relu gelu (both by default)")
+    generate.add_argument("--dataset", default="digits", choices=["digits", "topics"],
+                          help="transformer: digits (8×8 images, 2×2 patches) or topics (synthetic text)")
+    generate.add_argument("--blocks", type=int, default=1, help="transformer: encoder blocks")
     generate.add_argument("--steps", type=int, default=500, help="inr: Adam steps per SIREN")
     generate.add_argument("--shared-init", action="store_true",
                           help="inr: start every SIREN from one common initialisation (weights then encode the image)")
@@ -192,8 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="train a model on a task over a zoo (torchrun-ready)")
     train.add_argument("--task", default="generalization", choices=["generalization", "inr-classification", "inr-editing"],
-                       help="generalization (CNN zoo), inr-classification or inr-editing (INR zoo)")
-    train.add_argument("--zoo", required=True, help="an nfkit zoo folder (nfkit zoo generate cnn|inr)")
+                       help="generalization (CNN or transformer zoo), inr-classification or inr-editing (INR zoo)")
+    train.add_argument("--zoo", required=True, help="an nfkit zoo folder (nfkit zoo generate cnn|inr|transformer)")
     train.add_argument("--model", required=True, help="a registered model family (nfkit check lists them)")
     train.add_argument("--out", required=True, help="the run folder (resumed if it holds the same run)")
     train.add_argument("--hidden-channels", type=int, nargs="+")

@@ -23,6 +23,8 @@ import torch
 import nfkit
 from nfkit.data.zoo_format import load_zoo
 from nfkit.groups.neurons import Factor, HiddenNeuronGroup
+from nfkit.groups.transformer import TransformerFactor, TransformerGroup
+from nfkit.spaces.transformer_spec import TransformerSpec
 from nfkit.spaces.features import stack
 from nfkit.training import TrainConfig, fit, is_main_process, predict
 
@@ -37,15 +39,20 @@ def _peak_rss_mib() -> float:
 
 
 def rescaled(data, spec, seed: int = 0):
-    """The dataset with every network's hidden neurons scaled by factors from ``RESCALE_RANGE`` (ReLU nets only).
+    """The dataset with every network moved by a function-preserving rescaling, or ``None`` if the architecture has none.
 
-    For positively homogeneous activations this changes no network's function, so a model that
-    respects the symmetry must predict the same accuracies.
+    ReLU nets: hidden neurons scaled by factors from ``RESCALE_RANGE``. Transformers: per-head
+    ``GL(d_k) × GL(d_v)`` elements of condition number ≤ 100 and scale in ``RESCALE_RANGE``. The
+    functions do not change, so a model that respects the symmetry must predict the same accuracies.
     """
-    group = spec.symmetry_group()
-    if Factor.POSITIVE_SCALING not in group.factors:
+    if isinstance(spec, TransformerSpec):
+        scaling = TransformerGroup(
+            spec, [TransformerFactor.QUERY_KEY_GL, TransformerFactor.VALUE_OUTPUT_GL], scale_range=RESCALE_RANGE
+        )
+    elif Factor.POSITIVE_SCALING not in spec.symmetry_group().factors:
         return None
-    scaling = HiddenNeuronGroup(spec.hidden_sizes, [Factor.POSITIVE_SCALING], scale_range=RESCALE_RANGE)
+    else:
+        scaling = HiddenNeuronGroup(spec.hidden_sizes, [Factor.POSITIVE_SCALING], scale_range=RESCALE_RANGE)
     generator = torch.Generator().manual_seed(seed)
     features = data.features
     scaled = stack([scaling.sample(generator).act(features[i]) for i in range(len(features))])

@@ -51,4 +51,4 @@ def test_sign_flips_keep_the_rendering(zoo):
 def test_cli(tmp_path):
     assert main(["zoo", "generate", "inr", "--out", str(tmp_path / "z"), "--size", "3", "--steps", "5", "--workers", "1"]) == 0
     assert len(load_zoo(tmp_path / "z")) == 3
-    assert main(["zoo", "generate", "transformer", "--out", str(tmp_path / "t")]) == 2
+    assert main(["zoo", "generate", "graph", "--out", str(tmp_path / "t")]) == 2

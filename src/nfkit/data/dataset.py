@@ -13,6 +13,7 @@ from nfkit.errors import SpecMismatchError
 from nfkit.groups.base import Group
 from nfkit.groups.neurons import Factor, HiddenNeuronGroup
 from nfkit.spaces.features import WeightSpaceFeatures, stack
+from nfkit.spaces.transformer_features import TransformerFeatures
 
 __all__ = ["WeightDataset", "collate", "Compose", "SymmetryAugmentation", "Normalization"]
 
@@ -114,9 +115,12 @@ class Normalization:
     scales: tuple[float, ...]
 
     @staticmethod
-    def fit(features: WeightSpaceFeatures, group: HiddenNeuronGroup) -> Normalization:
-        """Statistics of a training set (features of batch N) for ``group``."""
-        centre = group.factors <= {Factor.PERMUTATION}
+    def fit(features: WeightSpaceFeatures | TransformerFeatures, group: Group) -> Normalization:
+        """Statistics of a training set (features of batch N) for ``group``.
+
+        Transformer groups contain GL factors, with which centering does not commute: root mean square only.
+        """
+        centre = isinstance(group, HiddenNeuronGroup) and group.factors <= {Factor.PERMUTATION}
         shifts, scales = [], []
         for t in features.tensors():
             t = t.double()
@@ -130,4 +134,6 @@ class Normalization:
 
     def __call__(self, features: WeightSpaceFeatures) -> WeightSpaceFeatures:
         tensors = [(t - s) / c for t, s, c in zip(features.tensors(), self.shifts, self.scales)]
+        if isinstance(features, TransformerFeatures):
+            return features.with_tensors(tensors)
         return features.with_tensors(tensors[0::2], tensors[1::2])

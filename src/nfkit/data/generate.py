@@ -28,8 +28,8 @@ import torch
 
 from nfkit.data.dataset import Normalization
 from nfkit.data.zoo_format import Zoo, atomic_write_bytes, save_zoo
-from nfkit.spaces.features import WeightSpaceFeatures
 from nfkit.spaces.spec import WeightSpaceSpec
+from nfkit.spaces.transformer_spec import TransformerSpec
 
 __all__ = ["ZooRecipe", "generate_zoo", "shard_from_environment", "SPLIT_FRACTIONS"]
 
@@ -55,7 +55,7 @@ class ZooRecipe(abc.ABC):
         """Train chunk ``k``: flattened networks ``(rows, P)`` and their table (a ``net_id`` column included)."""
 
     @abc.abstractmethod
-    def spec(self, table: dict[str, np.ndarray]) -> WeightSpaceSpec:
+    def spec(self, table: dict[str, np.ndarray]) -> WeightSpaceSpec | TransformerSpec:
         """The weight space of the merged zoo."""
 
     def describe(self, rows: int) -> str:
@@ -133,7 +133,7 @@ def _merge(out: Path, work: Path, recipe: ZooRecipe, n_chunks: int, overwrite: b
     order = np.lexsort(keys)
     flat, table = flat[order], {key: value[order] for key, value in table.items()}
     spec = recipe.spec(table)
-    features = WeightSpaceFeatures.unflatten(spec, torch.from_numpy(flat)[:, None])
+    features = spec.unflatten(torch.from_numpy(flat)[:, None])
     size = recipe.config.size
     nets = np.random.default_rng(recipe.config.seed).permutation(size)
     a = int(SPLIT_FRACTIONS[0] * size)

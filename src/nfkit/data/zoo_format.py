@@ -28,8 +28,11 @@ import numpy as np
 import torch
 
 from nfkit.data.small_cnn_zoo import ZooFormatError
+from nfkit.errors import SpecMismatchError
 from nfkit.spaces.features import WeightSpaceFeatures
 from nfkit.spaces.spec import WeightSpaceSpec
+from nfkit.spaces.transformer_features import TransformerFeatures
+from nfkit.spaces.transformer_spec import TransformerSpec, spec_from_dict
 
 __all__ = ["FORMAT", "VERSION", "Zoo", "save_zoo", "load_zoo", "sha256", "atomic_write_bytes"]
 
@@ -73,8 +76,8 @@ class Zoo:
     """
 
     kind: str
-    spec: WeightSpaceSpec
-    features: WeightSpaceFeatures
+    spec: WeightSpaceSpec | TransformerSpec
+    features: WeightSpaceFeatures | TransformerFeatures
     table: dict[str, np.ndarray]
     splits: dict[str, np.ndarray]
     metadata: dict[str, object] = field(default_factory=dict)
@@ -179,7 +182,7 @@ def load_zoo(path: str | Path, *, verify: bool = True) -> Zoo:
             raise ZooFormatError(f"{file} is missing")
         if verify and sha256(file) != digest:
             raise ZooFormatError(f"{file} does not match its checksum in manifest.json: it is corrupt or was edited")
-    spec = WeightSpaceSpec.from_dict(manifest["spec"])
+    spec = spec_from_dict(manifest["spec"])
     try:
         flat = np.load(path / "weights.npy", allow_pickle=False)
     except (ValueError, OSError, EOFError) as error:
@@ -187,7 +190,10 @@ def load_zoo(path: str | Path, *, verify: bool = True) -> Zoo:
     rows = int(manifest["rows"])
     if flat.shape[0] != rows:
         raise ZooFormatError(f"{path / 'weights.npy'} has {flat.shape[0]} rows; manifest.json says {rows}")
-    features = WeightSpaceFeatures.unflatten(spec, torch.from_numpy(np.ascontiguousarray(flat))[:, None])
+    try:
+        features = spec.unflatten(torch.from_numpy(np.ascontiguousarray(flat))[:, None])
+    except SpecMismatchError as error:
+        raise ZooFormatError(f"{path / 'weights.npy'} does not fit the spec in manifest.json ({error})") from None
     table = _read_csv(path / "labels.csv")
     if any(len(v) != rows for v in table.values()):
         raise ZooFormatError(f"{path / 'labels.csv'} does not have {rows} rows")

@@ -1,6 +1,6 @@
-"""CNN generalization prediction: the test accuracy of a network from its weights.
+"""Generalization prediction: the test accuracy of a network (CNN or transformer) from its weights.
 
-Unterthiner et al. 2020; Zhou et al. 2023 Sec. 4.2. The model's single output goes through a
+Unterthiner et al. 2020; Zhou et al. 2023 Sec. 4.2; on transformer zoos, Tran et al. 2025 Sec. 6. The model's single output goes through a
 sigmoid and is trained with binary cross-entropy against the accuracy in ``[0, 1]`` (the protocol
 of the NFN papers); metrics are Kendall τ (primary), R² and MSE on the predicted accuracy.
 """
@@ -15,7 +15,7 @@ from torch import nn
 
 from nfkit.data.dataset import Compose, Normalization, SymmetryAugmentation, WeightDataset
 from nfkit.data.zoo_format import Zoo
-from nfkit.groups.neurons import HiddenNeuronGroup
+from nfkit.groups.base import Group
 from nfkit.metrics import kendall_tau, mean_squared_error, r2_score
 from nfkit.spaces.features import WeightSpaceFeatures
 from nfkit.training import Task, predict
@@ -61,7 +61,7 @@ class GeneralizationData:
 
 def generalization_datasets(
     zoo: Zoo,
-    group: HiddenNeuronGroup,
+    group: Group,
     *,
     target: str = "test_accuracy",
     augment: bool = False,
@@ -87,7 +87,7 @@ def generalization_datasets(
 
 
 def setup(zoo: Zoo, model: str, options: dict[str, object], augment: bool, seed: int):
-    """Model (invariant, one output), task, and normalised train/val/test datasets of a CNN zoo."""
+    """Model (invariant, one output), task, and normalised train/val/test datasets of a CNN or transformer zoo."""
     from nfkit.models import registry
 
     net = registry.invariant(model, zoo.spec, 1, **options)
