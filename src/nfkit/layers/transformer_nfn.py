@@ -159,7 +159,10 @@ class AttentionBlockInvariant(nn.Module):
 
     ``I = Φ·vec[QK] + Φ·(row sums of [VO]) + Φ·(FFN pools) + …``: a linear map of every invariant
     the block offers. Where the D index between attention and FFN is not permuted, [VO] and
-    ``b_O`` enter whole rather than as sums; LayerNorm parameters enter whole.
+    ``b_O`` enter whole rather than as sums; LayerNorm parameters enter whole. Beyond the paper,
+    second moments (mean squares of [QK], [VO] and of each FFN field over its permuted axes)
+    enter too: they are as invariant as the means, and carry the weight norms that StatNN's
+    statistics show to be predictive.
 
     Shapes:
         block tensors ``(B, c, *shape)`` → ``(B, out_features)``.
@@ -172,6 +175,7 @@ class AttentionBlockInvariant(nn.Module):
         self.pool = PermutationInvariantPool(block.ffn_spec(), _ffn_permuted(block))
         whole = 0 if block.stream_permutable else d - 1  # [VO] rows and b_O: sums or whole
         width = c * (d + 1) ** 2 + c * (d + 1) * (1 + whole) + c * (1 + whole) + (4 * c * d if block.norm_affine else 0)
+        width += 2 * c + self.pool.num_outputs(c)  # second moments: mean squares of [QK], [VO] and the FFN fields
         self.linear = nn.Linear(width + self.pool.num_outputs(c), out_features)
         self.norm = nn.LayerNorm(out_features)
 
@@ -180,8 +184,9 @@ class AttentionBlockInvariant(nn.Module):
         bo = t["output_bias"]
         if self.block.stream_permutable:
             vo, bo = vo.mean(-1, keepdim=True), bo.mean(-1, keepdim=True)
-        parts = [qk.flatten(1), vo.flatten(1), bo.flatten(1)]
+        parts = [qk.flatten(1), vo.flatten(1), bo.flatten(1), qk.square().mean((2, 3)), vo.square().mean((2, 3))]
         if self.block.norm_affine:
             parts += [t[n].flatten(1) for n in ("norm1_weight", "norm1_bias", "norm2_weight", "norm2_bias")]
-        parts.append(self.pool(ffn_features(self.block, t)))
+        ffn = ffn_features(self.block, t)
+        parts += [self.pool(ffn), self.pool(ffn.map(torch.square))]
         return self.norm(self.linear(torch.cat(parts, dim=1)))
