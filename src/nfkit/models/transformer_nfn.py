@@ -93,7 +93,8 @@ class GLSafeActivation(nn.Module):
 
 @final
 class TransformerReadout(nn.Module):
-    """Invariant features: per block :class:`AttentionBlockInvariant`, the flattened embedding, the head's HNP pool.
+    """Invariant features: per block :class:`AttentionBlockInvariant`, the flattened embedding, the head's HNP pool
+    (of its features and of their squares).
 
     Shapes:
         features with c channels → ``(B, num_blocks·width + c·P_embedding + head pool)``.
@@ -105,7 +106,7 @@ class TransformerReadout(nn.Module):
         self.head_pool = PermutationInvariantPool(spec.head, _hidden(spec.head)) if spec.head is not None else None
         embedding = in_channels * spec.embedding.num_parameters if spec.embedding is not None else 0
         self.out_features = len(spec.blocks) * width + embedding
-        self.out_features += self.head_pool.num_outputs(in_channels) if self.head_pool is not None else 0
+        self.out_features += 2 * self.head_pool.num_outputs(in_channels) if self.head_pool is not None else 0
         self.has_embedding = spec.embedding is not None
 
     def forward(self, features: TransformerFeatures) -> torch.Tensor:
@@ -113,8 +114,8 @@ class TransformerReadout(nn.Module):
         if self.has_embedding:
             zero = features.spec.zero_tensors()
             parts += [t.flatten(1) for k, t in features.named.items() if k.startswith("embedding.") and k not in zero]
-        if self.head_pool is not None:
-            parts.append(self.head_pool(features.head))
+        if self.head_pool is not None:  # means and mean squares over the head's hidden neurons
+            parts += [self.head_pool(features.head), self.head_pool(features.head.map(torch.square))]
         return torch.cat(parts, dim=1)
 
 

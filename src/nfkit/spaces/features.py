@@ -3,20 +3,95 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from typing import final
+from typing import TYPE_CHECKING, final
 
 import torch
 
 from nfkit.errors import NonFiniteWeightsError, SpecMismatchError
 from nfkit.spaces.spec import WeightSpaceSpec
 
+if TYPE_CHECKING:
+    from typing import Self
+
 __all__ = ["WeightSpaceFeatures", "stack", "cat_channels"]
 
 Scalar = int | float | torch.Tensor  # a Python number or a 0-dim tensor (e.g. a learned scale)
 
 
+class _Ops:
+    """Arithmetic, device/dtype moves and batch indexing, shared by every feature container.
+
+    Subclasses provide ``map``, ``zip_map`` and ``batch_size``.
+    """
+
+    __slots__ = ()
+
+    def map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> Self:
+        raise NotImplementedError
+
+    def zip_map(self, other: Self, fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> Self:
+        raise NotImplementedError
+
+    @property
+    def batch_size(self) -> int:
+        raise NotImplementedError
+
+    def _binary(
+        self, other: Scalar | _Ops, fn: Callable[[torch.Tensor, object], torch.Tensor]
+    ) -> Self:
+        if isinstance(other, type(self)):
+            return self.zip_map(other, fn)
+        if isinstance(other, (int, float)) or (isinstance(other, torch.Tensor) and other.dim() == 0):
+            return self.map(lambda t: fn(t, other))
+        return NotImplemented
+
+    def __add__(self, other: Scalar | _Ops) -> Self:
+        return self._binary(other, lambda a, b: a + b)
+
+    __radd__ = __add__
+
+    def __sub__(self, other: Scalar | _Ops) -> Self:
+        return self._binary(other, lambda a, b: a - b)
+
+    def __rsub__(self, other: Scalar) -> Self:
+        return self._binary(other, lambda a, b: b - a)
+
+    def __mul__(self, other: Scalar | _Ops) -> Self:
+        return self._binary(other, lambda a, b: a * b)
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, other: Scalar | _Ops) -> Self:
+        return self._binary(other, lambda a, b: a / b)
+
+    def __neg__(self) -> Self:
+        return self.map(torch.neg)
+
+    def to(self, *args: object, **kwargs: object) -> Self:
+        """``Tensor.to`` on every tensor (device and/or dtype)."""
+        return self.map(lambda t: t.to(*args, **kwargs))
+
+    def detach(self) -> Self:
+        """Detached from the autograd graph."""
+        return self.map(torch.Tensor.detach)
+
+    def clone(self) -> Self:
+        """Deep copy of the tensors."""
+        return self.map(torch.Tensor.clone)
+
+    def __getitem__(self, index: int | slice | torch.Tensor | Sequence[int]) -> Self:
+        """Batch indexing. An integer keeps the batch axis (gives a batch of one)."""
+        if isinstance(index, int):
+            if not -self.batch_size <= index < self.batch_size:
+                raise IndexError(f"index {index} out of range for a batch of {self.batch_size}")
+            index = slice(index, index + 1 if index != -1 else None)
+        elif isinstance(index, (list, tuple)):
+            index = torch.as_tensor(index, dtype=torch.long)
+        return self.map(lambda t: t[index])
+
+
 @final
-class WeightSpaceFeatures:
+class WeightSpaceFeatures(_Ops):
     """Weight and bias tensors of a batch of networks, each with channels, typed by a spec.
 
     Layout (fixed across nfkit):
@@ -136,59 +211,6 @@ class WeightSpaceFeatures:
             [fn(a, b) for a, b in zip(self.weights, other.weights)],
             [fn(a, b) for a, b in zip(self.biases, other.biases)],
         )
-
-    def _binary(
-        self, other: WeightSpaceFeatures | Scalar, fn: Callable[[torch.Tensor, object], torch.Tensor]
-    ) -> WeightSpaceFeatures:
-        if isinstance(other, WeightSpaceFeatures):
-            return self.zip_map(other, fn)
-        if isinstance(other, (int, float)) or (isinstance(other, torch.Tensor) and other.dim() == 0):
-            return self.map(lambda t: fn(t, other))
-        return NotImplemented
-
-    def __add__(self, other: WeightSpaceFeatures | Scalar) -> WeightSpaceFeatures:
-        return self._binary(other, lambda a, b: a + b)
-
-    __radd__ = __add__
-
-    def __sub__(self, other: WeightSpaceFeatures | Scalar) -> WeightSpaceFeatures:
-        return self._binary(other, lambda a, b: a - b)
-
-    def __rsub__(self, other: Scalar) -> WeightSpaceFeatures:
-        return self._binary(other, lambda a, b: b - a)
-
-    def __mul__(self, other: WeightSpaceFeatures | Scalar) -> WeightSpaceFeatures:
-        return self._binary(other, lambda a, b: a * b)
-
-    __rmul__ = __mul__
-
-    def __truediv__(self, other: WeightSpaceFeatures | Scalar) -> WeightSpaceFeatures:
-        return self._binary(other, lambda a, b: a / b)
-
-    def __neg__(self) -> WeightSpaceFeatures:
-        return self.map(torch.neg)
-
-    def to(self, *args: object, **kwargs: object) -> WeightSpaceFeatures:
-        """``Tensor.to`` on every tensor (device and/or dtype)."""
-        return self.map(lambda t: t.to(*args, **kwargs))
-
-    def detach(self) -> WeightSpaceFeatures:
-        """Detached from the autograd graph."""
-        return self.map(torch.Tensor.detach)
-
-    def clone(self) -> WeightSpaceFeatures:
-        """Deep copy of the tensors."""
-        return self.map(torch.Tensor.clone)
-
-    def __getitem__(self, index: int | slice | torch.Tensor | Sequence[int]) -> WeightSpaceFeatures:
-        """Batch indexing. An integer keeps the batch axis (gives a batch of one)."""
-        if isinstance(index, int):
-            if not -self.batch_size <= index < self.batch_size:
-                raise IndexError(f"index {index} out of range for a batch of {self.batch_size}")
-            index = slice(index, index + 1 if index != -1 else None)
-        elif isinstance(index, (list, tuple)):
-            index = torch.as_tensor(index, dtype=torch.long)
-        return self.map(lambda t: t[index])
 
     # --- flat views ------------------------------------------------------------------------------
     def flatten(self) -> torch.Tensor:

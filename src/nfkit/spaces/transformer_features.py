@@ -8,17 +8,16 @@ from typing import final
 import torch
 
 from nfkit.errors import NonFiniteWeightsError, SpecMismatchError
-from nfkit.spaces.features import WeightSpaceFeatures
+from nfkit.spaces.features import WeightSpaceFeatures, _Ops
 from nfkit.spaces.spec import WeightSpaceSpec
 from nfkit.spaces.transformer_spec import TransformerSpec
 
 __all__ = ["TransformerFeatures"]
 
-Scalar = int | float | torch.Tensor
 
 
 @final
-class TransformerFeatures:
+class TransformerFeatures(_Ops):
     """Named tensors of a batch of transformers, each ``(B, C, *shape)``, typed by a :class:`TransformerSpec`.
 
     Names are ``"blocks.{l}.query"`` … (see :mod:`nfkit.spaces.transformer_spec`), and
@@ -167,57 +166,6 @@ class TransformerFeatures:
         """Apply ``fn`` to matching tensor pairs of two features of the same spec."""
         self.spec.require_compatible(other.spec, "the second operand")
         return TransformerFeatures(self.spec, {k: fn(v, other.named[k]) for k, v in self.named.items()})
-
-    def _binary(self, other: TransformerFeatures | Scalar, fn: Callable[[torch.Tensor, object], torch.Tensor]):
-        if isinstance(other, TransformerFeatures):
-            return self.zip_map(other, fn)
-        if isinstance(other, (int, float)) or (isinstance(other, torch.Tensor) and other.dim() == 0):
-            return self.map(lambda t: fn(t, other))
-        return NotImplemented
-
-    def __add__(self, other: TransformerFeatures | Scalar) -> TransformerFeatures:
-        return self._binary(other, lambda a, b: a + b)
-
-    __radd__ = __add__
-
-    def __sub__(self, other: TransformerFeatures | Scalar) -> TransformerFeatures:
-        return self._binary(other, lambda a, b: a - b)
-
-    def __rsub__(self, other: Scalar) -> TransformerFeatures:
-        return self._binary(other, lambda a, b: b - a)
-
-    def __mul__(self, other: TransformerFeatures | Scalar) -> TransformerFeatures:
-        return self._binary(other, lambda a, b: a * b)
-
-    __rmul__ = __mul__
-
-    def __truediv__(self, other: TransformerFeatures | Scalar) -> TransformerFeatures:
-        return self._binary(other, lambda a, b: a / b)
-
-    def __neg__(self) -> TransformerFeatures:
-        return self.map(torch.neg)
-
-    def to(self, *args: object, **kwargs: object) -> TransformerFeatures:
-        """``Tensor.to`` on every tensor."""
-        return self.map(lambda t: t.to(*args, **kwargs))
-
-    def detach(self) -> TransformerFeatures:
-        """Detached from the autograd graph."""
-        return self.map(torch.Tensor.detach)
-
-    def clone(self) -> TransformerFeatures:
-        """Deep copy of the tensors."""
-        return self.map(torch.Tensor.clone)
-
-    def __getitem__(self, index: int | slice | torch.Tensor | Sequence[int]) -> TransformerFeatures:
-        """Batch indexing; an integer keeps the batch axis."""
-        if isinstance(index, int):
-            if not -self.batch_size <= index < self.batch_size:
-                raise IndexError(f"index {index} out of range for a batch of {self.batch_size}")
-            index = slice(index, index + 1 if index != -1 else None)
-        elif isinstance(index, (list, tuple)):
-            index = torch.as_tensor(index, dtype=torch.long)
-        return self.map(lambda t: t[index])
 
     # --- flat views ------------------------------------------------------------------------
     def flatten(self) -> torch.Tensor:
