@@ -80,6 +80,10 @@ class AttentionBlockSpec:
         True only without residual connections and with non-affine LayerNorms:
         ``LN(x P) = LN(x) P`` then, while a residual ``x + MHA(x)`` ties that index to the
         block's input, and an affine LayerNorm's ``γ ⊙ · + β`` ties it to fixed coordinates.
+
+        Left out, as in the paper: the permutation between one block's FFN output and the next
+        block's input (or the head) is a symmetry of such networks too, and so is positive scaling
+        of ReLU FFN neurons; nfkit's transformer group does not contain them.
         """
         return not self.residual and not self.norm_affine
 
