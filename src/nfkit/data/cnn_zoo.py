@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from nfkit.architectures import small_cnn_zoo
-from nfkit.data.generate import ZooRecipe, generate_zoo
+from nfkit.data.generate import ZooRecipe, choice, generate_zoo, log_uniform, rows_by_activation
 from nfkit.data.sources import ImageSplit, load_digits
 from nfkit.spaces.convert import spec_of
 from nfkit.spaces.features import WeightSpaceFeatures
@@ -83,25 +83,14 @@ def sample_hyperparameters(
     n: int, generator: torch.Generator, activations: tuple[str, ...] = ACTIVATIONS
 ) -> dict[str, np.ndarray]:
     """Per-net hyperparameters, drawn from ``generator``."""
-
-    def log_uniform(low: float, high: float) -> np.ndarray:
-        u = torch.rand(n, generator=generator, dtype=torch.float64)
-        return torch.exp(math.log(low) + (math.log(high) - math.log(low)) * u).numpy()
-
-    def uniform(low: float, high: float) -> np.ndarray:
-        return (low + (high - low) * torch.rand(n, generator=generator, dtype=torch.float64)).numpy()
-
-    def choice(options: tuple[str, ...]) -> np.ndarray:
-        return np.array([options[i] for i in torch.randint(0, len(options), (n,), generator=generator)], dtype=object)
-
     return {
-        "activation": choice(activations),
-        "optimizer": choice(OPTIMIZERS),
-        "learning_rate": log_uniform(1e-4, 1e-1),
-        "init_scale": log_uniform(0.1, 3.0),
-        "dropout": uniform(0.0, 0.5),
-        "weight_decay": log_uniform(1e-8, 1e-2),
-        "train_fraction": uniform(0.1, 1.0),
+        "activation": choice(n, activations, generator),
+        "optimizer": choice(n, OPTIMIZERS, generator),
+        "learning_rate": log_uniform(n, 1e-4, 1e-1, generator),
+        "init_scale": log_uniform(n, 0.1, 3.0, generator),
+        "dropout": (0.5 * torch.rand(n, generator=generator, dtype=torch.float64)).numpy(),
+        "weight_decay": log_uniform(n, 1e-8, 1e-2, generator),
+        "train_fraction": (0.1 + 0.9 * torch.rand(n, generator=generator, dtype=torch.float64)).numpy(),
     }
 
 
@@ -231,23 +220,12 @@ class CNNRecipe(ZooRecipe):
         first = k * config.chunk
         n = min(config.chunk, config.size - first)
         hyper = sample_hyperparameters(n, generator, config.activations)
-        rows: list[np.ndarray] = []
-        table: dict[str, list] = {}
-        for activation in sorted(set(hyper["activation"])):
-            members = np.flatnonzero(hyper["activation"] == activation)
-            sub = {key: value[members] for key, value in hyper.items()}
+
+        def train(sub: dict[str, np.ndarray]) -> tuple[dict[int, np.ndarray], dict[str, np.ndarray]]:
             saved, metrics = train_cnn_chunk(sub, data, config, generator)  # type: ignore[arg-type]
-            for c, epoch in enumerate(sorted(saved)):
-                flat = saved[epoch].flatten()[:, 0].numpy()
-                for j, m in enumerate(members):
-                    rows.append(flat[j])
-                    table.setdefault("net_id", []).append(int(first + m))
-                    for key, value in sub.items():
-                        v = value[j]
-                        table.setdefault(key, []).append(v if isinstance(v, str) else float(v))
-                    for key, value in metrics.items():
-                        table.setdefault(key, []).append(float(value[c * len(members) + j]))
-        return np.stack(rows), table
+            return {epoch: f.flatten()[:, 0].numpy() for epoch, f in saved.items()}, metrics
+
+        return rows_by_activation(hyper, first, train)
 
     def spec(self, table: dict[str, np.ndarray]) -> WeightSpaceSpec:
         kinds = sorted(set(table["activation"]))

@@ -20,6 +20,7 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,15 @@ from nfkit.data.zoo_format import Zoo, atomic_write_bytes, save_zoo
 from nfkit.spaces.spec import WeightSpaceSpec
 from nfkit.spaces.transformer_spec import TransformerSpec
 
-__all__ = ["ZooRecipe", "generate_zoo", "shard_from_environment", "SPLIT_FRACTIONS"]
+__all__ = [
+    "ZooRecipe",
+    "generate_zoo",
+    "shard_from_environment",
+    "SPLIT_FRACTIONS",
+    "log_uniform",
+    "choice",
+    "rows_by_activation",
+]
 
 #: Fractions of nets (not rows: all checkpoints of a net share its split) in train, val, test.
 SPLIT_FRACTIONS = (0.7, 0.1, 0.2)
@@ -61,6 +70,47 @@ class ZooRecipe(abc.ABC):
     def describe(self, rows: int) -> str:
         """A line for the progress report."""
         return f"{self.config.size} nets, {rows} rows"
+
+
+def log_uniform(n: int, low: float, high: float, generator: torch.Generator) -> np.ndarray:
+    """``n`` draws, log-uniform on ``[low, high]`` (float64)."""
+    u = torch.rand(n, generator=generator, dtype=torch.float64)
+    return torch.exp(math.log(low) + (math.log(high) - math.log(low)) * u).numpy()
+
+
+def choice(n: int, options: tuple[str, ...], generator: torch.Generator) -> np.ndarray:
+    """``n`` uniform draws from ``options`` (an object array of strings)."""
+    return np.array([options[i] for i in torch.randint(0, len(options), (n,), generator=generator)], dtype=object)
+
+
+def rows_by_activation(
+    hyper: dict[str, np.ndarray],
+    first: int,
+    train: Callable[[dict[str, np.ndarray]], tuple[dict[int, np.ndarray], dict[str, np.ndarray]]],
+) -> tuple[np.ndarray, dict[str, list]]:
+    """Train a chunk's nets one activation at a time and lay out its rows and table.
+
+    Args:
+        hyper: per-net hyperparameters (an ``"activation"`` column included) of nets ``first, first+1, …``.
+        train: trains nets of one activation: ``({epoch: flat weights (n, P)}, {column: values, checkpoint-major})``.
+
+    Returns ``(rows (R, P), table)`` with a ``net_id`` column, the hyperparameters and the metrics.
+    """
+    rows: list[np.ndarray] = []
+    table: dict[str, list] = {}
+    for activation in sorted(set(hyper["activation"])):
+        members = np.flatnonzero(hyper["activation"] == activation)
+        sub = {key: value[members] for key, value in hyper.items()}
+        saved, metrics = train(sub)
+        for c, epoch in enumerate(sorted(saved)):
+            for j, member in enumerate(members):
+                rows.append(saved[epoch][j])
+                table.setdefault("net_id", []).append(int(first + member))
+                for key, value in sub.items():
+                    table.setdefault(key, []).append(value[j] if isinstance(value[j], str) else float(value[j]))
+                for key, value in metrics.items():
+                    table.setdefault(key, []).append(float(value[c * len(members) + j]))
+    return np.stack(rows), table
 
 
 def shard_from_environment() -> tuple[int, int]:

@@ -13,7 +13,6 @@ net on its own batches of its own training subset, with optimizer updates writte
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -22,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call, grad, vmap
 
-from nfkit.data.generate import ZooRecipe, generate_zoo
+from nfkit.data.generate import ZooRecipe, choice, generate_zoo, log_uniform, rows_by_activation
 from nfkit.data.sources import ImageSplit, TokenSplit, load_digits, topic_mixture_text
 from nfkit.data.zoo_format import Zoo
 from nfkit.spaces.convert import load_into, spec_of, weights_of
@@ -89,21 +88,14 @@ def _xy(data: ImageSplit | TokenSplit, train: bool) -> tuple[torch.Tensor, torch
 
 
 def _sample(n: int, config: TransformerZooConfig, generator: torch.Generator) -> dict[str, np.ndarray]:
-    def log_uniform(low: float, high: float) -> np.ndarray:
-        u = torch.rand(n, generator=generator, dtype=torch.float64)
-        return torch.exp(math.log(low) + (math.log(high) - math.log(low)) * u).numpy()
-
-    def choice(options: tuple[str, ...]) -> np.ndarray:
-        return np.array([options[i] for i in torch.randint(0, len(options), (n,), generator=generator)], dtype=object)
-
-    optimizer = choice(OPTIMIZERS)
-    lr = log_uniform(1e-4, 1e-2) * np.where(optimizer == "sgd", 10.0, 1.0)
+    optimizer = choice(n, OPTIMIZERS, generator)
+    lr = log_uniform(n, 1e-4, 1e-2, generator) * np.where(optimizer == "sgd", 10.0, 1.0)
     return {
-        "activation": choice(config.activations),
+        "activation": choice(n, config.activations, generator),
         "optimizer": optimizer,
         "learning_rate": lr,
-        "init_std": log_uniform(0.08, 0.5),
-        "weight_decay": log_uniform(1e-6, 1e-2),
+        "init_std": log_uniform(n, 0.08, 0.5, generator),
+        "weight_decay": log_uniform(n, 1e-6, 1e-2, generator),
         "train_fraction": (0.1 + 0.9 * torch.rand(n, generator=generator, dtype=torch.float64)).numpy(),
     }
 
@@ -201,21 +193,7 @@ class TransformerRecipe(ZooRecipe):
         config = self.config
         first = k * config.chunk
         hyper = _sample(min(config.chunk, config.size - first), config, generator)
-        rows: list[np.ndarray] = []
-        table: dict[str, list] = {}
-        for activation in sorted(set(hyper["activation"])):
-            members = np.flatnonzero(hyper["activation"] == activation)
-            sub = {key: value[members] for key, value in hyper.items()}
-            saved, metrics = train_chunk(sub, data, config, generator)  # type: ignore[arg-type]
-            for c, epoch in enumerate(sorted(saved)):
-                for j, member in enumerate(members):
-                    rows.append(saved[epoch][j])
-                    table.setdefault("net_id", []).append(int(first + member))
-                    for key, value in sub.items():
-                        table.setdefault(key, []).append(value[j] if isinstance(value[j], str) else float(value[j]))
-                    for key, value in metrics.items():
-                        table.setdefault(key, []).append(float(value[c * len(members) + j]))
-        return np.stack(rows), table
+        return rows_by_activation(hyper, first, lambda sub: train_chunk(sub, data, config, generator))  # type: ignore[arg-type]
 
     def spec(self, table: dict[str, np.ndarray]) -> TransformerSpec:
         kinds = sorted(set(table["activation"]))

@@ -39,6 +39,7 @@ from torch import nn
 
 from nfkit.layers.permutation_basis import PermutationEquivariantLinear, PermutationInvariantPool
 from nfkit.spaces.features import WeightSpaceFeatures
+from nfkit.spaces.spec import WeightSpaceSpec
 from nfkit.spaces.transformer_spec import AttentionBlockSpec
 
 __all__ = ["AttentionBlockLinear", "AttentionBlockInvariant", "quadratic_summaries", "ffn_features"]
@@ -63,9 +64,9 @@ def quadratic_summaries(t: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch
     return qk, vo
 
 
-def ffn_features(block: AttentionBlockSpec, t: dict[str, torch.Tensor]) -> WeightSpaceFeatures:
-    """The feed-forward tensors as features of the dense weight space ``D → d_ff → D``."""
-    return WeightSpaceFeatures(block.ffn_spec(), [t["ffn_in"], t["ffn_out"]], [t["ffn_in_bias"], t["ffn_out_bias"]])
+def ffn_features(ffn_spec: WeightSpaceSpec, t: dict[str, torch.Tensor]) -> WeightSpaceFeatures:
+    """The feed-forward tensors as features of the dense weight space ``D → d_ff → D`` (``block.ffn_spec()``)."""
+    return WeightSpaceFeatures(ffn_spec, [t["ffn_in"], t["ffn_out"]], [t["ffn_in_bias"], t["ffn_out_bias"]])
 
 
 def _ffn_permuted(block: AttentionBlockSpec) -> set[int]:
@@ -141,7 +142,7 @@ class AttentionBlockLinear(nn.Module):
             fixed = torch.einsum("tecKar,bcar->tbeK", self.fixed_core, core)
         fixed = fixed + torch.einsum("tecKp,bcp->tbeK", self.fixed_rows, vo_rows)
         stream = torch.einsum("ecp,bcpj->bej", self.stream_terms, vo)  # (B, e, D) on W_A's input index
-        ffn = self.ffn(ffn_features(self.block, t))
+        ffn = self.ffn(ffn_features(self.ffn.spec, t))
         out["ffn_in"] = ffn.weights[0] + g[:, 0, :, None, None] + stream.unsqueeze(2)
         out["ffn_in_bias"] = ffn.biases[0] + g[:, 1, :, None]
         out["ffn_out"] = ffn.weights[1] + g[:, 2, :, None, None] + fixed[0].unsqueeze(-1)
@@ -187,6 +188,6 @@ class AttentionBlockInvariant(nn.Module):
         parts = [qk.flatten(1), vo.flatten(1), bo.flatten(1), qk.square().mean((2, 3)), vo.square().mean((2, 3))]
         if self.block.norm_affine:
             parts += [t[n].flatten(1) for n in ("norm1_weight", "norm1_bias", "norm2_weight", "norm2_bias")]
-        ffn = ffn_features(self.block, t)
+        ffn = ffn_features(self.pool.spec, t)
         parts += [self.pool(ffn), self.pool(ffn.map(torch.square))]
         return self.norm(self.linear(torch.cat(parts, dim=1)))

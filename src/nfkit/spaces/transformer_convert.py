@@ -71,10 +71,10 @@ def _block(module: nn.Module, path: str) -> tuple[AttentionBlockSpec, dict[str, 
         if not mha._qkv_same_embed_dim or mha.bias_k is not None or mha.add_zero_attn:
             raise UnsupportedModuleError(f"{path}: MultiheadAttention with kdim/vdim, add_bias_kv or add_zero_attn is not supported")
         d, h = mha.embed_dim, mha.num_heads
+        dk = dv = d // h
         w = mha.in_proj_weight
         slots = _projection_slots(w[:d], w[d : 2 * d], w[2 * d :], mha.out_proj.weight, h)
         b = mha.in_proj_bias
-        dk = d // h
         slots.update({
             "query_bias": _bias_slot(None if b is None else b[:d], (h, dk)),
             "key_bias": _bias_slot(None if b is None else b[d : 2 * d], (h, dk)),
@@ -88,7 +88,7 @@ def _block(module: nn.Module, path: str) -> tuple[AttentionBlockSpec, dict[str, 
         fc1, fc2 = module.linear1, module.linear2
     elif type(module) is EncoderBlock:
         att = module.attention
-        h, d = att.heads, att.queries.in_features
+        h, d, dk, dv = att.heads, att.queries.in_features, att.d_k, att.d_v
         slots = _projection_slots(att.queries.weight, att.keys.weight, att.values.weight, att.out_projection.weight, h)
         slots.update({
             "query_bias": _bias_slot(att.queries.bias, (h, att.d_k)),
@@ -111,19 +111,11 @@ def _block(module: nn.Module, path: str) -> tuple[AttentionBlockSpec, dict[str, 
             "norm2_weight": _plain(module.norm2.weight), "norm2_bias": _plain(module.norm2.bias),
         })
     spec = AttentionBlockSpec(
-        d, h, slots["query"][1](slots["query"][0]).shape[-1], slots["value"][1](slots["value"][0]).shape[-1], fc1.out_features,
+        d, h, dk, dv, fc1.out_features,
         attention_bias=attention_bias, ffn_bias=fc1.bias is not None, norm_affine=affine, residual=residual,
         norm_first=norm_first, activation=activation, name=path,
     )
     return spec, slots
-
-
-def _dense(layers: list[tuple[LayerSpec, torch.Tensor, torch.Tensor | None]]) -> tuple[WeightSpaceSpec, dict[str, Slot]]:
-    slots: dict[str, Slot] = {}
-    for i, (_, w, b) in enumerate(layers):
-        slots[f"W{i + 1}"] = _plain(w)
-        slots[f"b{i + 1}"] = _plain(b)
-    return WeightSpaceSpec(tuple(s for s, _, _ in layers)), slots
 
 
 def _parts(module: nn.Module) -> tuple[TransformerSpec, dict[str, Slot]]:
@@ -142,19 +134,14 @@ def _parts(module: nn.Module) -> tuple[TransformerSpec, dict[str, Slot]]:
         if isinstance(emb, nn.Conv2d):
             layer = LayerSpec("conv", d, emb.in_channels, tuple(emb.kernel_size), bias=emb.bias is not None,
                               stride=tuple(emb.stride), padding=tuple(emb.padding), dilation=tuple(emb.dilation), name="embedding")
-            embedding, emb_slots = _dense([(layer, emb.weight, emb.bias)])
+            slots.update({"embedding.W1": _plain(emb.weight), "embedding.b1": _plain(emb.bias)})
         else:  # a token embedding is the dense map of one-hot tokens: W = table.T, no bias
             layer = LayerSpec("dense", d, emb.num_embeddings, bias=False, name="embedding")
-            embedding, emb_slots = _dense([(layer, emb.weight, None)])
-            emb_slots["W1"] = (emb.weight, lambda t: t.t(), lambda x: x.t())
-        slots.update({f"embedding.{k}": v for k, v in emb_slots.items()})
+            slots.update({"embedding.W1": (emb.weight, lambda t: t.t(), lambda x: x.t()), "embedding.b1": _plain(None)})
+        embedding = WeightSpaceSpec((layer,))
         c = module.classifier
-        head, head_slots = _dense([
-            (LayerSpec("dense", c.fc1.out_features, c.fc1.in_features, activation=None, name="classifier.fc1"), c.fc1.weight, c.fc1.bias),
-            (LayerSpec("dense", c.fc2.out_features, c.fc2.in_features, name="classifier.fc2"), c.fc2.weight, c.fc2.bias),
-        ])
         head = WeightSpaceSpec.mlp([c.fc1.in_features, c.fc1.out_features, c.fc2.out_features], "relu")
-        slots.update({f"head.{k}": v for k, v in head_slots.items()})
+        slots.update({f"head.{k}": _plain(p) for k, p in (("W1", c.fc1.weight), ("b1", c.fc1.bias), ("W2", c.fc2.weight), ("b2", c.fc2.bias))})
     else:
         raise UnsupportedModuleError(f"{type(module).__name__} is not a supported transformer ({', '.join(TRANSFORMER_MODULES)})")
     specs = []
