@@ -160,6 +160,20 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    from nfkit.bench_report import run_bench
+
+    options = {"reps": 3, "widths": (32, 128, 512), "depths": (1, 4)} if args.quick else {}
+    options.update({k: v for k, v in (("reps", args.reps), ("widths", args.widths), ("depths", args.depths)) if v})
+    try:
+        run_bench(args.out, models=args.models, architectures=[] if args.growth_only else args.architectures, batch=args.batch, channels=args.channels,
+                  growth=not args.no_growth, device=args.device, timeout=args.timeout, overwrite=args.overwrite, **options)
+    except FileExistsError as err:
+        print(f"nfkit bench: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``nfkit`` command."""
     parser = argparse.ArgumentParser(prog="nfkit", description="Neural functional networks on the weights of networks.")
@@ -228,6 +242,26 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--run", dest="run_dir", required=True, help="a run folder written by nfkit train")
     evaluate.add_argument("--zoo", help="another zoo of the same architecture")
     evaluate.set_defaults(run=_eval)
+
+    from nfkit.bench import BENCH_ARCHITECTURES
+
+    bench = sub.add_parser("bench", help="time and memory of every model and of nfn 0.1.2 (pip install 'nfkit[bench]')")
+    bench.add_argument("--models", nargs="+", help="families, nfn-np, nfn-hnp, 'channel-mixing floor' (default: all)")
+    bench.add_argument("--architectures", nargs="+", default=list(BENCH_ARCHITECTURES.values()),
+                       help="reference architectures or mlp:a-b-c (default: SIREN, Small CNN Zoo, MLP 784-64-64-10)")
+    bench.add_argument("--batch", type=int, default=32)
+    bench.add_argument("--channels", type=int, default=32)
+    bench.add_argument("--reps", type=int, help="timed repetitions (5; --quick 3)")
+    bench.add_argument("--widths", type=int, nargs="+", help="growth sweep widths (32 … 1024)")
+    bench.add_argument("--depths", type=int, nargs="+", help="growth sweep hidden layers (1 2 4 8)")
+    bench.add_argument("--no-growth", action="store_true", help="only the comparison table")
+    bench.add_argument("--growth-only", action="store_true", help="only the growth sweeps")
+    bench.add_argument("--quick", action="store_true", help="fewer repetitions and sweep points")
+    bench.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    bench.add_argument("--timeout", type=float, default=600.0, help="seconds per measurement")
+    bench.add_argument("--out", help="folder for bench.md, bench.jsonl and scaling.png")
+    bench.add_argument("--overwrite", action="store_true", help="replace those files if they exist")
+    bench.set_defaults(run=_bench)
 
     demo = sub.add_parser("demo", help="the main job: zoo, six models, Kendall τ table, rescaling test")
     demo.add_argument("--out", default="nfkit-demo")

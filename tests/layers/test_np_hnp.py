@@ -225,3 +225,14 @@ def test_wrong_channels_or_spec_is_an_error():
 def test_layer_is_a_module_with_readable_repr():
     layer = NPLinear(WeightSpaceSpec.mlp([3, 4, 2]), 2, 3)
     assert isinstance(layer, nn.Module) and "2→3" in repr(layer)
+
+
+def test_fused_pooling_backward_matches_autograd_means():
+    from nfkit.layers.permutation_basis import _Means
+
+    x = torch.randn(2, 3, 4, 5, dtype=torch.float64, requires_grad=True)
+    dims = ((2,), (3,), (2, 3))
+    assert torch.autograd.gradcheck(lambda t: _Means.apply(t, dims), (x,))
+    expected = torch.autograd.grad(sum((x.mean(dim=d) ** 2).sum() for d in dims), x)[0]
+    got = torch.autograd.grad(sum((m**2).sum() for m in _Means.apply(x, dims)), x)[0]
+    torch.testing.assert_close(got, expected)

@@ -77,3 +77,23 @@ def test_layers_handle_any_number_of_blocks():
     spec = TransformerSpec((RESIDUAL,) * 3)
     out = TransformerReadout(spec, 1, 4)(spec.randn(2))
     assert out.shape == (2, 12)
+    with_statistics = TransformerReadout(spec, 1, 4, statistics=True)
+    assert with_statistics(spec.randn(2)).shape == (2, with_statistics.out_features)
+
+
+@pytest.mark.parametrize("block", [PERMUTABLE, RESIDUAL], ids=["stream-permutable", "residual"])
+def test_the_invariant_statistics_and_skip_options_keep_the_whole_group(block):
+    import nfkit.models
+    from nfkit.models.transformer_nfn import InvariantStatistics
+
+    spec = _spec(block)
+    torch.manual_seed(0)
+    model = nfkit.models.invariant("transformer-nfn", spec, statistics=True, skip=True).double()
+    for group in [model.group, *factor_subgroups(model.group)]:
+        assert_invariant(model, group)
+    assert_not_equivariant(model, negative_control_group(model.group))
+    statistics = _Wrapped(InvariantStatistics(spec, 1), spec, 1)
+    assert_invariant(statistics, statistics.group)
+    x = spec.randn(2, 1, dtype=torch.float64).map(lambda t: t.requires_grad_())
+    model(x).sum().backward()  # singular values repeat (products have rank d_k < D+1): gradients stay finite
+    assert all(t.grad is not None and torch.isfinite(t.grad).all() for t in x.named.values())

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -81,8 +81,48 @@ class Field:
 
     def pool(self, x: torch.Tensor, kept: tuple[int, ...]) -> torch.Tensor:
         """Mean over the field's axes not in ``kept``: ``(B, C', *sizes of kept)``."""
-        dims = [2 + k for k, axis in enumerate(self.axes) if axis not in kept]
+        dims = self.pooled_dims(kept)
         return x.mean(dim=dims) if dims else x
+
+    def pooled_dims(self, kept: tuple[int, ...]) -> tuple[int, ...]:
+        """The dims of a field tensor that :meth:`pool` averages over for ``kept``."""
+        return tuple(2 + k for k, axis in enumerate(self.axes) if axis not in kept)
+
+    def pools(self, x: torch.Tensor, kept_sets: Sequence[tuple[int, ...]]) -> dict[tuple[int, ...], torch.Tensor]:
+        """:meth:`pool` for several kept sets at once (one full-size gradient in backward)."""
+        reduced = [k for k in kept_sets if self.pooled_dims(k)]
+        out = dict(zip(reduced, _Means.apply(x, tuple(self.pooled_dims(k) for k in reduced)))) if reduced else {}
+        out.update({k: x for k in kept_sets if not self.pooled_dims(k)})
+        return out
+
+
+class _Means(torch.autograd.Function):
+    """Several means of one tensor whose backward writes one full-size gradient, not one per mean.
+
+    Autograd's own ``mean`` backward materialises a full-size broadcast for every pooled view of a
+    field; here the small gradients are summed first and broadcast once (a layer is memory-bound,
+    so every full-size pass counts).
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, dims_list: tuple[tuple[int, ...], ...]) -> tuple[torch.Tensor, ...]:  # type: ignore[override]
+        ctx.shape, ctx.dims_list = x.shape, dims_list
+        return tuple(x.mean(dim=dims) for dims in dims_list)
+
+    @staticmethod
+    def backward(ctx, *grads: torch.Tensor | None) -> tuple[torch.Tensor | None, None]:  # type: ignore[override]
+        shaped = []
+        for g, dims in zip(grads, ctx.dims_list):
+            if g is not None:
+                size = [1 if d in dims else n for d, n in enumerate(ctx.shape)]
+                shaped.append(g.reshape(size) / math.prod(ctx.shape[d] for d in dims))
+        if not shaped:
+            return None, None
+        shaped.sort(key=lambda t: t.numel())
+        total = shaped[0]
+        for t in shaped[1:]:
+            total = total + t
+        return total.expand(ctx.shape), None
 
 
 def fields_of(spec: WeightSpaceSpec, permuted: Iterable[int]) -> tuple[Field, ...]:
@@ -107,6 +147,10 @@ def fields_of(spec: WeightSpaceSpec, permuted: Iterable[int]) -> tuple[Field, ..
                 )
             )
     return tuple(fields)
+
+
+#: Mixers up to this many entries are fused with their offset in one ``baddbmm``.
+_FUSED_MIXER_LIMIT = 1 << 16
 
 
 def _subsets(axes: tuple[int, ...]) -> list[tuple[int, ...]]:
@@ -206,29 +250,45 @@ class PermutationEquivariantLinear(nn.Module):
             raise SpecMismatchError(f"{type(self).__name__} expects {self.in_channels} channels, got {features.channels}")
         inputs = [f.to_field(t) for f, t in zip(self.fields, features.tensors())]
         batch = features.batch_size
-        outputs: list[torch.Tensor | None] = [None] * len(self.fields)
+        wanted: list[list[tuple[int, ...]]] = [[] for _ in self.fields]
+        for kept, members in zip(self.kept_sets, self.members):
+            for n in members:
+                wanted[n].append(kept)
+        pools = [f.pools(x, k) for f, x, k in zip(self.fields, inputs, wanted)]
+        full: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * len(self.fields)
+        broadcast: list[list[torch.Tensor]] = [[] for _ in self.fields]
         bias_chunks = self.bias.split([self.out_channels * f.fixed for f in self.fields])
-        # Largest kept sets first, so that each output starts from its full-size pointwise term; one
-        # matmul per output field (same FLOPs as one per group) avoids slicing views of a shared result.
-        # (Measured: in-place adds onto those views cost more in autograd copies than they save.)
-        for g in sorted(range(len(self.kept_sets)), key=lambda g: -len(self.kept_sets[g])):
-            kept, members, mixer = self.kept_sets[g], self.members[g], self.mixers[g]
-            pooled = torch.cat([self.fields[n].pool(inputs[n], kept) for n in members], dim=1)
-            pooled = pooled.reshape(batch, pooled.shape[1], -1)
+        for kept, members, mixer in zip(self.kept_sets, self.members, self.mixers):
+            parts = [pools[n][kept] for n in members]
+            pooled = (parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)).reshape(batch, -1, math.prod(parts[0].shape[2:]))
             row = 0
             for n in members:
                 f = self.fields[n]
                 rows = self.out_channels * f.fixed
-                term = torch.matmul(mixer[row : row + rows], pooled)
-                row += rows
-                term = term.reshape(batch, rows, *(size if axis in kept else 1 for axis, size in zip(f.axes, f.axis_sizes)))
-                if not kept:
-                    term = term + bias_chunks[n].view(1, -1, *([1] * len(f.axes)))
-                if outputs[n] is None:
-                    outputs[n] = term  # kept == f.axes here: full size
+                if len(kept) == len(f.axes):  # the full-size term: fused with the others below
+                    full[n] = (mixer[row : row + rows], pooled)
                 else:
-                    outputs[n] = outputs[n] + term
-        tensors = [f.from_field(y, self.out_channels) for f, y in zip(self.fields, outputs)]  # type: ignore[arg-type]
+                    shape = [size if axis in kept else 1 for axis, size in zip(f.axes, f.axis_sizes)]
+                    broadcast[n].append(torch.matmul(mixer[row : row + rows], pooled).reshape(batch, rows, *shape))
+                row += rows
+        outputs = []
+        for n, f in enumerate(self.fields):
+            # The broadcast terms are summed small-first, materialised at most once, and added by the
+            # same BLAS call that does the channel mixing: a layer is memory-bound, each full-size
+            # pass costs about as much as the mixing itself.
+            rows = self.out_channels * f.fixed
+            small = sorted(broadcast[n], key=lambda t: t.numel())
+            offset = bias_chunks[n].view(1, -1, *([1] * len(f.axes)))
+            for t in small:
+                offset = offset + t
+            mixer, pooled = full[n]  # type: ignore[misc]  # every field keeps all its own axes once
+            offset = offset.expand(batch, rows, *f.axis_sizes).reshape(batch, rows, -1)
+            if mixer.numel() <= _FUSED_MIXER_LIMIT:  # baddbmm copies the mixer once per batch element
+                y = torch.baddbmm(offset, mixer.expand(batch, *mixer.shape), pooled)
+            else:
+                y = torch.matmul(mixer, pooled).add_(offset)
+            outputs.append(y.reshape(batch, rows, *f.axis_sizes))
+        tensors = [f.from_field(y, self.out_channels) for f, y in zip(self.fields, outputs)]
         return features.with_tensors(tensors[0::2], tensors[1::2])
 
     def extra_repr(self) -> str:

@@ -42,7 +42,7 @@ from nfkit.spaces.features import WeightSpaceFeatures
 from nfkit.spaces.spec import WeightSpaceSpec
 from nfkit.spaces.transformer_spec import AttentionBlockSpec
 
-__all__ = ["AttentionBlockLinear", "AttentionBlockInvariant", "quadratic_summaries", "ffn_features"]
+__all__ = ["AttentionBlockLinear", "AttentionBlockInvariant", "quadratic_summaries", "head_products", "ffn_features"]
 
 
 def _uniform(shape: tuple[int, ...], fan_in: int) -> nn.Parameter:
@@ -62,6 +62,15 @@ def quadratic_summaries(t: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch
     qk = torch.einsum("bchpk,bchqk->bcpq", q, k) / (h * dk)
     vo = torch.einsum("bchpk,bchkq->bcpq", v, o) / (h * dv)
     return qk, vo
+
+
+def head_products(t: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per head, the GL-invariant ``W̃_Q⁽ⁱ⁾W̃_K⁽ⁱ⁾ᵀ`` ``(B, C, h, D+1, D+1)`` and ``W̃_V⁽ⁱ⁾W_O⁽ⁱ⁾`` ``(B, C, h, D+1, D)``.
+
+    Head permutations reorder axis 2; GL(d_k) and GL(d_v) leave both unchanged (paper Sec. 3).
+    """
+    q, k, v, o = _augmented(t, "query"), _augmented(t, "key"), _augmented(t, "value"), t["output"]
+    return torch.einsum("bchpk,bchqk->bchpq", q, k), torch.einsum("bchpk,bchkq->bchpq", v, o)
 
 
 def ffn_features(ffn_spec: WeightSpaceSpec, t: dict[str, torch.Tensor]) -> WeightSpaceFeatures:

@@ -51,7 +51,7 @@ def _entry_permutations(spec: AnySpec) -> Group:
 def _num_tensors(spec: AnySpec) -> int:
     return len(spec.tensor_shapes()) if isinstance(spec, TransformerSpec) else 2 * spec.num_layers
 
-__all__ = ["flat_mlp", "FlatMLPEditor", "statnn", "layer_statistics", "Flattened", "LayerStatistics"]
+__all__ = ["flat_mlp", "FlatMLPEditor", "statnn", "entry_statistics", "layer_statistics", "Flattened", "LayerStatistics"]
 
 
 class Flattened(nn.Module):
@@ -118,8 +118,25 @@ class FlatMLPEditor(EquivariantModel):
 QUANTILES = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
+def entry_statistics(flat: torch.Tensor) -> torch.Tensor:
+    """Mean, variance and quantiles (0, 25, 50, 75, 100 %) over the last axis.
+
+    Shapes:
+        ``(B, C, N)`` → ``(B, C, 7)``.
+
+    Example:
+        >>> entry_statistics(torch.arange(5.0).view(1, 1, 5)).tolist()
+        [[[2.0, 2.0, 0.0, 1.0, 2.0, 3.0, 4.0]]]
+    """
+    q = torch.tensor(QUANTILES, dtype=flat.dtype, device=flat.device)
+    quantiles = torch.quantile(flat, q, dim=-1).movedim(0, -1)
+    mean = flat.mean(dim=-1, keepdim=True)
+    var = flat.var(dim=-1, unbiased=False, keepdim=True)
+    return torch.cat([mean, var, quantiles], dim=-1)
+
+
 def layer_statistics(features: WeightSpaceFeatures) -> torch.Tensor:
-    """Mean, variance and quantiles (0, 25, 50, 75, 100 %) of every tensor, per channel.
+    """:func:`entry_statistics` of every tensor, per channel.
 
     Shapes:
         features ``(B, C, …)`` with L layers → ``(B, C · 2L · 7)``.
@@ -129,17 +146,7 @@ def layer_statistics(features: WeightSpaceFeatures) -> torch.Tensor:
         >>> layer_statistics(WeightSpaceSpec.mlp([3, 4, 2]).randn(5, 2)).shape
         torch.Size([5, 56])
     """
-    q = None
-    stats = []
-    for t in features.tensors():
-        flat = t.flatten(2)
-        if q is None or q.dtype != flat.dtype or q.device != flat.device:
-            q = torch.tensor(QUANTILES, dtype=flat.dtype, device=flat.device)
-        quantiles = torch.quantile(flat, q, dim=-1).movedim(0, -1)  # (B, C, 5)
-        mean = flat.mean(dim=-1, keepdim=True)
-        var = flat.var(dim=-1, unbiased=False, keepdim=True)
-        stats.append(torch.cat([mean, var, quantiles], dim=-1))
-    return torch.cat(stats, dim=-1).flatten(1)
+    return torch.cat([entry_statistics(t.flatten(2)) for t in features.tensors()], dim=-1).flatten(1)
 
 
 class LayerStatistics(nn.Module):

@@ -20,14 +20,15 @@ from torch import nn
 from nfkit.errors import UnsupportedArchitectureError
 from nfkit.layers.nft import ChannelLinear
 from nfkit.layers.permutation_basis import PermutationEquivariantLinear, PermutationInvariantPool
-from nfkit.layers.transformer_nfn import AttentionBlockInvariant, AttentionBlockLinear
+from nfkit.layers.transformer_nfn import AttentionBlockInvariant, AttentionBlockLinear, head_products
+from nfkit.models.baselines import entry_statistics
 from nfkit.models.base import EquivariantModel, StackedEquivariantModel, StackedInvariantModel, mlp_head
 from nfkit.models.registry import ModelFamily, register
 from nfkit.spaces.spec import WeightSpaceSpec
 from nfkit.spaces.transformer_features import TransformerFeatures
 from nfkit.spaces.transformer_spec import TransformerSpec
 
-__all__ = ["TransformerLinear", "GLSafeActivation", "TransformerReadout", "transformer_nfn", "transformer_nfn_editor"]
+__all__ = ["TransformerLinear", "GLSafeActivation", "InvariantStatistics", "WithInput", "TransformerReadout", "transformer_nfn", "transformer_nfn_editor"]
 
 #: Tensors the GL factors act on linearly (an entrywise nonlinearity there would break equivariance).
 GL_TENSORS = frozenset({"query", "key", "value", "output", "query_bias", "key_bias", "value_bias"})
@@ -91,6 +92,44 @@ class GLSafeActivation(nn.Module):
         return TransformerFeatures(features.spec, named)
 
 
+def _statistics_fields(spec: TransformerSpec) -> int:
+    zero = spec.zero_tensors()
+    per_block = sum(4 + sum(n not in GL_TENSORS for n in b.tensor_shapes()) for b in spec.blocks)
+    return per_block + sum(not n.startswith("blocks.") and n not in zero for n in spec.tensor_shapes())
+
+
+@final
+class InvariantStatistics(nn.Module):
+    """StatNN's statistics (Unterthiner et al. 2020) of the fields the group leaves meaningful.
+
+    Mean, variance and 0/25/50/75/100 % quantiles, per channel, of: the per-head products
+    ``W̃_Q⁽ⁱ⁾W̃_K⁽ⁱ⁾ᵀ`` and ``W̃_V⁽ⁱ⁾W_O⁽ⁱ⁾`` and of their singular values (GL-invariant, pooled over
+    heads), and every tensor GL does
+    not act on (``b_O``, the feed-forward, norms, embedding, head). Statistics over all entries of
+    a tensor ignore every permutation, so the result is invariant to the whole group, where StatNN on
+    W_Q, W_K, W_V, W_O themselves reads magnitudes that GL changes freely.
+
+    Shapes:
+        features with c channels → ``(B, c · 7 · num_fields)``.
+    """
+
+    def __init__(self, spec: TransformerSpec, in_channels: int) -> None:
+        super().__init__()
+        self.out_features = 7 * in_channels * _statistics_fields(spec)
+
+    def forward(self, features: TransformerFeatures) -> torch.Tensor:
+        fields: list[torch.Tensor] = []
+        for t in features.blocks:
+            products = head_products(t)
+            fields += [p.flatten(2) for p in products]
+            # singular values of each head's product: its gain along every direction, GL-invariant
+            fields += [torch.linalg.svdvals(p).flatten(2) for p in products]
+            fields += [v.flatten(2) for n, v in t.items() if n not in GL_TENSORS]
+        zero = features.spec.zero_tensors()
+        fields += [v.flatten(2) for n, v in features.named.items() if not n.startswith("blocks.") and n not in zero]
+        return torch.cat([entry_statistics(f) for f in fields], dim=-1).flatten(1)
+
+
 @final
 class TransformerReadout(nn.Module):
     """Invariant features: per block :class:`AttentionBlockInvariant`, the flattened embedding, the head's HNP pool
@@ -100,13 +139,15 @@ class TransformerReadout(nn.Module):
         features with c channels → ``(B, num_blocks·width + c·P_embedding + head pool)``.
     """
 
-    def __init__(self, spec: TransformerSpec, in_channels: int, width: int) -> None:
+    def __init__(self, spec: TransformerSpec, in_channels: int, width: int, *, statistics: bool = False) -> None:
         super().__init__()
+        self.statistics = InvariantStatistics(spec, in_channels) if statistics else None
         self.blocks = nn.ModuleList(AttentionBlockInvariant(b, in_channels, width) for b in spec.blocks)
         self.head_pool = PermutationInvariantPool(spec.head, _hidden(spec.head)) if spec.head is not None else None
         embedding = in_channels * spec.embedding.num_parameters if spec.embedding is not None else 0
         self.out_features = len(spec.blocks) * width + embedding
         self.out_features += 2 * self.head_pool.num_outputs(in_channels) if self.head_pool is not None else 0
+        self.out_features += self.statistics.out_features if self.statistics is not None else 0
         self.has_embedding = spec.embedding is not None
 
     def forward(self, features: TransformerFeatures) -> torch.Tensor:
@@ -116,7 +157,25 @@ class TransformerReadout(nn.Module):
             parts += [t.flatten(1) for k, t in features.named.items() if k.startswith("embedding.") and k not in zero]
         if self.head_pool is not None:  # means and mean squares over the head's hidden neurons
             parts += [self.head_pool(features.head), self.head_pool(features.head.map(torch.square))]
+        if self.statistics is not None:
+            parts.append(self.statistics(features))
         return torch.cat(parts, dim=1)
+
+
+@final
+class WithInput(nn.Module):
+    """``x ↦ [x, f(x)]`` along channels: equivariant when ``f`` is, and lets a readout see the raw weights.
+
+    Shapes:
+        features with c channels → features with ``c + e`` channels (``f``: c → e).
+    """
+
+    def __init__(self, f: nn.Module) -> None:
+        super().__init__()
+        self.f = f
+
+    def forward(self, features: TransformerFeatures) -> TransformerFeatures:
+        return TransformerFeatures.concatenate([features, self.f(features)], dim=1)
 
 
 def _trunk(spec: TransformerSpec, widths: Sequence[int], rank: int | None) -> nn.Sequential:
@@ -136,21 +195,28 @@ def transformer_nfn(
     head_hidden: Sequence[int] = (10, 10),
     rank: int | None = None,
     dropout: float = 0.0,
+    statistics: bool = False,
+    skip: bool = False,
 ) -> StackedInvariantModel:
     """Invariant Transformer-NFN: features → ``(B, out_features)``.
 
     Defaults are the paper's (channels [10], invariant width 10, head 10-10). ``rank``: see
-    :mod:`nfkit.layers.transformer_nfn` (``None`` is the paper's full layer).
+    :mod:`nfkit.layers.transformer_nfn` (``None`` is the paper's full layer). Beyond the paper:
+    ``statistics`` adds :class:`InvariantStatistics` to the readout and ``skip`` lets the readout see
+    the raw weights next to the trunk's output (:class:`WithInput`); both keep the whole group.
     """
     spec = _require_transformer(spec)
     widths = [in_channels, *hidden_channels]
-    readout = TransformerReadout(spec, widths[-1], invariant_width)
+    trunk: nn.Module = _trunk(spec, widths, rank)
+    if skip:
+        trunk = WithInput(trunk)
+    readout = TransformerReadout(spec, widths[-1] + (in_channels if skip else 0), invariant_width, statistics=statistics)
     return StackedInvariantModel(
         spec,
         spec.symmetry_group(),
         in_channels,
         out_features,
-        trunk=_trunk(spec, widths, rank),
+        trunk=trunk,
         readout=readout,
         head=mlp_head(readout.out_features, head_hidden, out_features, dropout),
     )

@@ -1,0 +1,288 @@
+"""Speed and memory benchmarks (not tests): every registered model and the reference ``nfn==0.1.2``.
+
+One measurement is a model's forward and backward pass on a batch of input networks' weights:
+the median wall time over ``reps`` repetitions after one warm-up, and the peak memory of one
+more pass (:func:`peak_step_mib`: the most bytes tensors hold at once during it, over what they
+held before; gradients are zeroed with ``set_to_none`` so they count). Every measurement runs in
+a fresh subprocess.
+
+The compared stack for a family with an equivariant form is ``equivariant(name, spec,
+hidden_channels=[C, C])``: layers ``1→C→C→1`` with the family's nonlinearities; invariant-only
+families (``statnn``, ``inr2array``) run ``invariant(name, spec, hidden_channels=[C, C])``.
+The reference rows build the same ``1→C→C→1`` stacks from ``nfn.layers.NPLinear`` /
+``HNPLinear`` with ``TupleOp(ReLU)`` (Zhou et al. 2023's package; install ``nfkit[bench]``).
+:func:`same_function_space` shows, by least squares, that nfkit's NP/HNP layers can express the
+reference layers exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+__all__ = ["Case", "Measurement", "measure", "peak_step_mib", "measure_isolated", "same_function_space", "reference_stack", "BENCH_ARCHITECTURES"]
+
+#: The input networks of the comparison table (names of :data:`nfkit.architectures.REFERENCE_ARCHITECTURES`).
+BENCH_ARCHITECTURES: dict[str, str] = {
+    "siren 2-32-32-1": "siren-mnist",
+    "small cnn zoo": "small-cnn-zoo",
+    "mlp 784-64-64-10": "mnist-mlp",
+}
+
+#: Reference rows: nfn's layer class for each of nfkit's families that compute the same function.
+REFERENCE_LAYERS: dict[str, str] = {"nfn-np": "NPLinear", "nfn-hnp": "HNPLinear"}
+
+FLOOR = "channel-mixing floor"
+
+#: Repetitions are cut so that the timed passes of one case take about this long at most (at least one).
+LONG_PASS_BUDGET_S = 60.0
+
+
+@dataclass(frozen=True)
+class Case:
+    """One configuration to measure.
+
+    Attributes:
+        model: a registered family, ``"nfn-np"``/``"nfn-hnp"`` (reference) or :data:`FLOOR`.
+        architecture: a :data:`BENCH_ARCHITECTURES` value, or ``"mlp:2-64-64-1"`` (an MLP by sizes,
+            ReLU).
+        batch: input networks per batch.
+        channels: the stack's hidden channels C.
+        reps: timed repetitions.
+        device: ``"cpu"`` or ``"cuda"``.
+    """
+
+    model: str
+    architecture: str
+    batch: int = 32
+    channels: int = 32
+    reps: int = 5
+    device: str = "cpu"
+
+
+@dataclass
+class Measurement:
+    """The result of one :class:`Case`: ``status`` is ``"ok"``, ``"n/a"`` (with ``note``) or ``"failed"``."""
+
+    case: Case
+    status: str
+    form: str = ""
+    input_parameters: int = 0
+    parameters: int = 0
+    median_s: float = math.nan
+    peak_mib: float = math.nan
+    note: str = ""
+
+    def to_json(self) -> str:
+        """One line of JSON."""
+        return json.dumps(asdict(self))
+
+    @staticmethod
+    def from_json(line: str) -> Measurement:
+        """Inverse of :meth:`to_json`."""
+        raw = json.loads(line)
+        return Measurement(case=Case(**raw.pop("case")), **raw)
+
+
+def input_spec(architecture: str):  # noqa: ANN201 - WeightSpaceSpec or TransformerSpec
+    """The weight-space spec of a benchmark input network (see :attr:`Case.architecture`)."""
+    from nfkit.architectures import REFERENCE_ARCHITECTURES
+    from nfkit.spaces import WeightSpaceSpec, spec_of
+
+    if architecture.startswith("mlp:"):
+        return WeightSpaceSpec.mlp([int(s) for s in architecture[4:].split("-")], "relu")
+    if architecture not in REFERENCE_ARCHITECTURES:
+        raise KeyError(f"unknown benchmark architecture {architecture!r}; use one of {sorted(REFERENCE_ARCHITECTURES)} or 'mlp:a-b-c'")
+    return spec_of(REFERENCE_ARCHITECTURES[architecture]())
+
+
+class _ReferenceStack(nn.Module):
+    """``nfn`` layers of the given widths with ReLU between, reading nfkit features (outputs: weights, then biases)."""
+
+    def __init__(self, layer: str, spec, widths: Sequence[int]) -> None:  # noqa: ANN001
+        super().__init__()
+        import nfn.layers as ref
+        from nfn.common import WeightSpaceFeatures, network_spec_from_wsfeat
+
+        self._wrap = WeightSpaceFeatures
+        probe = spec.zeros(1)
+        network = network_spec_from_wsfeat(WeightSpaceFeatures(list(probe.weights), list(probe.biases)))
+        linear = getattr(ref, layer)
+        modules: list[nn.Module] = []
+        for i, (c, e) in enumerate(zip(widths, widths[1:])):
+            modules.append(linear(network, c, e))
+            if i < len(widths) - 2:
+                modules.append(ref.TupleOp(nn.ReLU()))
+        self.stack = nn.Sequential(*modules)
+
+    def forward(self, features):  # noqa: ANN001, ANN201
+        out = self.stack(self._wrap(list(features.weights), list(features.biases)))
+        return list(out.weights) + list(out.biases)
+
+
+def reference_stack(model: str, spec, channels: int) -> nn.Module:  # noqa: ANN001
+    """The reference package's ``1→C→C→1`` stack for ``"nfn-np"`` or ``"nfn-hnp"`` (needs ``nfn==0.1.2``)."""
+    return _ReferenceStack(REFERENCE_LAYERS[model], spec, [1, channels, channels, 1])
+
+
+class _ChannelMixingFloor(nn.Module):
+    """Per-entry ``1→C→C→1`` MLP with ReLUs on every tensor: the cost below which no NP stack goes."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Linear(1, channels), nn.ReLU(), nn.Linear(channels, channels), nn.ReLU(), nn.Linear(channels, 1))
+
+    def forward(self, features):  # noqa: ANN001, ANN201
+        return [self.mlp(t.movedim(1, -1)) for t in features.tensors()]
+
+
+def _build(case: Case, spec) -> tuple[nn.Module, str]:  # noqa: ANN001
+    import nfkit.models
+
+    c = case.channels
+    if case.model == FLOOR:
+        return _ChannelMixingFloor(c), "per-entry MLP"
+    if case.model in REFERENCE_LAYERS:
+        return reference_stack(case.model, spec, c), f"equivariant 1→{c}→{c}→1 (nfn {REFERENCE_LAYERS[case.model]})"
+    family = nfkit.models.family(case.model)
+    if family.equivariant is not None:
+        return nfkit.models.equivariant(case.model, spec, hidden_channels=[c, c]), f"equivariant 1→{c}→{c}→1"
+    return nfkit.models.invariant(case.model, spec, hidden_channels=[c, c]), f"invariant, hidden {c}, {c}"
+
+
+def _total(output: object) -> torch.Tensor:
+    if isinstance(output, torch.Tensor):
+        return output.sum()
+    if isinstance(output, (list, tuple)):
+        return sum((_total(o) for o in output), torch.zeros(()))
+    return sum(t.sum() for t in output.tensors())  # type: ignore[attr-defined]
+
+
+def peak_step_mib(step: Callable[[], None], device: str = "cpu") -> float:
+    """The most memory tensors held at once while ``step`` runs, above what they held before it.
+
+    CPU: from the allocation events of ``torch.profiler`` (``profile_memory=True``), summed in time
+    order, so allocator caching and the interpreter do not count; CUDA: ``max_memory_allocated``.
+    """
+    if device == "cuda":
+        torch.cuda.synchronize()
+        before = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+        step()
+        torch.cuda.synchronize()
+        return (torch.cuda.max_memory_allocated() - before) / 2**20
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        step()
+    events = sorted((e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events() if e.name() == "[memory]")
+    live = peak = 0
+    for _, nbytes in events:
+        live += nbytes
+        peak = max(peak, live)
+    return peak / 2**20
+
+
+def measure(case: Case) -> Measurement:
+    """Measure ``case`` in this process (use :func:`measure_isolated` for a trustworthy peak)."""
+    from nfkit.errors import UnsupportedArchitectureError
+
+    torch.manual_seed(0)
+    spec = input_spec(case.architecture)
+    features = spec.randn(case.batch, 1)
+    result = Measurement(case, "ok", input_parameters=int(spec.zeros(1).flatten().shape[-1]))
+    try:
+        model, result.form = _build(case, spec)
+    except (UnsupportedArchitectureError, TypeError, ValueError) as err:
+        return Measurement(case, "n/a", note=str(err).splitlines()[0][:120])
+    model = model.to(case.device)
+    features = features.to(case.device) if case.device != "cpu" else features
+    result.parameters = sum(p.numel() for p in model.parameters())
+
+    def step() -> None:
+        model.zero_grad(set_to_none=True)
+        _total(model(features)).backward()
+
+    def sync() -> None:
+        if case.device == "cuda":
+            torch.cuda.synchronize()
+
+    start = time.perf_counter()
+    step()  # warm-up
+    sync()
+    warm = time.perf_counter() - start
+    times = []
+    for _ in range(max(1, min(case.reps, int(LONG_PASS_BUDGET_S / warm)))):
+        start = time.perf_counter()
+        step()
+        sync()
+        times.append(time.perf_counter() - start)
+    result.median_s = statistics.median(times)
+    result.peak_mib = peak_step_mib(step, case.device)
+    return result
+
+
+def measure_isolated(case: Case, timeout: float = 600.0) -> Measurement:
+    """:func:`measure` in a fresh interpreter; a crash, out-of-memory kill or timeout is ``"failed"``."""
+    command = [sys.executable, "-m", "nfkit.bench", json.dumps(asdict(case))]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        return Measurement(case, "failed", note=f"timeout after {timeout:.0f} s")
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        reason = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit {done.returncode} (killed?)"
+        return Measurement(case, "failed", note=reason[:160])
+    return Measurement.from_json(lines[-1])
+
+
+def same_function_space(ours: nn.Module, theirs: nn.Module, features, *, samples: int = 3) -> float:  # noqa: ANN001
+    """How well ``ours`` can reproduce ``theirs``: the relative least-squares residual.
+
+    Both modules must be linear in their parameters for fixed input (single linear layers are).
+    ``theirs``'s output on ``samples`` random feature batches is fitted by the best choice of
+    ``ours``'s parameters (via the Jacobian in float64); a residual near 1e-12 means every function
+    ``theirs`` computes is one ``ours`` computes too.
+
+    Shapes:
+        ``features``: a batch of weight-space features with the modules' input channels.
+    """
+    from torch.func import functional_call, jacrev
+
+    ours, theirs = ours.double(), theirs.double()
+    names = [n for n, _ in ours.named_parameters()]
+    params = {n: torch.zeros_like(p) for n, p in ours.named_parameters()}
+
+    def flat_output(module: nn.Module, p: dict[str, torch.Tensor] | None, x) -> torch.Tensor:  # noqa: ANN001
+        out = module(x) if p is None else functional_call(module, p, (x,))
+        tensors = out if isinstance(out, (list, tuple)) else [*out.weights, *out.biases]
+        return torch.cat([t.reshape(-1) for t in tensors])
+
+    rows, targets = [], []
+    for s in range(samples):
+        torch.manual_seed(s)
+        x = features.spec.randn(features.batch_size, features.channels, dtype=torch.float64)
+        jac = jacrev(lambda p: flat_output(ours, p, x))(params)  # noqa: B023
+        rows.append(torch.cat([jac[n].reshape(jac[n].shape[0], -1) for n in names], dim=1))
+        targets.append(flat_output(theirs, None, x).detach())
+    a, b = torch.cat(rows), torch.cat(targets)
+    solution = torch.linalg.lstsq(a, b.unsqueeze(1), driver="gelsd").solution
+    return float(torch.linalg.norm(a @ solution - b.unsqueeze(1)) / torch.linalg.norm(b))
+
+
+def _worker(argv: Sequence[str]) -> int:
+    print(measure(Case(**json.loads(argv[0]))).to_json())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(_worker(sys.argv[1:]))

@@ -1,0 +1,291 @@
+"""The ``nfkit bench`` suite: the comparison table with ratios, how cost grows, the targets, a plot.
+
+See :mod:`nfkit.bench` for what one measurement is. Ratios are time and memory divided by those
+of the reference on the same input: ``np`` against ``nfn-np``, ``hnp`` against ``nfn-hnp``, every
+other row against ``nfn-np``; ``monomial`` and ``magep`` are also divided by ``graph``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from nfkit.bench import BENCH_ARCHITECTURES, FLOOR, REFERENCE_LAYERS, Case, Measurement, measure_isolated
+
+__all__ = ["compare", "scaling", "format_comparison", "format_scaling", "target_lines", "plot_scaling", "Target", "TARGETS"]
+
+#: Rows divided by ``graph``'s.
+GRAPH_RELATIVE = ("monomial", "magep")
+
+
+def reference_of(model: str) -> str:
+    """The reference row a model's ratio is taken against."""
+    return "nfn-hnp" if model == "hnp" else "nfn-np"
+
+
+def compare(
+    models: Sequence[str],
+    architectures: Sequence[str] = tuple(BENCH_ARCHITECTURES.values()),
+    *,
+    batch: int = 32,
+    channels: int = 32,
+    reps: int = 5,
+    device: str = "cpu",
+    timeout: float = 600.0,
+    progress: Callable[[Measurement], None] | None = None,
+) -> list[Measurement]:
+    """Measure every model (registered names, ``nfn-np``, ``nfn-hnp``, :data:`~nfkit.bench.FLOOR`) on every architecture."""
+    rows = []
+    for architecture in architectures:
+        for model in models:
+            row = measure_isolated(Case(model, architecture, batch, channels, reps, device), timeout)
+            rows.append(row)
+            if progress is not None:
+                progress(row)
+    return rows
+
+
+def scaling(
+    models: Sequence[str],
+    *,
+    widths: Sequence[int] = (32, 64, 128, 256, 512, 1024),
+    depths: Sequence[int] = (1, 2, 4, 8),
+    depth_width: int = 64,
+    batch: int = 8,
+    channels: int = 16,
+    reps: int = 3,
+    device: str = "cpu",
+    timeout: float = 600.0,
+    progress: Callable[[Measurement], None] | None = None,
+) -> dict[str, list[Measurement]]:
+    """Cost against the input MLP's width (``2-w-w-1``) and depth (``2-64×d-1``, d hidden layers).
+
+    Returns ``{"width": rows, "depth": rows}``. A model that failed or timed out is not run at
+    larger sizes of the same sweep.
+    """
+    sweeps = {
+        "width": [f"mlp:2-{w}-{w}-1" for w in widths],
+        "depth": ["mlp:2-" + "-".join([str(depth_width)] * d) + "-1" for d in depths],
+    }
+    result: dict[str, list[Measurement]] = {}
+    for name, sweep in sweeps.items():
+        rows = result[name] = []
+        for model in models:
+            for architecture in sweep:
+                row = measure_isolated(Case(model, architecture, batch, channels, reps, device), timeout)
+                rows.append(row)
+                if progress is not None:
+                    progress(row)
+                if row.status != "ok":
+                    break
+    return result
+
+
+def _index(rows: Sequence[Measurement]) -> dict[tuple[str, str], Measurement]:
+    return {(r.case.model, r.case.architecture): r for r in rows if r.status == "ok"}
+
+
+def _ratio(a: Measurement, b: Measurement | None, attribute: str) -> float:
+    return getattr(a, attribute) / getattr(b, attribute) if b is not None and getattr(b, attribute) > 0 else math.nan
+
+
+def _fmt(x: float, spec: str) -> str:
+    return "—" if math.isnan(x) else format(x, spec)
+
+
+def format_comparison(rows: Sequence[Measurement]) -> str:
+    """A Markdown table per input architecture: parameters, time, peak memory and the ratios."""
+    ok = _index(rows)
+    lines: list[str] = []
+    for architecture in dict.fromkeys(r.case.architecture for r in rows):
+        first = next(r for r in rows if r.case.architecture == architecture)
+        case = first.case
+        name = next((k for k, v in BENCH_ARCHITECTURES.items() if v == architecture), architecture)
+        size = next((r.input_parameters for r in rows if r.case.architecture == architecture and r.status == "ok"), 0)
+        lines += [
+            f"### {name} ({size:,} weights), batch {case.batch}, {case.channels} channels, {case.device}, "
+            f"forward+backward, median of {case.reps}",
+            "",
+            "| model | form | parameters | time (ms) | peak (MiB) | time × ref | memory × ref | time × graph | memory × graph |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for r in (r for r in rows if r.case.architecture == architecture):
+            if r.status != "ok":
+                lines.append(f"| {r.case.model} | {r.status}: {r.note} | | | | | | | |")
+                continue
+            ref = ok.get((reference_of(r.case.model), architecture)) if r.case.model not in REFERENCE_LAYERS else None
+            graph = ok.get(("graph", architecture)) if r.case.model in GRAPH_RELATIVE else None
+            cells = [
+                r.case.model, r.form, f"{r.parameters:,}", f"{r.median_s * 1e3:.1f}", f"{r.peak_mib:.0f}",
+                _fmt(_ratio(r, ref, "median_s"), ".2f"), _fmt(_ratio(r, ref, "peak_mib"), ".2f"),
+                _fmt(_ratio(r, graph, "median_s"), ".2f"), _fmt(_ratio(r, graph, "peak_mib"), ".2f"),
+            ]
+            lines.append("| " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def format_scaling(rows: Sequence[Measurement]) -> str:
+    """A Markdown table: model, input MLP, its weights, time, peak, and peak per input weight."""
+    lines = [
+        "| model | input MLP | weights | time (ms) | peak (MiB) | peak per weight (KiB) |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        arch = r.case.architecture.removeprefix("mlp:")
+        if r.status != "ok":
+            lines.append(f"| {r.case.model} | {arch} | | {r.status}: {r.note} | | |")
+            continue
+        per = r.peak_mib * 1024 / r.input_parameters
+        lines.append(f"| {r.case.model} | {arch} | {r.input_parameters:,} | {r.median_s * 1e3:.1f} | {r.peak_mib:.0f} | {per:.2f} |")
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Target:
+    """``model``'s time and memory must be at most ``time``× and ``memory``× those of ``against``."""
+
+    model: str
+    against: str
+    time: float
+    memory: float
+
+
+#: The issue's targets: NP/HNP against nfn; Monomial-NFN and MAGEP-NFN against the graph metanetwork.
+TARGETS = (
+    Target("np", "nfn-np", 0.5, 0.6),
+    Target("hnp", "nfn-hnp", 0.5, 0.6),
+    Target("monomial", "graph", 0.3, 0.3),
+    Target("magep", "graph", 0.3, 0.3),
+)
+
+
+def target_lines(rows: Sequence[Measurement]) -> list[str]:
+    """One line per target and architecture: the ratios and whether they hold."""
+    ok = _index(rows)
+    lines = []
+    for t in TARGETS:
+        for architecture in dict.fromkeys(r.case.architecture for r in rows):
+            a, b = ok.get((t.model, architecture)), ok.get((t.against, architecture))
+            if a is None or b is None:
+                continue
+            time_ratio, memory_ratio = _ratio(a, b, "median_s"), _ratio(a, b, "peak_mib")
+            holds = time_ratio <= t.time and memory_ratio <= t.memory
+            lines.append(
+                f"{'met    ' if holds else 'MISSED '} {t.model} vs {t.against} on {architecture}: time {time_ratio:.2f}× "
+                f"(target ≤ {t.time}×), memory {memory_ratio:.2f}× (target ≤ {t.memory}×)"
+            )
+    return lines
+
+
+def plot_scaling(sweeps: dict[str, list[Measurement]], path: str | Path) -> Path:
+    """Time and peak memory against the input MLP's width and depth (log-log; :func:`scaling`'s result), as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    width_rows = [r for r in sweeps.get("width", []) if r.status == "ok"]
+    depth_rows = [r for r in sweeps.get("depth", []) if r.status == "ok"]
+    fig, axes = plt.subplots(2, 2, figsize=(11, 8))
+    for col, (sweep, label) in enumerate([(width_rows, "hidden width w (MLP 2-w-w-1)"), (depth_rows, "hidden layers d (MLP 2-64×d-1)")]):
+        for model in dict.fromkeys(r.case.model for r in sweep):
+            mine = [r for r in sweep if r.case.model == model]
+            xs = [_sweep_x(r.case.architecture, by_width=col == 0) for r in mine]
+            style = "--" if model in REFERENCE_LAYERS or model == FLOOR else "-"
+            axes[0, col].plot(xs, [r.median_s for r in mine], style, marker="o", label=model)
+            axes[1, col].plot(xs, [r.peak_mib for r in mine], style, marker="o", label=model)
+        for row, ylabel in enumerate(["forward+backward time (s)", "peak memory (MiB)"]):
+            axes[row, col].set(xscale="log", yscale="log", xlabel=label, ylabel=ylabel)
+            axes[row, col].grid(True, which="both", alpha=0.3)
+    axes[0, 0].legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def _sweep_x(architecture: str, *, by_width: bool) -> int:
+    sizes = architecture.removeprefix("mlp:").split("-")
+    return int(sizes[1]) if by_width else len(sizes) - 2
+
+
+#: Families in the growth sweeps (those the targets name, plus the references and the floor).
+SCALING_MODELS = ("np", "hnp", "monomial", "magep", "graph", "nfn-np", "nfn-hnp", FLOOR)
+
+
+def reference_available() -> bool:
+    """Whether the reference package ``nfn`` (``pip install 'nfkit[bench]'``) can be imported."""
+    import importlib.util
+
+    return importlib.util.find_spec("nfn") is not None and importlib.util.find_spec("einops") is not None
+
+
+def run_bench(
+    out: str | Path | None = None,
+    *,
+    models: Sequence[str] | None = None,
+    architectures: Sequence[str] = tuple(BENCH_ARCHITECTURES.values()),
+    batch: int = 32,
+    channels: int = 32,
+    reps: int = 5,
+    growth: bool = True,
+    widths: Sequence[int] = (32, 64, 128, 256, 512, 1024),
+    depths: Sequence[int] = (1, 2, 4, 8),
+    device: str = "cpu",
+    timeout: float = 600.0,
+    overwrite: bool = False,
+    echo: Callable[[str], None] | None = None,
+) -> dict[str, list[Measurement]]:
+    """The whole suite: comparison table with ratios, targets, growth tables; files in ``out`` if given.
+
+    Writes ``bench.md`` (the tables), ``bench.jsonl`` (every measurement) and ``scaling.png``; an
+    existing file is only replaced with ``overwrite=True``.
+    """
+    import nfkit.models
+
+    if echo is None:
+        def echo(line: str) -> None:
+            print(line, flush=True)
+
+    files = {}
+    if out is not None:
+        out = Path(out)
+        files = {name: out / name for name in ("bench.md", "bench.jsonl", "scaling.png")}
+        existing = [str(p) for p in files.values() if p.exists()]
+        if existing and not overwrite:
+            raise FileExistsError(f"{', '.join(existing)} already exist; pass overwrite=True (--overwrite) to replace them")
+        out.mkdir(parents=True, exist_ok=True)
+    references = list(REFERENCE_LAYERS) if reference_available() else []
+    if not references:
+        echo("note: the reference package nfn is not installed (pip install 'nfkit[bench]'); ratios to it are left out")
+    chosen = list(models) if models is not None else [FLOOR, *references, *nfkit.models.available()]
+
+    def progress(r: Measurement) -> None:
+        where = r.case.architecture
+        echo(f"  {r.case.model:<22} {where:<22} " + (f"{r.median_s * 1e3:9.1f} ms {r.peak_mib:8.0f} MiB" if r.status == "ok" else f"{r.status}: {r.note}"))
+
+    echo(f"measuring {len(chosen)} models on {len(architectures)} inputs (batch {batch}, {channels} channels, {device})")
+    results = {"compare": compare(chosen, architectures, batch=batch, channels=channels, reps=reps, device=device, timeout=timeout, progress=progress)}
+    report = ["## Forward+backward time and peak memory", "", format_comparison(results["compare"]), "## Targets", "",
+              *target_lines(results["compare"]), ""]
+    if growth:
+        growth_models = [m for m in SCALING_MODELS if m in chosen]
+        echo(f"growth sweeps: widths {list(widths)}, depths {list(depths)}")
+        results.update(scaling(growth_models, widths=widths, depths=depths, device=device, timeout=timeout, progress=progress))
+        case = results["width"][0].case if results["width"] else None
+        setting = f"batch {case.batch}, {case.channels} channels, median of {case.reps}" if case else ""
+        report += [f"## Growth with the input MLP's width (2-w-w-1; {setting})", "", format_scaling(results["width"]), "",
+                   f"## Growth with the input MLP's depth (2-64×d-1; {setting})", "", format_scaling(results["depth"]), ""]
+    text = "\n".join(report)
+    echo("\n" + text)
+    if out is not None:
+        files["bench.md"].write_text(text + "\n")
+        files["bench.jsonl"].write_text("".join(r.to_json() + "\n" for rows in results.values() for r in rows))
+        if growth:
+            plot_scaling(results, files["scaling.png"])
+        echo(f"wrote {', '.join(str(p) for p in files.values() if p.exists())}")
+    return results

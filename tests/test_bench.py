@@ -1,0 +1,76 @@
+"""The benchmark machinery: what it measures and how it reports (timings themselves are not tested)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from nfkit.bench import Case, Measurement, measure, peak_step_mib, same_function_space
+from nfkit.bench_report import format_comparison, run_bench, target_lines
+from nfkit.layers import HNPLinear, NPLinear
+from nfkit.spaces import WeightSpaceSpec
+
+
+def test_np_and_hnp_span_what_they_should():
+    spec = WeightSpaceSpec.mlp([3, 5, 4, 2])
+    x = spec.randn(2, 2, dtype=torch.float64)
+    np_layer, hnp_layer = NPLinear(spec, 2, 3), HNPLinear(spec, 2, 3)
+    assert same_function_space(hnp_layer, np_layer, x) < 1e-10  # NP's group is larger: its maps are HNP maps
+    assert same_function_space(NPLinear(spec, 2, 3), np_layer, x) < 1e-10
+    # negative control: HNP tells input neurons apart, NP cannot express that
+    assert same_function_space(np_layer, hnp_layer, x) > 1e-2
+
+
+def test_peak_step_memory_counts_what_a_step_holds():
+    x = torch.randn(512, 512, requires_grad=True)  # 1 MiB
+
+    def step() -> None:
+        (x @ x).relu().sum().backward()
+
+    peak = peak_step_mib(step)
+    assert 1.9 < peak < 6  # the product, its relu (kept for backward) and the gradient
+
+
+def test_measure_reports_a_model_and_marks_unsupported_inputs():
+    ok = measure(Case("np", "mlp:3-4-2", batch=2, channels=2, reps=1))
+    assert ok.status == "ok" and ok.median_s > 0 and ok.peak_mib > 0 and ok.parameters > 0
+    assert ok.input_parameters == 3 * 4 + 4 + 4 * 2 + 2
+    na = measure(Case("transformer-nfn", "mlp:3-4-2", batch=2, channels=2, reps=1))
+    assert na.status == "n/a" and "transformer" in na.note
+    assert Measurement.from_json(ok.to_json()) == ok
+
+
+def _row(model: str, seconds: float, mib: float) -> Measurement:
+    return Measurement(Case(model, "mnist-mlp"), "ok", "equivariant", 1000, 10, seconds, mib)
+
+
+def test_ratios_and_targets_are_reported_against_the_right_reference():
+    rows = [_row("nfn-np", 2.0, 100.0), _row("np", 0.8, 50.0), _row("nfn-hnp", 1.0, 100.0), _row("hnp", 0.9, 50.0),
+            _row("graph", 10.0, 1000.0), _row("monomial", 1.0, 100.0)]
+    table = format_comparison(rows)
+    assert "| np | equivariant | 10 | 800.0 | 50 | 0.40 | 0.50 |" in table
+    assert "| monomial | equivariant | 10 | 1000.0 | 100 | 0.50 | 1.00 | 0.10 | 0.10 |" in table
+    lines = target_lines(rows)
+    assert any(line.startswith("met") and "np vs nfn-np" in line for line in lines)
+    assert any(line.startswith("MISSED") and "hnp vs nfn-hnp" in line and "time 0.90×" in line for line in lines)
+    assert any(line.startswith("met") and "monomial vs graph" in line for line in lines)
+    assert not any("magep" in line for line in lines)  # not measured: no claim either way
+
+
+def test_bench_never_overwrites_saved_results(tmp_path):
+    (tmp_path / "bench.md").write_text("earlier results\n")
+    with pytest.raises(FileExistsError, match="overwrite"):
+        run_bench(tmp_path, models=["np"], architectures=["mlp:3-4-2"], growth=False, echo=lambda s: None)
+    assert (tmp_path / "bench.md").read_text() == "earlier results\n"
+
+
+def test_the_suite_writes_its_tables_and_plot(tmp_path):
+    lines: list[str] = []
+    results = run_bench(tmp_path, models=["np"], architectures=["mlp:3-4-2"], reps=1, widths=(4, 8), depths=(1,),
+                        echo=lines.append)
+    assert [r.status for r in results["compare"]] == ["ok"]
+    assert [r.case.architecture for r in results["width"] if r.case.model == "np"] == ["mlp:2-4-4-1", "mlp:2-8-8-1"]
+    text = (tmp_path / "bench.md").read_text()
+    assert "| np | equivariant 1→32→32→1 |" in text and "Growth with the input MLP's depth" in text
+    assert (tmp_path / "scaling.png").stat().st_size > 10_000
+    assert len((tmp_path / "bench.jsonl").read_text().splitlines()) == sum(len(v) for v in results.values())
