@@ -104,10 +104,16 @@ class _Means(torch.autograd.Function):
     so every full-size pass counts).
     """
 
+    generate_vmap_rule = True  # usable under vmap / jacrev (torch.func)
+
     @staticmethod
-    def forward(ctx, x: torch.Tensor, dims_list: tuple[tuple[int, ...], ...]) -> tuple[torch.Tensor, ...]:  # type: ignore[override]
-        ctx.shape, ctx.dims_list = x.shape, dims_list
+    def forward(x: torch.Tensor, dims_list: tuple[tuple[int, ...], ...]) -> tuple[torch.Tensor, ...]:  # type: ignore[override]
         return tuple(x.mean(dim=dims) for dims in dims_list)
+
+    @staticmethod
+    def setup_context(ctx, inputs: tuple, output: object) -> None:  # type: ignore[override]
+        x, dims_list = inputs
+        ctx.shape, ctx.dims_list = x.shape, dims_list
 
     @staticmethod
     def backward(ctx, *grads: torch.Tensor | None) -> tuple[torch.Tensor | None, None]:  # type: ignore[override]
