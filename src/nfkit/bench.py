@@ -202,7 +202,7 @@ def measure(case: Case) -> Measurement:
     result = Measurement(case, "ok", input_parameters=int(spec.zeros(1).flatten().shape[-1]))
     try:
         model, result.form = _build(case, spec)
-    except (UnsupportedArchitectureError, TypeError, ValueError) as err:
+    except (UnsupportedArchitectureError, ValueError) as err:
         return Measurement(case, "n/a", note=str(err).splitlines()[0][:120])
     model = model.to(case.device)
     features = features.to(case.device) if case.device != "cpu" else features

@@ -25,6 +25,13 @@ def reference_of(model: str) -> str:
     return "nfn-hnp" if model == "hnp" else "nfn-np"
 
 
+def _measured(case: Case, timeout: float, progress: Callable[[Measurement], None] | None) -> Measurement:
+    row = measure_isolated(case, timeout)
+    if progress is not None:
+        progress(row)
+    return row
+
+
 def compare(
     models: Sequence[str],
     architectures: Sequence[str] = tuple(BENCH_ARCHITECTURES.values()),
@@ -37,14 +44,11 @@ def compare(
     progress: Callable[[Measurement], None] | None = None,
 ) -> list[Measurement]:
     """Measure every model (registered names, ``nfn-np``, ``nfn-hnp``, :data:`~nfkit.bench.FLOOR`) on every architecture."""
-    rows = []
-    for architecture in architectures:
-        for model in models:
-            row = measure_isolated(Case(model, architecture, batch, channels, reps, device), timeout)
-            rows.append(row)
-            if progress is not None:
-                progress(row)
-    return rows
+    return [
+        _measured(Case(model, architecture, batch, channels, reps, device), timeout, progress)
+        for architecture in architectures
+        for model in models
+    ]
 
 
 def scaling(
@@ -74,10 +78,8 @@ def scaling(
         rows = result[name] = []
         for model in models:
             for architecture in sweep:
-                row = measure_isolated(Case(model, architecture, batch, channels, reps, device), timeout)
+                row = _measured(Case(model, architecture, batch, channels, reps, device), timeout, progress)
                 rows.append(row)
-                if progress is not None:
-                    progress(row)
                 if row.status != "ok":
                     break
     return result

@@ -186,6 +186,10 @@ class PermutationEquivariantLinear(nn.Module):
         self.members: tuple[tuple[int, ...], ...] = tuple(
             tuple(n for n, f in enumerate(self.fields) if set(k) <= set(f.axes)) for k in kept_sets
         )
+        # kept_by_field[n]: the kept sets field n is pooled to (it is a member of their groups)
+        self.kept_by_field: tuple[tuple[tuple[int, ...], ...], ...] = tuple(
+            tuple(k for k, members in zip(kept_sets, self.members) if n in members) for n in range(len(self.fields))
+        )
         self.mixers = nn.ParameterList(
             nn.Parameter(
                 torch.empty(
@@ -256,11 +260,7 @@ class PermutationEquivariantLinear(nn.Module):
             raise SpecMismatchError(f"{type(self).__name__} expects {self.in_channels} channels, got {features.channels}")
         inputs = [f.to_field(t) for f, t in zip(self.fields, features.tensors())]
         batch = features.batch_size
-        wanted: list[list[tuple[int, ...]]] = [[] for _ in self.fields]
-        for kept, members in zip(self.kept_sets, self.members):
-            for n in members:
-                wanted[n].append(kept)
-        pools = [f.pools(x, k) for f, x, k in zip(self.fields, inputs, wanted)]
+        pools = [f.pools(x, k) for f, x, k in zip(self.fields, inputs, self.kept_by_field)]
         full: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * len(self.fields)
         broadcast: list[list[torch.Tensor]] = [[] for _ in self.fields]
         bias_chunks = self.bias.split([self.out_channels * f.fixed for f in self.fields])

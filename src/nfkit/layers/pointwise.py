@@ -34,20 +34,16 @@ class FeatureActivation(nn.Module):
         True
     """
 
-    def __init__(self, activation: str | Activation = "relu", *, inplace: bool = False) -> None:
+    def __init__(self, activation: str | Activation = "relu") -> None:
         super().__init__()
         self.activation = Activation.parse(activation)
         self.fn = self.activation.module()
-        if inplace and not isinstance(self.fn, nn.ReLU):
-            raise ValueError(f"only relu runs in place, not {self.activation}")
-        self.inplace = inplace
 
     def forward(self, features: WeightSpaceFeatures) -> WeightSpaceFeatures:
-        # In place (for a layer's fresh output only) keeps one full-size tensor per layer instead of two.
-        return features.map(torch.relu_ if self.inplace else self.fn)
+        return features.map(self.fn)
 
     def extra_repr(self) -> str:
-        return f"{self.activation}, in place" if self.inplace else str(self.activation)
+        return str(self.activation)
 
 
 @final

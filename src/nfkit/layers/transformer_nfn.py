@@ -57,11 +57,9 @@ def _augmented(t: dict[str, torch.Tensor], name: str) -> torch.Tensor:
 
 def quadratic_summaries(t: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     """The GL- and head-invariant ``[QK]`` ``(B, C, D+1, D+1)`` and ``[VO]`` ``(B, C, D+1, D)``."""
-    q, k, v, o = _augmented(t, "query"), _augmented(t, "key"), _augmented(t, "value"), t["output"]
-    h, dk, dv = q.shape[2], q.shape[-1], v.shape[-1]
-    qk = torch.einsum("bchpk,bchqk->bcpq", q, k) / (h * dk)
-    vo = torch.einsum("bchpk,bchkq->bcpq", v, o) / (h * dv)
-    return qk, vo
+    qk, vo = head_products(t)
+    dk, dv = t["query"].shape[-1], t["value"].shape[-1]
+    return qk.mean(2) / dk, vo.mean(2) / dv
 
 
 def head_products(t: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:

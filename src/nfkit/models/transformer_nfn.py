@@ -24,6 +24,7 @@ from nfkit.layers.transformer_nfn import AttentionBlockInvariant, AttentionBlock
 from nfkit.models.baselines import entry_statistics
 from nfkit.models.base import EquivariantModel, StackedEquivariantModel, StackedInvariantModel, mlp_head
 from nfkit.models.registry import ModelFamily, register
+from nfkit.spaces.features import cat_channels
 from nfkit.spaces.spec import WeightSpaceSpec
 from nfkit.spaces.transformer_features import TransformerFeatures
 from nfkit.spaces.transformer_spec import TransformerSpec
@@ -92,22 +93,16 @@ class GLSafeActivation(nn.Module):
         return TransformerFeatures(features.spec, named)
 
 
-def _statistics_fields(spec: TransformerSpec) -> int:
-    zero = spec.zero_tensors()
-    per_block = sum(4 + sum(n not in GL_TENSORS for n in b.tensor_shapes()) for b in spec.blocks)
-    return per_block + sum(not n.startswith("blocks.") and n not in zero for n in spec.tensor_shapes())
-
-
 @final
 class InvariantStatistics(nn.Module):
     """StatNN's statistics (Unterthiner et al. 2020) of the fields the group leaves meaningful.
 
     Mean, variance and 0/25/50/75/100 % quantiles, per channel, of: the per-head products
     ``W̃_Q⁽ⁱ⁾W̃_K⁽ⁱ⁾ᵀ`` and ``W̃_V⁽ⁱ⁾W_O⁽ⁱ⁾`` and of their singular values (GL-invariant, pooled over
-    heads), and every tensor GL does
-    not act on (``b_O``, the feed-forward, norms, embedding, head). Statistics over all entries of
-    a tensor ignore every permutation, so the result is invariant to the whole group, where StatNN on
-    W_Q, W_K, W_V, W_O themselves reads magnitudes that GL changes freely.
+    heads), and every tensor GL does not act on (``b_O``, the feed-forward, norms, embedding, head).
+    Statistics over all entries of a tensor ignore every permutation, so the result is invariant to
+    the whole group, where StatNN on W_Q, W_K, W_V, W_O themselves reads magnitudes that GL changes
+    freely.
 
     Shapes:
         features with c channels → ``(B, c · 7 · num_fields)``.
@@ -115,7 +110,8 @@ class InvariantStatistics(nn.Module):
 
     def __init__(self, spec: TransformerSpec, in_channels: int) -> None:
         super().__init__()
-        self.out_features = 7 * in_channels * _statistics_fields(spec)
+        with torch.no_grad():
+            self.out_features = self(spec.zeros(1, in_channels)).shape[1]
 
     def forward(self, features: TransformerFeatures) -> torch.Tensor:
         fields: list[torch.Tensor] = []
@@ -175,7 +171,7 @@ class WithInput(nn.Module):
         self.f = f
 
     def forward(self, features: TransformerFeatures) -> TransformerFeatures:
-        return TransformerFeatures.concatenate([features, self.f(features)], dim=1)
+        return cat_channels([features, self.f(features)])
 
 
 def _trunk(spec: TransformerSpec, widths: Sequence[int], rank: int | None) -> nn.Sequential:
