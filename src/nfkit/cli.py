@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 
@@ -73,7 +74,7 @@ def _zoo_generate(args: argparse.Namespace) -> int:
         elif args.kind == "transformer":
             from nfkit.data.transformer_zoo import TransformerZooConfig, generate_transformer_zoo
 
-            epochs = args.epochs or 10
+            epochs = args.epochs or 30
             config = TransformerZooConfig(
                 size=args.size or 1000, seed=args.seed, epochs=epochs, chunk=args.chunk or 100,
                 checkpoints=tuple(args.checkpoints or (max(1, epochs // 3), epochs)), dataset=args.dataset,
@@ -106,11 +107,16 @@ def _zoo_info(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from nfkit.errors import UnknownOptionError
     from nfkit.runs import run_task
     from nfkit.training import TrainConfig
 
     _maybe_init_distributed()
-    options: dict[str, object] = {}
+    try:
+        options = _model_options(args.option)
+    except ValueError as error:
+        print(f"nfkit train: {error}", file=sys.stderr)
+        return 2
     if args.hidden_channels:
         options["hidden_channels"] = args.hidden_channels
     config = TrainConfig(
@@ -120,7 +126,7 @@ def _train(args: argparse.Namespace) -> int:
     try:
         metrics = run_task(args.task, args.zoo, args.model, args.out, options=options, train=config,
                            augment=args.augment, overwrite=args.overwrite)
-    except (FileExistsError, ValueError) as error:
+    except (FileExistsError, ValueError, UnknownOptionError) as error:
         print(f"nfkit train: {error}", file=sys.stderr)
         return 1
     from nfkit.training import is_main_process
@@ -128,6 +134,20 @@ def _train(args: argparse.Namespace) -> int:
     if is_main_process():
         _print_metrics(metrics)
     return 0
+
+
+def _model_options(pairs: list[str] | None) -> dict[str, object]:
+    """``["statistics=true", "head_hidden=[256,256]"]`` → keyword options (values read as JSON, else text)."""
+    options: dict[str, object] = {}
+    for pair in pairs or []:
+        key, sep, text = pair.partition("=")
+        if not sep or not key.isidentifier():
+            raise ValueError(f"--option takes KEY=VALUE with a Python identifier as KEY, got {pair!r}")
+        try:
+            options[key] = json.loads(text)
+        except json.JSONDecodeError:
+            options[key] = text
+    return options
 
 
 def _maybe_init_distributed() -> None:
@@ -201,7 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--size", type=int, help="number of networks (cnn: 2000, inr: all 1797 images, transformer: 1000)")
     generate.add_argument("--seed", type=int, default=0)
     generate.add_argument("--chunk", type=int, help="networks trained together, the unit of resuming (200; transformer 100)")
-    generate.add_argument("--epochs", type=int, help="cnn, transformer: training epochs (8, 10)")
+    generate.add_argument("--epochs", type=int, help="cnn, transformer: training epochs (8, 30)")
     generate.add_argument("--checkpoints", type=int, nargs="+",
                           help="cnn, transformer: epochs to store (cnn: 1, epochs/2, epochs; transformer: epochs/3, epochs)")
     generate.add_argument("--activations", nargs="+", choices=["relu", "tanh", "gelu"],
@@ -227,6 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--model", required=True, help="a registered model family (nfkit check lists them)")
     train.add_argument("--out", required=True, help="the run folder (resumed if it holds the same run)")
     train.add_argument("--hidden-channels", type=int, nargs="+")
+    train.add_argument("--option", action="append", metavar="KEY=VALUE",
+                       help="a model option, value as JSON (repeatable): --option statistics=true --option head_hidden=[256,256]")
     train.add_argument("--epochs", type=int, default=20)
     train.add_argument("--batch-size", type=int, default=32)
     train.add_argument("--lr", type=float, default=1e-3)

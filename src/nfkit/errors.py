@@ -13,6 +13,7 @@ __all__ = [
     "NonFiniteWeightsError",
     "GroupMismatchError",
     "UnsupportedArchitectureError",
+    "UnknownOptionError",
 ]
 
 
@@ -38,3 +39,7 @@ class GroupMismatchError(NfkitError, ValueError):
 
 class UnsupportedArchitectureError(NfkitError, ValueError):
     """A model family asked to work on a weight space whose symmetry it is not built for."""
+
+
+class UnknownOptionError(NfkitError, TypeError):
+    """A model option (keyword) that the chosen model family does not take."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -75,6 +77,19 @@ def test_generalization_task_runs_on_a_transformer_zoo(zoo_dir, tmp_path):
         assert "rescaled_test_kendall_tau" in metrics  # the test nets moved by GL(d_k) × GL(d_v)
         if model == "transformer-nfn":  # it respects GL: the moved nets get the same predictions
             assert metrics["rescaled_test_mse"] == pytest.approx(metrics["test_mse"], rel=1e-4)
+
+
+def test_cli_train_passes_model_options(zoo_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["train", "--zoo", str(zoo_dir), "--model", "transformer-nfn", "--out", str(out), "--epochs", "1",
+            "--option", "statistics=true", "--option", "head_hidden=[8]", "--option", "flat_embedding=false"]
+    assert main(argv) == 0
+    options = json.loads((out / "config.json").read_text())["options"]
+    assert options == {"statistics": True, "head_hidden": [8], "flat_embedding": False}
+    assert main(["train", "--zoo", str(zoo_dir), "--model", "statnn", "--out", str(tmp_path / "bad"), "--option", "x"]) == 2
+    assert "KEY=VALUE" in capsys.readouterr().err
+    assert main(["train", "--zoo", str(zoo_dir), "--model", "statnn", "--out", str(tmp_path / "bad"), "--option", "nope=1"]) == 1
+    assert "nope" in capsys.readouterr().err
 
 
 def test_cli_generate(tmp_path, capsys):

@@ -81,14 +81,36 @@ def test_layers_handle_any_number_of_blocks():
     assert with_statistics(spec.randn(2)).shape == (2, with_statistics.out_features)
 
 
+def test_the_flat_embedding_branch_can_be_left_out():
+    spec = _spec(PERMUTABLE)
+    full, without = TransformerReadout(spec, 3, 4), TransformerReadout(spec, 3, 4, flat_embedding=False)
+    assert full.out_features - without.out_features == 3 * spec.embedding.num_parameters == 3 * 30
+    x = spec.randn(2, 3)
+    assert without(x).shape == (2, without.out_features)
+    changed = x.with_tensors([t + 1 if k.startswith("embedding.") else t for k, t in x.named.items()])
+    assert torch.equal(without(changed), without(x))  # the embedding is not read at all without statistics
+
+
+def test_invariant_width_zero_leaves_out_the_block_invariant_layer():
+    spec = _spec(PERMUTABLE)
+    readout = TransformerReadout(spec, 2, 0, statistics=True, flat_embedding=False)
+    assert len(readout.blocks) == 0
+    assert readout.out_features == readout.statistics.out_features + 2 * readout.head_pool.num_outputs(2)
+    assert readout(spec.randn(3, 2)).shape == (3, readout.out_features)
+    with pytest.raises(ValueError, match=">= 0"):
+        TransformerReadout(spec, 2, -1)
+
+
 @pytest.mark.parametrize("block", [PERMUTABLE, RESIDUAL], ids=["stream-permutable", "residual"])
-def test_the_invariant_statistics_and_skip_options_keep_the_whole_group(block):
+@pytest.mark.parametrize("pooled_only", [False, True], ids=["with-invariant-layer", "pooled-only"])
+def test_the_invariant_statistics_and_skip_options_keep_the_whole_group(block, pooled_only):
     import nfkit.models
     from nfkit.models.transformer_nfn import InvariantStatistics
 
     spec = _spec(block)
     torch.manual_seed(0)
-    model = nfkit.models.invariant("transformer-nfn", spec, statistics=True, skip=True).double()
+    options = dict(statistics=True, skip=True) | (dict(flat_embedding=False, invariant_width=0) if pooled_only else {})
+    model = nfkit.models.invariant("transformer-nfn", spec, **options).double()
     for group in [model.group, *factor_subgroups(model.group)]:
         assert_invariant(model, group)
     assert_not_equivariant(model, negative_control_group(model.group))

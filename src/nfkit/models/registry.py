@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from nfkit.models.base import EquivariantModel, InvariantModel
-from nfkit.errors import UnsupportedArchitectureError
+from nfkit.errors import UnknownOptionError, UnsupportedArchitectureError
 from nfkit.spaces.spec import WeightSpaceSpec
 from nfkit.spaces.transformer_spec import TransformerSpec
 
@@ -91,7 +91,7 @@ def _build(name: str, form: Form, spec: AnySpec, size: int, options: dict[str, o
     accepted = [p for p in inspect.signature(builder).parameters if p not in hidden]
     unknown = sorted(set(options) - set(accepted))
     if unknown:
-        raise TypeError(f"{form} model {name!r} does not accept {', '.join(unknown)}; accepted: {', '.join(accepted)}")
+        raise UnknownOptionError(f"{form} model {name!r} does not accept {', '.join(unknown)}; accepted: {', '.join(accepted)}")
     return builder(spec, size, **entry.fixed, **options)
 
 

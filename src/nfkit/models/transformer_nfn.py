@@ -128,23 +128,29 @@ class InvariantStatistics(nn.Module):
 
 @final
 class TransformerReadout(nn.Module):
-    """Invariant features: per block :class:`AttentionBlockInvariant`, the flattened embedding, the head's HNP pool
-    (of its features and of their squares).
+    """Invariant features: per block :class:`AttentionBlockInvariant`, the flattened embedding (unless
+    ``flat_embedding=False``), the head's HNP pool (of its features and of their squares), and
+    optionally :class:`InvariantStatistics`.
 
     Shapes:
-        features with c channels → ``(B, num_blocks·width + c·P_embedding + head pool)``.
+        features with c channels → ``(B, num_blocks·width + c·P_embedding + head pool [+ statistics])``.
     """
 
-    def __init__(self, spec: TransformerSpec, in_channels: int, width: int, *, statistics: bool = False) -> None:
+    def __init__(
+        self, spec: TransformerSpec, in_channels: int, width: int, *, statistics: bool = False, flat_embedding: bool = True
+    ) -> None:
         super().__init__()
         self.statistics = InvariantStatistics(spec, in_channels) if statistics else None
-        self.blocks = nn.ModuleList(AttentionBlockInvariant(b, in_channels, width) for b in spec.blocks)
+        if width < 0:
+            raise ValueError(f"invariant width must be >= 0, got {width}")
+        # width 0: no per-block invariant layer; its c·(D+1)² raw [QK] inputs overfit small zoos
+        self.blocks = nn.ModuleList(AttentionBlockInvariant(b, in_channels, width) for b in spec.blocks if width > 0)
         self.head_pool = PermutationInvariantPool(spec.head, _hidden(spec.head)) if spec.head is not None else None
-        embedding = in_channels * spec.embedding.num_parameters if spec.embedding is not None else 0
+        self.has_embedding = flat_embedding and spec.embedding is not None
+        embedding = in_channels * spec.embedding.num_parameters if self.has_embedding else 0
         self.out_features = len(spec.blocks) * width + embedding
         self.out_features += 2 * self.head_pool.num_outputs(in_channels) if self.head_pool is not None else 0
         self.out_features += self.statistics.out_features if self.statistics is not None else 0
-        self.has_embedding = spec.embedding is not None
 
     def forward(self, features: TransformerFeatures) -> torch.Tensor:
         parts = [layer(t) for layer, t in zip(self.blocks, features.blocks)]
@@ -193,6 +199,7 @@ def transformer_nfn(
     dropout: float = 0.0,
     statistics: bool = False,
     skip: bool = False,
+    flat_embedding: bool = True,
 ) -> StackedInvariantModel:
     """Invariant Transformer-NFN: features → ``(B, out_features)``.
 
@@ -200,13 +207,18 @@ def transformer_nfn(
     :mod:`nfkit.layers.transformer_nfn` (``None`` is the paper's full layer). Beyond the paper:
     ``statistics`` adds :class:`InvariantStatistics` to the readout and ``skip`` lets the readout see
     the raw weights next to the trunk's output (:class:`WithInput`); both keep the whole group.
+    ``flat_embedding=False`` drops the paper's flattened-embedding branch (the embedding then
+    enters through the statistics only, if those are on): on small zoos its hundreds of raw
+    inputs overfit.
     """
     spec = _require_transformer(spec)
     widths = [in_channels, *hidden_channels]
     trunk: nn.Module = _trunk(spec, widths, rank)
     if skip:
         trunk = WithInput(trunk)
-    readout = TransformerReadout(spec, widths[-1] + (in_channels if skip else 0), invariant_width, statistics=statistics)
+    readout = TransformerReadout(
+        spec, widths[-1] + (in_channels if skip else 0), invariant_width, statistics=statistics, flat_embedding=flat_embedding
+    )
     return StackedInvariantModel(
         spec,
         spec.symmetry_group(),
