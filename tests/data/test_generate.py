@@ -117,3 +117,15 @@ def test_cli_generate_and_info(tmp_path, capsys):
     assert main(["zoo", "info", str(out)]) == 0
     text = capsys.readouterr().out
     assert "cnn zoo, 6 rows" in text and "relu" in text and "test_accuracy" in text
+
+
+def test_a_zoo_schedule_is_checked():
+    from nfkit.data.generate import checked_schedule
+
+    assert checked_schedule(4, 2, 3, (3, 1, 3)) == (1, 3)
+    with pytest.raises(ValueError, match="must be positive"):
+        checked_schedule(0, 2, 3, (1,))
+    with pytest.raises(ValueError, match=r"must be epochs in 1\.\.3"):
+        checked_schedule(4, 2, 3, (1, 4))
+    with pytest.raises(ValueError, match="must be epochs"):
+        checked_schedule(4, 2, 3, ())

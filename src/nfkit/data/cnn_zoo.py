@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from nfkit.architectures import small_cnn_zoo
-from nfkit.data.generate import ZooRecipe, choice, generate_zoo, log_uniform, rows_by_activation
+from nfkit.data.generate import ZooRecipe, checked_schedule, choice, generate_zoo, log_uniform, rows_by_activation
 from nfkit.data.sources import ImageSplit, load_digits
 from nfkit.spaces.convert import spec_of
 from nfkit.spaces.features import WeightSpaceFeatures
@@ -58,11 +58,8 @@ class CNNZooConfig:
     activations: tuple[str, ...] = ACTIVATIONS
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "checkpoints", tuple(sorted(set(self.checkpoints))))
-        if self.size <= 0 or self.chunk <= 0 or self.epochs <= 0:
-            raise ValueError("size, chunk and epochs must be positive")
-        if not self.checkpoints or not set(self.checkpoints) <= set(range(1, self.epochs + 1)):
-            raise ValueError(f"checkpoints {self.checkpoints} must be epochs in 1..{self.epochs}")
+        checkpoints = checked_schedule(self.size, self.chunk, self.epochs, self.checkpoints)
+        object.__setattr__(self, "checkpoints", checkpoints)
         if not self.activations or not set(self.activations) <= set(ACTIVATIONS):
             raise ValueError(f"activations must be among {ACTIVATIONS}, got {self.activations}")
 

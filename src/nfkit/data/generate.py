@@ -40,6 +40,7 @@ __all__ = [
     "log_uniform",
     "choice",
     "rows_by_activation",
+    "checked_schedule",
 ]
 
 #: Fractions of nets (not rows: all checkpoints of a net share its split) in train, val, test.
@@ -76,6 +77,21 @@ def log_uniform(n: int, low: float, high: float, generator: torch.Generator) -> 
     """``n`` draws, log-uniform on ``[low, high]`` (float64)."""
     u = torch.rand(n, generator=generator, dtype=torch.float64)
     return torch.exp(math.log(low) + (math.log(high) - math.log(low)) * u).numpy()
+
+
+def checked_schedule(size: int, chunk: int, epochs: int, checkpoints: tuple[int, ...]) -> tuple[int, ...]:
+    """Validate a trained zoo's size and schedule; return its checkpoint epochs sorted and deduplicated.
+
+    Example:
+        >>> checked_schedule(10, 5, 4, (4, 1, 4))
+        (1, 4)
+    """
+    if size <= 0 or chunk <= 0 or epochs <= 0:
+        raise ValueError("size, chunk and epochs must be positive")
+    epochs_kept = tuple(sorted(set(checkpoints)))
+    if not epochs_kept or not set(epochs_kept) <= set(range(1, epochs + 1)):
+        raise ValueError(f"checkpoints {epochs_kept} must be epochs in 1..{epochs}")
+    return epochs_kept
 
 
 def choice(n: int, options: tuple[str, ...], generator: torch.Generator) -> np.ndarray:

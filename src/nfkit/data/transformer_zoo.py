@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call, grad, vmap
 
-from nfkit.data.generate import ZooRecipe, choice, generate_zoo, log_uniform, rows_by_activation
+from nfkit.data.generate import ZooRecipe, checked_schedule, choice, generate_zoo, log_uniform, rows_by_activation
 from nfkit.data.sources import ImageSplit, TokenSplit, load_digits, topic_mixture_text
 from nfkit.data.zoo_format import Zoo
 from nfkit.spaces.convert import load_into, spec_of, weights_of
@@ -53,11 +53,8 @@ class TransformerZooConfig:
     activations: tuple[str, ...] = ACTIVATIONS
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "checkpoints", tuple(sorted(set(self.checkpoints))))
-        if self.size <= 0 or self.chunk <= 0 or self.epochs <= 0:
-            raise ValueError("size, chunk and epochs must be positive")
-        if not self.checkpoints or not set(self.checkpoints) <= set(range(1, self.epochs + 1)):
-            raise ValueError(f"checkpoints {self.checkpoints} must be epochs in 1..{self.epochs}")
+        checkpoints = checked_schedule(self.size, self.chunk, self.epochs, self.checkpoints)
+        object.__setattr__(self, "checkpoints", checkpoints)
         if self.dataset not in DATASETS:
             raise ValueError(f"unknown dataset {self.dataset!r}; available: {', '.join(DATASETS)}")
         if not self.activations or not set(self.activations) <= set(ACTIVATIONS):
