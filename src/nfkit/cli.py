@@ -118,6 +118,10 @@ def _train(args: argparse.Namespace) -> int:
         print(f"nfkit train: {error}", file=sys.stderr)
         return 2
     if args.hidden_channels:
+        if "hidden_channels" in options:
+            print("nfkit train: hidden channels given twice (--hidden-channels and --option hidden_channels); give one",
+                  file=sys.stderr)
+            return 2
         options["hidden_channels"] = args.hidden_channels
     config = TrainConfig(
         epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, weight_decay=args.weight_decay,

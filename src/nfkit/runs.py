@@ -146,18 +146,19 @@ def run_task(
         "versions": {"nfkit": nfkit.__version__, "torch": torch.__version__},
     }
     config_path = out / "config.json"
-    if out.exists() and any(out.iterdir()):
-        same = config_path.exists() and json.loads(config_path.read_text()) == config
-        if not same and not overwrite:
-            raise FileExistsError(f"{out} holds another run; pass overwrite=True (--overwrite) or choose another folder")
-        if not same and is_main_process():
-            shutil.rmtree(out)
+    previous = out.exists() and any(out.iterdir())
+    same = previous and config_path.exists() and json.loads(config_path.read_text()) == config
+    if previous and not same and not overwrite:
+        raise FileExistsError(f"{out} holds another run; pass overwrite=True (--overwrite) or choose another folder")
+    zoo = load_zoo(zoo_path)
+    torch.manual_seed(train.seed)
+    # built before the folder is touched: a bad option leaves an earlier run as it was
+    net, task, data = TASKS[task_name](zoo, model, options or {}, augment, train.seed)
+    if previous and not same and is_main_process():
+        shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     if is_main_process():
         config_path.write_text(json.dumps(config, indent=1))
-    zoo = load_zoo(zoo_path)
-    torch.manual_seed(train.seed)
-    net, task, data = TASKS[task_name](zoo, model, options or {}, augment, train.seed)
     start = time.perf_counter()
     pretraining: dict[str, object] = {}
     if hasattr(net, "pretrain") and not (out / "checkpoint.pt").exists():

@@ -90,6 +90,13 @@ def test_cli_train_passes_model_options(zoo_dir, tmp_path, capsys):
     assert "KEY=VALUE" in capsys.readouterr().err
     assert main(["train", "--zoo", str(zoo_dir), "--model", "statnn", "--out", str(tmp_path / "bad"), "--option", "nope=1"]) == 1
     assert "nope" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()  # a model that cannot be built leaves no run folder behind
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    assert main(argv[:-6] + ["--option", "nope=1", "--overwrite"]) == 1  # nor replaces an earlier run
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
+    both = ["--hidden-channels", "4", "--option", "hidden_channels=[8]"]
+    assert main(["train", "--zoo", str(zoo_dir), "--model", "transformer-nfn", "--out", str(tmp_path / "b"), *both]) == 2
+    assert "given twice" in capsys.readouterr().err
 
 
 def test_cli_generate(tmp_path, capsys):
