@@ -102,14 +102,22 @@ def test_invariant_width_zero_leaves_out_the_block_invariant_layer():
 
 
 @pytest.mark.parametrize("block", [PERMUTABLE, RESIDUAL], ids=["stream-permutable", "residual"])
-@pytest.mark.parametrize("pooled_only", [False, True], ids=["with-invariant-layer", "pooled-only"])
-def test_the_invariant_statistics_and_skip_options_keep_the_whole_group(block, pooled_only):
+@pytest.mark.parametrize(
+    "options",
+    [
+        dict(statistics=True, skip=True),
+        dict(statistics=True, skip=True, flat_embedding=False, invariant_width=0),
+        # no trunk: statistics, head pooling and the per-block invariant layer (README's table)
+        dict(hidden_channels=[], statistics=True, flat_embedding=False, head_hidden=[16]),
+    ],
+    ids=["with-invariant-layer", "pooled-only", "no-trunk"],
+)
+def test_the_invariant_statistics_and_skip_options_keep_the_whole_group(block, options):
     import nfkit.models
     from nfkit.models.transformer_nfn import InvariantStatistics
 
     spec = _spec(block)
     torch.manual_seed(0)
-    options = dict(statistics=True, skip=True) | (dict(flat_embedding=False, invariant_width=0) if pooled_only else {})
     model = nfkit.models.invariant("transformer-nfn", spec, **options).double()
     for group in [model.group, *factor_subgroups(model.group)]:
         assert_invariant(model, group)
@@ -119,3 +127,18 @@ def test_the_invariant_statistics_and_skip_options_keep_the_whole_group(block, p
     x = spec.randn(2, 1, dtype=torch.float64).map(lambda t: t.requires_grad_())
     model(x).sum().backward()  # singular values repeat (products have rank d_k < D+1): gradients stay finite
     assert all(t.grad is not None and torch.isfinite(t.grad).all() for t in x.named.values())
+
+
+@pytest.mark.parametrize("block", [PERMUTABLE, RESIDUAL], ids=["stream-permutable", "residual"])
+def test_the_statistics_readout_alone_forgets_how_fields_align(block):
+    """Without trunk and invariant layer every field enters as a bag of entries: the model keeps the
+    whole group but is blind to the larger one (it cannot tell an aligned network from one whose
+    fields were permuted apart), which is why the README lists it apart."""
+    import nfkit.models
+
+    spec = _spec(block)
+    torch.manual_seed(0)
+    options = dict(hidden_channels=[], statistics=True, flat_embedding=False, invariant_width=0, head_hidden=[16])
+    model = nfkit.models.invariant("transformer-nfn", spec, **options).double()
+    assert_invariant(model, model.group)
+    assert_invariant(model, negative_control_group(model.group))
