@@ -247,8 +247,13 @@ def run_bench(
     Writes ``bench.md`` (the tables), ``bench.jsonl`` (every measurement) and ``scaling.png``; an
     existing file is only replaced with ``overwrite=True``.
     """
-    import nfkit.models
+    import torch
 
+    import nfkit.models
+    from nfkit.errors import InvalidOptionError
+
+    if device == "cuda" and not torch.cuda.is_available():
+        raise InvalidOptionError(f"--device cuda: no CUDA device is available here (torch {torch.__version__}); use --device cpu")
     if echo is None:
         def echo(line: str) -> None:
             print(line, flush=True)

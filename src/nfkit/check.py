@@ -12,8 +12,9 @@ built for the architecture's spec and checked in float64:
 
 from __future__ import annotations
 
+import time
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -115,10 +116,16 @@ def run_checks(
     hidden_channels: Sequence[int] = (8, 8),
     samples: int = 3,
     seed: int = 0,
+    progress: Callable[[str, int, int, float], None] | None = None,
 ) -> list[CheckRow]:
-    """Check every (model, form, architecture); see the module docstring."""
+    """Check every (model, form, architecture); see the module docstring.
+
+    ``progress(model, done, total, seconds)`` is called after each family.
+    """
     rows = []
-    for name in models if models is not None else registry.available():
+    names = list(models if models is not None else registry.available())
+    start = time.perf_counter()
+    for done, name in enumerate(names, start=1):
         fam = registry.family(name)
         for arch in architectures if architectures is not None else list(ARCHITECTURES):
             spec = spec_of(ARCHITECTURES[arch]())
@@ -135,6 +142,8 @@ def run_checks(
                     row = _check_one(model, spec.symmetry_group(), samples, seed)
                 row.model, row.form, row.architecture = name, form, arch
                 rows.append(row)
+        if progress is not None:
+            progress(name, done, len(names), time.perf_counter() - start)
     return rows
 
 

@@ -1,25 +1,71 @@
-"""The ``nfkit`` command line."""
+"""The ``nfkit`` command line.
+
+Every error a user can cause (a bad option value, a missing or corrupt zoo, a folder nfkit did not
+write, a busy folder) is one line on standard error and exit status 2; Ctrl-C or SIGTERM stops the
+command and its workers and exits with 130. Output lines are flushed as they are written.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import NoReturn
 
-__all__ = ["main"]
+__all__ = ["main", "build_parser"]
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with every default shown and usage errors on one line."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        kwargs.setdefault("formatter_class", argparse.ArgumentDefaultsHelpFormatter)
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _number(kind: Callable[[str], float], minimum: float, strict: bool, what: str) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None
+        if isinstance(value, float) and not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
+        if value < minimum or (strict and value == minimum):
+            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
+        return value
+
+    parse.__name__ = what  # argparse names the type in some messages
+    return parse
+
+
+positive_int = _number(int, 0, True, "a positive integer")
+nonnegative_int = _number(int, 0, False, "an integer ≥ 0")
+positive_float = _number(float, 0.0, True, "a positive number")
+nonnegative_float = _number(float, 0.0, False, "a number ≥ 0")
 
 
 def _check(args: argparse.Namespace) -> int:
     from nfkit.check import ARCHITECTURES, format_rows, run_checks
     from nfkit.models import available
+    from nfkit.util.progress import say
 
     models = args.models or available()
     unknown = sorted(set(models) - set(available())) + sorted(set(args.architectures or []) - set(ARCHITECTURES))
     if unknown:
-        print(f"nfkit check: unknown model or architecture: {', '.join(unknown)}", file=sys.stderr)
+        print(f"nfkit check: unknown model or architecture: {', '.join(unknown)}; models: {', '.join(available())}; "
+              f"architectures: {', '.join(ARCHITECTURES)}", file=sys.stderr)
         return 2
-    rows = run_checks(models, args.architectures, samples=args.samples, seed=args.seed)
+
+    def progress(model: str, done: int, total: int, seconds: float) -> None:
+        say(f"[check] {model} done ({done}/{total} families, {seconds:.0f} s)", stream="stderr")
+
+    rows = run_checks(models, args.architectures, samples=args.samples, seed=args.seed, progress=progress)
     print(format_rows(rows))
     failed = [r for r in rows if not r.passed]
     skipped = [r for r in rows if not r.applicable]
@@ -52,42 +98,40 @@ def _default_workers() -> int:
     return max(1, min(2, os.cpu_count() or 1))
 
 
+def _given(value: object, default: object) -> object:
+    """``value`` unless the option was left out (0 is a value, and is refused by the parser, not replaced)."""
+    return default if value is None else value
+
+
 def _zoo_generate(args: argparse.Namespace) -> int:
     options = {"shard": args.shard, "workers": args.workers, "overwrite": args.overwrite}
-    try:
-        if args.kind == "cnn":
-            from nfkit.data.cnn_zoo import CNNZooConfig, generate_cnn_zoo
+    if args.kind == "cnn":
+        from nfkit.data.cnn_zoo import CNNZooConfig, generate_cnn_zoo
 
-            epochs = args.epochs or 8
-            config = CNNZooConfig(
-                size=args.size or 2000, seed=args.seed, epochs=epochs,
-                checkpoints=tuple(args.checkpoints or (1, max(1, epochs // 2), epochs)),
-                chunk=args.chunk or 200, activations=tuple(args.activations or ("relu", "tanh")),
-            )
-            result = generate_cnn_zoo(args.out, config, **options)
-        elif args.kind == "inr":
-            from nfkit.data.inr_zoo import INRZooConfig, generate_inr_zoo
+        epochs = int(_given(args.epochs, 8))  # type: ignore[call-overload]
+        config = CNNZooConfig(
+            size=int(_given(args.size, 2000)), seed=args.seed, epochs=epochs,  # type: ignore[call-overload]
+            checkpoints=tuple(args.checkpoints or (1, max(1, epochs // 2), epochs)),
+            chunk=int(_given(args.chunk, 200)), activations=tuple(args.activations or ("relu", "tanh")),  # type: ignore[call-overload]
+        )
+        result = generate_cnn_zoo(args.out, config, **options)
+    elif args.kind == "inr":
+        from nfkit.data.inr_zoo import INRZooConfig, generate_inr_zoo
 
-            config = INRZooConfig(size=args.size or 1797, seed=args.seed, steps=args.steps, chunk=args.chunk or 200,
-                                  shared_init=args.shared_init)
-            result = generate_inr_zoo(args.out, config, **options)
-        elif args.kind == "transformer":
-            from nfkit.data.transformer_zoo import TransformerZooConfig, generate_transformer_zoo
+        config = INRZooConfig(size=int(_given(args.size, 1797)), seed=args.seed, steps=args.steps,  # type: ignore[call-overload]
+                              chunk=int(_given(args.chunk, 200)), shared_init=args.shared_init)  # type: ignore[call-overload]
+        result = generate_inr_zoo(args.out, config, **options)
+    else:
+        from nfkit.data.transformer_zoo import TransformerZooConfig, generate_transformer_zoo
 
-            epochs = args.epochs or 30
-            config = TransformerZooConfig(
-                size=args.size or 1000, seed=args.seed, epochs=epochs, chunk=args.chunk or 100,
-                checkpoints=tuple(args.checkpoints or (max(1, epochs // 3), epochs)), dataset=args.dataset,
-                blocks=args.blocks, activations=tuple(args.activations or ("relu", "gelu")),
-            )
-            result = generate_transformer_zoo(args.out, config, **options)
-        else:
-            print(f"nfkit zoo generate: unknown kind {args.kind!r}; available: cnn, inr, transformer", file=sys.stderr)
-            return 2
-    except (FileExistsError, ValueError) as error:
-        print(f"nfkit zoo generate: {error}", file=sys.stderr)
-        return 1
-    print(result if result is not None else "shard finished; the zoo is merged when the last shard finishes")
+        epochs = int(_given(args.epochs, 30))  # type: ignore[call-overload]
+        config = TransformerZooConfig(
+            size=int(_given(args.size, 1000)), seed=args.seed, epochs=epochs, chunk=int(_given(args.chunk, 100)),  # type: ignore[call-overload]
+            checkpoints=tuple(args.checkpoints or (max(1, epochs // 3), epochs)), dataset=args.dataset,
+            blocks=args.blocks, activations=tuple(args.activations or ("relu", "gelu")),
+        )
+        result = generate_transformer_zoo(args.out, config, **options)
+    print(result if result is not None else f"this shard's chunks are done; {args.out} is written when the last shard finishes")
     return 0
 
 
@@ -99,19 +143,25 @@ def _zoo_info(args: argparse.Namespace) -> int:
     zoo = load_zoo(args.path)
     print(f"{args.path}: {zoo.kind} zoo, {len(zoo)} rows, {zoo.spec.describe()}")
     print("splits: " + ", ".join(f"{k} {len(v)}" for k, v in zoo.splits.items()))
-    for name in ("test_accuracy", "train_accuracy"):
+    for name in ("test_accuracy", "train_accuracy", "psnr"):
         if name in zoo.table:
             q = np.quantile(zoo.table[name].astype(float), [0, 0.25, 0.5, 0.75, 1])
             print(f"{name}: min {q[0]:.3f}  p25 {q[1]:.3f}  median {q[2]:.3f}  p75 {q[3]:.3f}  max {q[4]:.3f}")
+    if "label" in zoo.table:
+        labels, counts = np.unique(zoo.table["label"].astype(int), return_counts=True)
+        print("labels: " + ", ".join(f"{int(l)}: {int(c)}" for l, c in zip(labels, counts)))
+    if "activation" in zoo.table:
+        names, counts = np.unique(zoo.table["activation"].astype(str), return_counts=True)
+        print("activations: " + ", ".join(f"{n}: {int(c)}" for n, c in zip(names, counts)))
     return 0
 
 
 def _train(args: argparse.Namespace) -> int:
-    from nfkit.errors import UnknownOptionError
     from nfkit.runs import run_task
     from nfkit.training import TrainConfig
 
-    _maybe_init_distributed()
+    from nfkit.models import available
+
     try:
         options = _model_options(args.option)
     except ValueError as error:
@@ -123,16 +173,16 @@ def _train(args: argparse.Namespace) -> int:
                   file=sys.stderr)
             return 2
         options["hidden_channels"] = args.hidden_channels
+    if args.model not in available():
+        print(f"nfkit train: unknown model {args.model!r}; available: {', '.join(available())}", file=sys.stderr)
+        return 2
     config = TrainConfig(
         epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, weight_decay=args.weight_decay,
-        patience=args.patience, seed=args.seed, compile=args.compile,
+        patience=args.patience or None, seed=args.seed, compile=args.compile,
     )
-    try:
-        metrics = run_task(args.task, args.zoo, args.model, args.out, options=options, train=config,
-                           augment=args.augment, overwrite=args.overwrite)
-    except (FileExistsError, ValueError, UnknownOptionError) as error:
-        print(f"nfkit train: {error}", file=sys.stderr)
-        return 1
+    _maybe_init_distributed()
+    metrics = run_task(args.task, args.zoo, args.model, args.out, options=options, train=config,
+                       augment=args.augment, overwrite=args.overwrite)
     from nfkit.training import is_main_process
 
     if is_main_process():
@@ -189,84 +239,97 @@ def _bench(args: argparse.Namespace) -> int:
 
     options = {"reps": 3, "widths": (32, 128, 512), "depths": (1, 4)} if args.quick else {}
     options.update({k: v for k, v in (("reps", args.reps), ("widths", args.widths), ("depths", args.depths)) if v})
-    try:
-        run_bench(args.out, models=args.models, architectures=[] if args.growth_only else args.architectures, batch=args.batch, channels=args.channels,
-                  growth=not args.no_growth, device=args.device, timeout=args.timeout, overwrite=args.overwrite, **options)
-    except FileExistsError as err:
-        print(f"nfkit bench: {err}", file=sys.stderr)
-        return 2
+    run_bench(args.out, models=args.models, architectures=[] if args.growth_only else args.architectures, batch=args.batch,
+              channels=args.channels, growth=not args.no_growth, device=args.device, timeout=args.timeout,
+              overwrite=args.overwrite, **options)
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``nfkit`` command."""
-    parser = argparse.ArgumentParser(prog="nfkit", description="Neural functional networks on the weights of networks.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    check = sub.add_parser("check", help="check the declared symmetry of every registered model (float64)")
+    parser = _Parser(prog="nfkit", description="Neural functional networks on the weights of networks.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    check = sub.add_parser("check", help="check the declared symmetry of every registered model (float64)",
+                           description="Check every registered model's declared symmetry in float64 on small real "
+                           "architectures (whole group, each factor, negative control); prints progress per family.")
     check.add_argument("--models", nargs="+", help="model families to check (default: all registered)")
     check.add_argument("--architectures", nargs="+", help="architectures to check on (default: all)")
-    check.add_argument("--samples", type=int, default=3, help="group elements drawn per check")
-    check.add_argument("--seed", type=int, default=0)
+    check.add_argument("--samples", type=positive_int, default=3, help="group elements drawn per check")
+    check.add_argument("--seed", type=int, default=0, help="seed of the group elements and model initialisations")
     check.set_defaults(run=_check)
 
     from nfkit.architectures import REFERENCE_ARCHITECTURES
 
     params = sub.add_parser("params", help="parameter counts of every registered model on a reference architecture")
-    params.add_argument("--architecture", choices=sorted(REFERENCE_ARCHITECTURES), default="small-cnn-zoo")
-    params.add_argument("--hidden-channels", type=int, nargs="+", help="the same widths for every family")
+    params.add_argument("--architecture", choices=sorted(REFERENCE_ARCHITECTURES), default="small-cnn-zoo",
+                        help="the input network")
+    params.add_argument("--hidden-channels", type=positive_int, nargs="+",
+                        help="the same widths for every family (default: each family's own)")
     params.set_defaults(run=_params)
 
     zoo = sub.add_parser("zoo", help="generate and inspect model zoos")
-    zoo_sub = zoo.add_subparsers(dest="zoo_command", required=True)
-    generate = zoo_sub.add_parser("generate", help="train a zoo (resumable; shardable with --shard or torchrun)")
-    generate.add_argument("kind", help="cnn (Small-CNN-Zoo nets on digits), inr (one SIREN per digit image) or "
+    zoo_sub = zoo.add_subparsers(dest="zoo_command", required=True, parser_class=_Parser)
+    generate = zoo_sub.add_parser("generate", help="train a zoo (resumable; shardable with --shard or torchrun)",
+                                  description="Train a zoo of networks on built-in data. Resumable: rerun the same "
+                                  "command after a kill. Ctrl-C stops every worker.")
+    generate.add_argument("kind", choices=["cnn", "inr", "transformer"],
+                          help="cnn (Small-CNN-Zoo nets on digits), inr (one SIREN per digit image) or "
                           "transformer (Small-Transformer-Zoo-style encoders on digit patches or synthetic text)")
     generate.add_argument("--out", required=True, help="the zoo folder to create")
-    generate.add_argument("--size", type=int, help="number of networks (cnn: 2000, inr: all 1797 images, transformer: 1000)")
-    generate.add_argument("--seed", type=int, default=0)
-    generate.add_argument("--chunk", type=int, help="networks trained together, the unit of resuming (200; transformer 100)")
-    generate.add_argument("--epochs", type=int, help="cnn, transformer: training epochs (8, 30)")
-    generate.add_argument("--checkpoints", type=int, nargs="+",
-                          help="cnn, transformer: epochs to store (cnn: 1, epochs/2, epochs; transformer: epochs/3, epochs)")
+    generate.add_argument("--size", type=positive_int,
+                          help="number of networks (default: cnn 2000, inr all 1797 images, transformer 1000)")
+    generate.add_argument("--seed", type=int, default=0, help="seed of the whole zoo")
+    generate.add_argument("--chunk", type=positive_int,
+                          help="networks trained together, the unit of resuming (default: 200; transformer 100)")
+    generate.add_argument("--epochs", type=positive_int, help="cnn, transformer: training epochs (default: 8, 30)")
+    generate.add_argument("--checkpoints", type=positive_int, nargs="+",
+                          help="cnn, transformer: epochs to store (default: cnn 1, epochs/2, epochs; transformer epochs/3, epochs)")
     generate.add_argument("--activations", nargs="+", choices=["relu", "tanh", "gelu"],
-                          help="cnn: relu tanh (both by default); transformer FFN: relu gelu (both by default)")
+                          help="cnn: relu tanh (default both); transformer FFN: relu gelu (default both)")
     generate.add_argument("--dataset", default="digits", choices=["digits", "topics"],
                           help="transformer: digits (8×8 images, 2×2 patches) or topics (synthetic text)")
-    generate.add_argument("--blocks", type=int, default=1, help="transformer: encoder blocks")
-    generate.add_argument("--steps", type=int, default=500, help="inr: Adam steps per SIREN")
+    generate.add_argument("--blocks", type=positive_int, default=1, help="transformer: encoder blocks")
+    generate.add_argument("--steps", type=positive_int, default=500, help="inr: Adam steps per SIREN")
     generate.add_argument("--shared-init", action="store_true",
                           help="inr: start every SIREN from one common initialisation (weights then encode the image)")
     generate.add_argument("--shard", type=_shard, help="i/n: do every n-th chunk starting at i (default: torchrun rank)")
-    generate.add_argument("--workers", type=int, default=_default_workers(), help="local processes (default: 2 or fewer cores)")
-    generate.add_argument("--overwrite", action="store_true", help="replace an existing zoo folder")
+    generate.add_argument("--workers", type=positive_int, default=_default_workers(),
+                          help="local processes (default: 2 or the number of cores, if fewer)")
+    generate.add_argument("--overwrite", action="store_true",
+                          help="replace an existing zoo folder (only one nfkit wrote; anything else is refused)")
     generate.set_defaults(run=_zoo_generate)
     info = zoo_sub.add_parser("info", help="summarise a zoo folder (verifies its checksums)")
-    info.add_argument("path")
+    info.add_argument("path", help="a zoo folder written by nfkit zoo generate")
     info.set_defaults(run=_zoo_info)
 
-    train = sub.add_parser("train", help="train a model on a task over a zoo (torchrun-ready)")
+    train = sub.add_parser("train", help="train a model on a task over a zoo (torchrun-ready)",
+                           description="Train a model on a task over a zoo. Rerunning the same command resumes "
+                           "the run; prints a line per epoch (and a bar on a terminal).")
     train.add_argument("--task", default="generalization", choices=["generalization", "inr-classification", "inr-editing"],
                        help="generalization (CNN or transformer zoo), inr-classification or inr-editing (INR zoo)")
     train.add_argument("--zoo", required=True, help="an nfkit zoo folder (nfkit zoo generate cnn|inr|transformer)")
     train.add_argument("--model", required=True, help="a registered model family (nfkit check lists them)")
     train.add_argument("--out", required=True, help="the run folder (resumed if it holds the same run)")
-    train.add_argument("--hidden-channels", type=int, nargs="+")
+    train.add_argument("--hidden-channels", type=positive_int, nargs="+",
+                       help="widths of the model's hidden layers (default: the family's own)")
     train.add_argument("--option", action="append", metavar="KEY=VALUE",
                        help="a model option, value as JSON (repeatable): --option statistics=true --option head_hidden=[256,256]")
-    train.add_argument("--epochs", type=int, default=20)
-    train.add_argument("--batch-size", type=int, default=32)
-    train.add_argument("--lr", type=float, default=1e-3)
-    train.add_argument("--weight-decay", type=float, default=0.01)
-    train.add_argument("--patience", type=int, default=5)
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--epochs", type=positive_int, default=20, help="training epochs (upper bound)")
+    train.add_argument("--batch-size", type=positive_int, default=32, help="networks per step")
+    train.add_argument("--lr", type=positive_float, default=1e-3, help="AdamW's peak learning rate (warmup, then cosine)")
+    train.add_argument("--weight-decay", type=nonnegative_float, default=0.01, help="AdamW's weight decay")
+    train.add_argument("--patience", type=nonnegative_int, default=5,
+                       help="stop after this many epochs without a better validation score; 0: never stop early")
+    train.add_argument("--seed", type=int, default=0, help="seed of initialisation, shuffling and augmentation")
     train.add_argument("--augment", action="store_true", help="apply random elements of the model's group to training nets")
     train.add_argument("--compile", action="store_true", help="torch.compile the model")
-    train.add_argument("--overwrite", action="store_true", help="replace a different run in --out")
+    train.add_argument("--overwrite", action="store_true",
+                       help="replace a different nfkit run in --out (a folder holding anything else is refused)")
     train.set_defaults(run=_train)
 
     evaluate = sub.add_parser("eval", help="evaluate a finished run on its zoo's test split (and rescaled nets)")
     evaluate.add_argument("--run", dest="run_dir", required=True, help="a run folder written by nfkit train")
-    evaluate.add_argument("--zoo", help="another zoo of the same architecture")
+    evaluate.add_argument("--zoo", help="another zoo of the same architecture (default: the run's own)")
     evaluate.set_defaults(run=_eval)
 
     from nfkit.bench import BENCH_ARCHITECTURES
@@ -274,35 +337,57 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="time and memory of every model and of nfn 0.1.2 (pip install 'nfkit[bench]')")
     bench.add_argument("--models", nargs="+", help="families, nfn-np, nfn-hnp, 'channel-mixing floor' (default: all)")
     bench.add_argument("--architectures", nargs="+", default=list(BENCH_ARCHITECTURES.values()),
-                       help="reference architectures or mlp:a-b-c (default: SIREN, Small CNN Zoo, MLP 784-64-64-10)")
-    bench.add_argument("--batch", type=int, default=32)
-    bench.add_argument("--channels", type=int, default=32)
-    bench.add_argument("--reps", type=int, help="timed repetitions (5; --quick 3)")
-    bench.add_argument("--widths", type=int, nargs="+", help="growth sweep widths (32 … 1024)")
-    bench.add_argument("--depths", type=int, nargs="+", help="growth sweep hidden layers (1 2 4 8)")
+                       help="reference architectures or mlp:a-b-c")
+    bench.add_argument("--batch", type=positive_int, default=32, help="networks per pass")
+    bench.add_argument("--channels", type=positive_int, default=32, help="hidden channels of every model")
+    bench.add_argument("--reps", type=positive_int, help="timed repetitions (default: 5; --quick 3)")
+    bench.add_argument("--widths", type=positive_int, nargs="+", help="growth sweep widths (default: 32 … 1024)")
+    bench.add_argument("--depths", type=positive_int, nargs="+", help="growth sweep hidden layers (default: 1 2 4 8)")
     bench.add_argument("--no-growth", action="store_true", help="only the comparison table")
     bench.add_argument("--growth-only", action="store_true", help="only the growth sweeps")
     bench.add_argument("--quick", action="store_true", help="fewer repetitions and sweep points")
-    bench.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    bench.add_argument("--timeout", type=float, default=600.0, help="seconds per measurement")
-    bench.add_argument("--out", help="folder for bench.md, bench.jsonl and scaling.png")
+    bench.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where to measure")
+    bench.add_argument("--timeout", type=positive_float, default=600.0, help="seconds per measurement")
+    bench.add_argument("--out", help="folder for bench.md, bench.jsonl and scaling.png (default: print only)")
     bench.add_argument("--overwrite", action="store_true", help="replace those files if they exist")
     bench.set_defaults(run=_bench)
 
     demo = sub.add_parser("demo", help="the main job: zoo, six models, Kendall τ table, rescaling test")
-    demo.add_argument("--out", default="nfkit-demo")
-    demo.add_argument("--size", type=int, default=800, help="networks in the zoo")
-    demo.add_argument("--epochs", type=int, default=12)
-    demo.add_argument("--models", nargs="+")
-    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--out", default="nfkit-demo", help="folder for the zoo, the runs and the tables")
+    demo.add_argument("--size", type=positive_int, default=800, help="networks in the zoo")
+    demo.add_argument("--epochs", type=positive_int, default=12, help="training epochs per model")
+    demo.add_argument("--models", nargs="+", help="model families (default: mlp statnn np hnp monomial magep)")
+    demo.add_argument("--seed", type=int, default=0, help="seed of the zoo and the training")
     demo.set_defaults(run=_demo)
     return parser
 
 
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from nfkit.errors import NfkitError
+
+    # what a user's input can cause; anything else is a bug in nfkit and keeps its traceback
+    return (NfkitError, FileExistsError, FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``nfkit`` command; returns the exit status."""
-    args = build_parser().parse_args(argv)
-    return int(args.run(args))
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(line_buffering=True)  # a log redirected to a file fills as the run goes
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as stop:  # usage errors (one line, already printed) and --help
+        return stop.code if isinstance(stop.code, int) else 2
+    name = " ".join(p for p in ("nfkit", args.command, getattr(args, "zoo_command", None)) if p)
+    try:
+        return int(args.run(args))
+    except KeyboardInterrupt:
+        print(f"\n{name}: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+    except _user_errors() as error:
+        message = " ".join(str(error).split()) or type(error).__name__
+        print(f"{name}: {message}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

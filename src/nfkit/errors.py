@@ -14,6 +14,12 @@ __all__ = [
     "GroupMismatchError",
     "UnsupportedArchitectureError",
     "UnknownOptionError",
+    "ZooFormatError",
+    "FolderInUseError",
+    "NotOursError",
+    "InvalidOptionError",
+    "UnknownNameError",
+    "TaskMismatchError",
 ]
 
 
@@ -43,3 +49,30 @@ class UnsupportedArchitectureError(NfkitError, ValueError):
 
 class UnknownOptionError(NfkitError, TypeError):
     """A model option (keyword) that the chosen model family does not take."""
+
+
+class ZooFormatError(NfkitError, ValueError):
+    """A zoo file or folder that is missing, truncated, or not in the documented layout."""
+
+
+class FolderInUseError(NfkitError, RuntimeError):
+    """Another live process is writing the same run or zoo folder."""
+
+
+class NotOursError(NfkitError, FileExistsError):
+    """A folder that nfkit would have to replace but cannot prove it wrote (it holds other files)."""
+
+
+class InvalidOptionError(NfkitError, ValueError):
+    """An option value out of range: zero or negative sizes, counts or rates, and the like."""
+
+
+class UnknownNameError(NfkitError, KeyError):
+    """An unknown model family, task or architecture name (the message lists the known ones)."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class TaskMismatchError(NfkitError, ValueError):
+    """A task asked of a zoo that does not hold what it needs (an INR task on a CNN zoo, …)."""

@@ -4,12 +4,14 @@ A run folder holds ``config.json`` (everything needed to rebuild it), ``history.
 epoch), ``metrics.json`` (test metrics, parameters, time, peak memory), ``predictions.csv``,
 ``best_model.pt``, ``checkpoint.pt`` (for resuming) and PNG plots when matplotlib is installed.
 Rerunning the same configuration into the same folder resumes it; another configuration is refused
-unless ``overwrite`` is given.
+unless ``overwrite`` is given. Even then nfkit replaces only a folder it can prove holds one of its
+runs (:func:`owned_run`: a run ``config.json`` and nothing but run files); the old run is moved
+aside and removed only once the new one has finished. A folder being trained by another process is
+refused (:func:`~nfkit.util.files.exclusive_lock`).
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import resource
 import shutil
@@ -19,6 +21,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 
 import nfkit
 from nfkit.data.zoo_format import load_zoo
@@ -26,16 +29,55 @@ from nfkit.groups.neurons import Factor, HiddenNeuronGroup
 from nfkit.groups.transformer import TransformerFactor, TransformerGroup
 from nfkit.spaces.transformer_spec import TransformerSpec
 from nfkit.spaces.features import stack
+from nfkit.errors import NotOursError, UnknownNameError
 from nfkit.training import TrainConfig, fit, is_main_process, predict
+from nfkit.util.files import atomic_write_text, exclusive_lock, make_dir, make_staging_dir, write_csv_rows
+from nfkit.util.progress import say
 
-__all__ = ["run_task", "run_generalization", "evaluate_run", "rescaled", "RESCALE_RANGE"]
+__all__ = ["run_task", "run_generalization", "evaluate_run", "rescaled", "owned_run", "RUN_FILES", "RESCALE_RANGE"]
+
+#: Every file a run folder can hold (temporaries are these names with a leading dot and a suffix).
+RUN_FILES = frozenset({
+    "config.json", "history.csv", "metrics.json", "predictions.csv", "best_model.pt", "checkpoint.pt",
+    "pred_vs_true.png", "edits.png", "pretraining.json",
+})
+_CONFIG_KEYS = frozenset({"task", "zoo", "model", "options", "train"})
 
 #: Per-neuron factors of the rescaling test (Monomial-NFN's augmentation range U[1, 10³]).
 RESCALE_RANGE = (1.0, 1e3)
 
 
 def _peak_rss_mib() -> float:
+    """This process's peak resident memory. ``VmHWM`` belongs to the address space, which ``exec`` renews;
+    ``ru_maxrss`` survives ``exec``, so a spawned worker would report its parent's peak."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _is_run_file(name: str) -> bool:
+    return name in RUN_FILES or (name.startswith(".") and any(name[1:].startswith(f + ".") for f in RUN_FILES))
+
+
+def owned_run(path: Path) -> bool:
+    """Whether ``path`` is a folder nfkit can prove it wrote as a run: a run ``config.json`` and only run files."""
+    try:
+        config = json.loads((path / "config.json").read_text())
+        entries = list(path.iterdir())
+    except (OSError, ValueError):
+        return False
+    if not isinstance(config, dict) or not _CONFIG_KEYS <= set(config):
+        return False
+    return all(e.is_file() and not e.is_symlink() and _is_run_file(e.name) for e in entries)
+
+
+def _trained(path: Path) -> bool:
+    """Whether a run folder holds any trained epoch (else it holds only a configuration: nothing to lose)."""
+    return any((path / name).exists() for name in ("checkpoint.pt", "best_model.pt", "metrics.json"))
 
 
 def rescaled(data, spec, seed: int = 0):
@@ -57,15 +99,6 @@ def rescaled(data, spec, seed: int = 0):
     features = data.features
     scaled = stack([scaling.sample(generator).act(features[i]) for i in range(len(features))])
     return type(data)(scaled, data.labels, data.transform)
-
-
-def _write_csv(path: Path, rows: list[dict[str, object]]) -> None:
-    if not rows:
-        return
-    with path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
 
 
 def _plot_predictions(path: Path, predicted: torch.Tensor, actual: torch.Tensor, title: str) -> bool:
@@ -125,46 +158,96 @@ def run_task(
     train: TrainConfig = TrainConfig(),
     augment: bool = False,
     overwrite: bool = False,
-    progress: Callable[[str], None] | None = print,
+    progress: Callable[[str], None] | None = say,
 ) -> dict[str, object]:
-    """Train ``model`` on a task (:data:`nfkit.tasks.TASKS`) over a zoo; write the run folder ``out``; return its metrics."""
+    """Train ``model`` on a task (:data:`nfkit.tasks.TASKS`) over a zoo; write the run folder ``out``; return its metrics.
+
+    Everything that can be checked (task, zoo, model, options) is checked before ``out`` is touched.
+    ``out`` may be new, empty, the same run (resumed), or, with ``overwrite``, another nfkit run; a
+    folder holding anything else is refused with :class:`~nfkit.errors.NotOursError`.
+    """
     from nfkit.tasks import TASKS
 
     if task_name not in TASKS:
-        raise ValueError(f"unknown task {task_name!r}; available: {', '.join(TASKS)}")
+        raise UnknownNameError(f"unknown task {task_name!r}; available: {', '.join(TASKS)}")
     out = Path(out)
-    zoo_path = Path(zoo_path).resolve()
-    manifest = json.loads((zoo_path / "manifest.json").read_text())
+    if out.exists() and not out.is_dir():
+        raise NotOursError(f"{out} is a file; --out must be a run folder (new, or one nfkit train wrote)")
+    zoo = load_zoo(zoo_path)
     config = {
         "task": task_name,
-        "zoo": str(zoo_path),
-        "zoo_checksum": manifest["files"]["weights.npy"],
+        "zoo": str(Path(zoo_path).resolve()),
+        "zoo_checksum": zoo.files["weights.npy"],
         "model": model,
         "options": options or {},
         "augment": augment,
         "train": asdict(train),
         "versions": {"nfkit": nfkit.__version__, "torch": torch.__version__},
     }
-    config_path = out / "config.json"
-    previous = out.exists() and any(out.iterdir())
-    same = previous and config_path.exists() and json.loads(config_path.read_text()) == config
-    if previous and not same and not overwrite:
-        raise FileExistsError(f"{out} holds another run; pass overwrite=True (--overwrite) or choose another folder")
-    zoo = load_zoo(zoo_path)
     torch.manual_seed(train.seed)
     # built before the folder is touched: a bad option leaves an earlier run as it was
     net, task, data = TASKS[task_name](zoo, model, options or {}, augment, train.seed)
-    if previous and not same and is_main_process():
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-    if is_main_process():
-        config_path.write_text(json.dumps(config, indent=1))
+    distributed = dist.is_available() and dist.is_initialized()
+    if not is_main_process():
+        dist.barrier()  # rank 0 prepares the folder first
+        return _train_in(out, config, net, task, data, zoo, train, None, progress)
+    with exclusive_lock(out, f"run folder {out}"):
+        retired = _prepare_run_folder(out, config, overwrite)
+        if distributed:
+            dist.barrier()
+        metrics = _train_in(out, config, net, task, data, zoo, train, retired, progress)
+    return metrics
+
+
+def _prepare_run_folder(out: Path, config: dict[str, object], overwrite: bool) -> Path | None:
+    """Make ``out`` ready for ``config``; return where an earlier run was moved aside (removed once this one ends)."""
+    config_path = out / "config.json"
+    previous = out.exists() and any(out.iterdir())
+    same = previous and config_path.is_file() and _read_json(config_path) == config
+    retired = None
+    if previous and not same:
+        if not owned_run(out):
+            raise NotOursError(
+                f"{out} is not empty and does not hold an nfkit run (files nfkit did not write are in it); "
+                f"nfkit train replaces only its own runs, even with --overwrite: choose another folder"
+            )
+        if _trained(out) and not overwrite:
+            raise FileExistsError(f"{out} holds another run; pass overwrite=True (--overwrite) or choose another folder")
+        # moved aside, not deleted: a kill now leaves the earlier run recoverable beside the new one
+        retired = make_staging_dir(out.resolve().parent, f".{out.resolve().name}.replaced-")
+        out.resolve().replace(retired / "run")
+    make_dir(out)
+    if not same:
+        atomic_write_text(config_path, json.dumps(config, indent=1))
+    return retired
+
+
+def _read_json(path: Path) -> object:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _train_in(out, config, net, task, data, zoo, train: TrainConfig, retired: Path | None, progress) -> dict[str, object]:
+    task_name, model = config["task"], config["model"]
     start = time.perf_counter()
     pretraining: dict[str, object] = {}
-    if hasattr(net, "pretrain") and not (out / "checkpoint.pt").exists():
-        # a model with a self-supervised stage (Inr2Array) learns it first, on the same splits
-        pretraining = net.pretrain(data["train"], data["val"], train, progress)
+    pretraining_path = out / "pretraining.json"
+    if hasattr(net, "pretrain"):
+        # a model with a self-supervised stage (Inr2Array) learns it first, on the same splits; a resumed
+        # run restores the pretrained weights from its checkpoint and the record from pretraining.json
+        if not (out / "checkpoint.pt").exists():
+            labelled = None if progress is None else (lambda line: progress(f"pretraining {line}"))
+            pretraining = net.pretrain(data["train"], data["val"], train, labelled)
+            pretraining["pretrain_seconds"] = round(time.perf_counter() - start, 2)
+            if is_main_process():
+                atomic_write_text(pretraining_path, json.dumps(pretraining, indent=1))
+        else:
+            loaded = _read_json(pretraining_path)
+            pretraining = loaded if isinstance(loaded, dict) else {}
     result = fit(net, task, data["train"], data["val"], train, run_dir=out, progress=progress)
+    seconds = result.seconds + float(pretraining.get("pretrain_seconds", 0.0))  # type: ignore[arg-type]
     metrics: dict[str, object] = {
         **pretraining,
         "task": task_name,
@@ -172,7 +255,7 @@ def run_task(
         "parameters": sum(p.numel() for p in net.parameters()),
         "best_epoch": result.best_epoch,
         "epochs_run": len(result.history),
-        "train_seconds": round(result.seconds, 2),
+        "train_seconds": round(seconds, 2),
         "wall_seconds": round(time.perf_counter() - start, 2),
         "peak_rss_mib": round(_peak_rss_mib(), 1),
         **{f"val_{k}": v for k, v in result.best_metrics.items()},
@@ -183,7 +266,7 @@ def run_task(
         if scaled is not None:
             metrics.update({f"rescaled_test_{k}": v for k, v in task.evaluate(net, scaled).items()})
     if is_main_process():
-        _write_csv(out / "history.csv", result.history)
+        write_csv_rows(out / "history.csv", result.history)
         if task_name == "inr-editing":
             metrics["plot"] = _plot_edits(out / "edits.png", net, data["test"], task)
         else:
@@ -194,9 +277,11 @@ def run_task(
                                                     f"{model}: τ = {metrics['test_kendall_tau']:.3f}")
             else:
                 predicted = outputs.argmax(dim=-1)
-            _write_csv(out / "predictions.csv", [{"row": int(r), "true": float(a), "predicted": float(p)}
-                                                  for r, a, p in zip(zoo.splits["test"], actual, predicted)])
-        (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
+            write_csv_rows(out / "predictions.csv", [{"row": int(r), "true": float(a), "predicted": float(p)}
+                                                     for r, a, p in zip(zoo.splits["test"], actual, predicted)])
+        atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=1))
+        if retired is not None:
+            shutil.rmtree(retired, ignore_errors=True)  # the earlier run, proven ours, now replaced
     return metrics
 
 
@@ -206,17 +291,25 @@ def run_generalization(zoo_path: str | Path, model: str, out: str | Path, **opti
 
 
 def evaluate_run(run: str | Path, zoo_path: str | Path | None = None) -> dict[str, float]:
-    """Rebuild a finished run's best model and evaluate it on its zoo's test split (and rescaled, for ReLU CNN zoos)."""
+    """Rebuild a finished run's best model and evaluate it on its zoo's test split (and rescaled, as in training)."""
     from nfkit.tasks import TASKS
 
     run = Path(run)
-    config = json.loads((run / "config.json").read_text())
+    if not run.is_dir():
+        raise NotOursError(f"{run} is not a run folder; give the --out of an 'nfkit train' run")
+    config = _read_json(run / "config.json")
+    if not isinstance(config, dict) or not _CONFIG_KEYS <= set(config) or config.get("task") not in TASKS:
+        raise NotOursError(f"{run / 'config.json'} is missing or is not an nfkit run configuration")
+    if not (run / "best_model.pt").is_file():
+        raise NotOursError(f"{run} has no best_model.pt: the run has not finished an epoch; rerun its nfkit train command")
     zoo = load_zoo(zoo_path or config["zoo"])
-    net, task, data = TASKS[config["task"]](zoo, config["model"], config["options"], False, 0)
+    seed = int(config["train"].get("seed", 0))
+    net, task, data = TASKS[config["task"]](zoo, config["model"], config["options"], False, seed)
     net.load_state_dict(torch.load(run / "best_model.pt", weights_only=True)["model"])
     metrics = {f"test_{k}": v for k, v in task.evaluate(net, data["test"]).items()}
     if config["task"] == "generalization":
-        scaled = rescaled(data["test"], zoo.spec)
+        # the same rescaling draw as at the end of training, so the numbers match metrics.json
+        scaled = rescaled(data["test"], zoo.spec, seed=seed)
         if scaled is not None:
             metrics.update({f"rescaled_test_{k}": v for k, v in task.evaluate(net, scaled).items()})
     return metrics

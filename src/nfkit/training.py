@@ -24,7 +24,9 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
 from nfkit.data.dataset import WeightDataset, collate
+from nfkit.errors import InvalidOptionError
 from nfkit.spaces.features import WeightSpaceFeatures
+from nfkit.util.progress import progress_bar
 
 __all__ = ["TrainConfig", "Task", "TrainResult", "fit", "predict", "is_main_process"]
 
@@ -53,6 +55,25 @@ class TrainConfig:
     patience: int | None = 5
     seed: int = 0
     compile: bool = False
+
+    def __post_init__(self) -> None:
+        problems = []
+        if type(self.epochs) is not int or self.epochs < 1:
+            problems.append(f"epochs must be a positive integer, got {self.epochs!r}")
+        if type(self.batch_size) is not int or self.batch_size < 1:
+            problems.append(f"batch_size must be a positive integer, got {self.batch_size!r}")
+        if not (math.isfinite(self.learning_rate) and self.learning_rate > 0):
+            problems.append(f"learning_rate must be a positive number, got {self.learning_rate!r}")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            problems.append(f"weight_decay must be zero or positive, got {self.weight_decay!r}")
+        if not 0 <= self.warmup_fraction < 1:
+            problems.append(f"warmup_fraction must be in [0, 1), got {self.warmup_fraction!r}")
+        if self.clip_norm is not None and not (math.isfinite(self.clip_norm) and self.clip_norm > 0):
+            problems.append(f"clip_norm must be positive or None, got {self.clip_norm!r}")
+        if self.patience is not None and (type(self.patience) is not int or self.patience < 1):
+            problems.append(f"patience must be a positive integer, or None for no early stopping, got {self.patience!r}")
+        if problems:
+            raise InvalidOptionError("; ".join(problems))
 
 
 class Task(abc.ABC):
@@ -118,6 +139,9 @@ def _save_atomic(state: dict[str, object], path: Path) -> None:
     os.close(fd)
     try:
         torch.save(state, tmp)
+        mask = os.umask(0o022)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -178,7 +202,9 @@ def fit(
             sampler.set_epoch(epoch)
         trained.train()
         total, batches = 0.0, 0
-        for features, targets in loader:
+        batches_shown = progress_bar(loader, total=len(loader), desc=f"epoch {epoch}/{config.epochs}", unit="batch") \
+            if progress is not None and is_main_process() else loader
+        for features, targets in batches_shown:
             loss = task.loss(trained, features, targets)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -88,11 +88,11 @@ def test_cli_train_passes_model_options(zoo_dir, tmp_path, capsys):
     assert options == {"statistics": True, "head_hidden": [8], "flat_embedding": False}
     assert main(["train", "--zoo", str(zoo_dir), "--model", "statnn", "--out", str(tmp_path / "bad"), "--option", "x"]) == 2
     assert "KEY=VALUE" in capsys.readouterr().err
-    assert main(["train", "--zoo", str(zoo_dir), "--model", "statnn", "--out", str(tmp_path / "bad"), "--option", "nope=1"]) == 1
+    assert main(["train", "--zoo", str(zoo_dir), "--model", "statnn", "--out", str(tmp_path / "bad"), "--option", "nope=1"]) == 2
     assert "nope" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()  # a model that cannot be built leaves no run folder behind
     before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
-    assert main(argv[:-6] + ["--option", "nope=1", "--overwrite"]) == 1  # nor replaces an earlier run
+    assert main(argv[:-6] + ["--option", "nope=1", "--overwrite"]) == 2  # nor replaces an earlier run
     assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == before
     both = ["--hidden-channels", "4", "--option", "hidden_channels=[8]"]
     assert main(["train", "--zoo", str(zoo_dir), "--model", "transformer-nfn", "--out", str(tmp_path / "b"), *both]) == 2
@@ -103,5 +103,5 @@ def test_cli_generate(tmp_path, capsys):
     out = tmp_path / "cli"
     assert main(["zoo", "generate", "transformer", "--out", str(out), "--size", "2", "--epochs", "1", "--workers", "1"]) == 0
     assert load_zoo(out).kind == "transformer"
-    assert main(["zoo", "generate", "transformer", "--out", str(out), "--size", "2"]) == 1
+    assert main(["zoo", "generate", "transformer", "--out", str(out), "--size", "2"]) == 2
     assert "exists" in capsys.readouterr().err

@@ -5,19 +5,22 @@ thread, so the zoo is bitwise the same however the chunks are spread over runs, 
 ``torchrun`` ranks or ``workers`` (a chaotic net amplifies the rounding differences another thread
 count would make; parallelism comes from processes instead). Each finished chunk is written
 atomically to ``<out>.chunks/``; a rerun skips the chunks already there and recomputes broken
-ones. Whoever finishes the last chunk merges them, under an exclusive lock file, into the zoo
-folder (:func:`~nfkit.data.zoo_format.save_zoo`) and removes the chunk folder.
+ones. Whoever finishes the last chunk merges them, under an exclusive lock, into the zoo folder
+(:func:`~nfkit.data.zoo_format.save_zoo`) and removes the chunk folder's files.
+
+Locks are ``flock``s (:func:`~nfkit.util.files.exclusive_lock`): one per shard, so two processes
+running the same shard into the same folder are refused, and one for the merge. The kernel drops a
+killed holder's lock, so no lock is ever stale. Worker processes die with the command that started
+them (:func:`~nfkit.util.processes.worker_pool`).
 """
 
 from __future__ import annotations
 
 import abc
-import concurrent.futures
 import io
 import json
 import math
 import os
-import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -28,9 +31,12 @@ import numpy as np
 import torch
 
 from nfkit.data.dataset import Normalization
-from nfkit.data.zoo_format import Zoo, atomic_write_bytes, save_zoo
+from nfkit.data.zoo_format import Zoo, refuse_unless_replaceable, save_zoo
+from nfkit.errors import ZooFormatError, FolderInUseError, InvalidOptionError, NotOursError
 from nfkit.spaces.spec import WeightSpaceSpec
 from nfkit.spaces.transformer_spec import TransformerSpec
+from nfkit.util.files import atomic_write_bytes, exclusive_lock, make_dir
+from nfkit.util.processes import worker_pool
 
 __all__ = [
     "ZooRecipe",
@@ -86,8 +92,9 @@ def checked_schedule(size: int, chunk: int, epochs: int, checkpoints: tuple[int,
         >>> checked_schedule(10, 5, 4, (4, 1, 4))
         (1, 4)
     """
-    if size <= 0 or chunk <= 0 or epochs <= 0:
-        raise ValueError("size, chunk and epochs must be positive")
+    for name, value in (("size", size), ("chunk", chunk), ("epochs", epochs)):
+        if value <= 0:
+            raise InvalidOptionError(f"{name} must be a positive integer, got {value}")
     epochs_kept = tuple(sorted(set(checkpoints)))
     if not epochs_kept or not set(epochs_kept) <= set(range(1, epochs + 1)):
         raise ValueError(f"checkpoints {epochs_kept} must be epochs in 1..{epochs}")
@@ -187,7 +194,8 @@ def _merge(out: Path, work: Path, recipe: ZooRecipe, n_chunks: int, overwrite: b
     for k in range(n_chunks):
         chunk = _read_chunk(_chunk_path(work, k))
         if chunk is None:
-            raise RuntimeError(f"{_chunk_path(work, k)} disappeared or is corrupt during the merge; rerun to redo it")
+            raise ZooFormatError(f"{_chunk_path(work, k)} is corrupt or disappeared during the merge; "
+                                 f"rerun the same command: it recomputes that chunk and merges again")
         weights.append(chunk[0])
         for key, value in chunk[1].items():
             columns.setdefault(key, []).append(value)
@@ -212,8 +220,24 @@ def _merge(out: Path, work: Path, recipe: ZooRecipe, n_chunks: int, overwrite: b
     metadata = {"generator": recipe.config.to_dict(), "normalization": {"shifts": norm.shifts, "scales": norm.scales}}
     zoo = Zoo(recipe.kind, spec, features, table, splits, metadata)
     save_zoo(zoo, out, overwrite=overwrite)
-    shutil.rmtree(work, ignore_errors=True)
+    _remove_work(work)
     return zoo
+
+
+def _ours_in_work(name: str) -> bool:
+    """Files the generator writes into ``<out>.chunks`` (chunks, their temporaries, settings, locks)."""
+    return (name.startswith(("chunk_", ".chunk_", ".shard-", ".config.json.")) or name in ("config.json", "merge.lock"))
+
+
+def _remove_work(work: Path) -> None:
+    """Remove the chunk folder's own files, then the folder if nothing else is left in it."""
+    for entry in work.iterdir():
+        if entry.is_file() and _ours_in_work(entry.name):
+            entry.unlink(missing_ok=True)
+    try:
+        work.rmdir()
+    except OSError:
+        pass  # something nfkit did not write is in there: leave it
 
 
 def generate_zoo(
@@ -239,17 +263,22 @@ def generate_zoo(
     """
     out = Path(out)
     config = recipe.config
+    if workers < 1:
+        raise InvalidOptionError(f"workers must be at least 1, got {workers}")
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out} exists; pass overwrite=True (--overwrite) to replace it")
+    refuse_unless_replaceable(out)  # checked now, not after hours of training
     shard_index, shard_count = shard if shard is not None else shard_from_environment()
     if not 0 <= shard_index < shard_count:
-        raise ValueError(f"shard {shard_index}/{shard_count} is not a valid shard")
+        raise InvalidOptionError(f"shard {shard_index}/{shard_count} is not a valid shard")
     work = out.with_name(out.name + ".chunks")
-    work.mkdir(parents=True, exist_ok=True)
     settings = json.dumps({"kind": recipe.kind, **config.to_dict()}, sort_keys=True)
     settings_path = work / "config.json"
+    if work.exists() and not settings_path.exists() and any(not _ours_in_work(e.name) for e in work.iterdir()):
+        raise NotOursError(f"{work} exists and holds files nfkit did not write; move it away or choose another --out")
+    make_dir(work)
     if settings_path.exists() and settings_path.read_text() != settings:
-        raise ValueError(
+        raise InvalidOptionError(
             f"{work} holds chunks of a generation with other settings ({settings_path.read_text()}); "
             f"finish that one with the same settings or remove {work}"
         )
@@ -258,27 +287,32 @@ def generate_zoo(
     n_chunks = math.ceil(config.size / config.chunk)
     mine = [k for k in range(n_chunks) if k % shard_count == shard_index]
     start = time.perf_counter()
-    if workers <= 1 or len(mine) <= 1:
-        _train_chunks(work, recipe, mine, n_chunks, progress, "")
-    else:
-        context = torch.multiprocessing.get_context("spawn")
-        with concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            jobs = [
-                pool.submit(_worker, str(work), recipe, mine[w::workers], n_chunks, progress, f"worker {w}: ")
-                for w in range(min(workers, len(mine)))
-            ]
-            for job in jobs:
-                job.result()
-    if any(_read_chunk(_chunk_path(work, k)) is None for k in range(n_chunks)):
+    with exclusive_lock(work / f"shard-{shard_index}-of-{shard_count}", f"shard {shard_index}/{shard_count} of {out}"):
+        if workers <= 1 or len(mine) <= 1:
+            _train_chunks(work, recipe, mine, n_chunks, progress, "")
+        else:
+            with worker_pool(min(workers, len(mine))) as pool:
+                jobs = [
+                    pool.submit(_worker, str(work), recipe, mine[w::workers], n_chunks, progress, f"worker {w}: ")
+                    for w in range(min(workers, len(mine)))
+                ]
+                for job in jobs:
+                    job.result()
+    missing = sum(_read_chunk(_chunk_path(work, k)) is None for k in range(n_chunks))
+    if missing:
         if progress:
-            _say(f"[{recipe.kind} zoo] shard {shard_index}/{shard_count} done; the last shard to finish merges into {out}")
+            _say(f"[{recipe.kind} zoo] shard {shard_index}/{shard_count} done; {missing} chunks of other shards are "
+                 f"still missing; the last shard to finish merges into {out}")
         return None
     try:
-        fd = os.open(work / "merge.lock", os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-    except FileExistsError:
-        return None  # another process is merging
-    os.close(fd)
-    zoo = _merge(out, work, recipe, n_chunks, overwrite)
+        with exclusive_lock(out, f"{out} (merging)"):
+            if not work.exists():  # another shard merged while we waited
+                return out
+            zoo = _merge(out, work, recipe, n_chunks, overwrite)
+    except FolderInUseError:
+        if progress:
+            _say(f"[{recipe.kind} zoo] another process is merging {out}")
+        return None
     if progress:
         _say(f"[{recipe.kind} zoo] wrote {out} ({recipe.describe(len(zoo))}) in {time.perf_counter() - start:.0f} s")
     return out

@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nfkit.data.small_cnn_zoo import ZooFormatError
-from nfkit.errors import SpecMismatchError
+from nfkit.errors import ZooFormatError
+from nfkit.errors import NonFiniteWeightsError, SpecMismatchError
 from nfkit.spaces.convert import from_state_dict
 from nfkit.spaces.features import WeightSpaceFeatures, stack
 from nfkit.spaces.spec import WeightSpaceSpec
@@ -66,8 +66,8 @@ def _features(paths: list[Path], spec: WeightSpaceSpec, names: tuple[str, ...]) 
     items = []
     for path in paths:
         try:
-            items.append(from_state_dict(read_state_dict(path), spec, names=list(names)).to(torch.float32))
-        except SpecMismatchError as error:
+            items.append(from_state_dict(read_state_dict(path), spec, names=list(names)).to(torch.float32).check_finite(str(path)))
+        except (SpecMismatchError, NonFiniteWeightsError) as error:
             raise ZooFormatError(f"{path}: {error}") from None
     return stack(items)
 
@@ -103,14 +103,23 @@ def load_dws_inrs(splits_json: str | Path, root: str | Path | None = None, out_f
         table = json.loads(splits_json.read_text())
     except json.JSONDecodeError as error:
         raise ZooFormatError(f"{splits_json} is not valid JSON ({error})") from None
+    if not isinstance(table, dict):
+        raise ZooFormatError(f'{splits_json} must hold an object {{"train": {{"path": [...], "label": [...]}}, "val": ..., "test": ...}}, '
+                             f"not a {type(table).__name__}")
     base = Path(root) if root is not None else splits_json.parent
     paths: list[Path] = []
     labels: list[int] = []
     splits: dict[str, np.ndarray] = {}
     for split in ("train", "val", "test"):
         entry = table.get(split)
-        if not isinstance(entry, dict) or len(entry.get("path", [])) != len(entry.get("label", [None])):
+        if (not isinstance(entry, dict) or not isinstance(entry.get("path"), list) or not isinstance(entry.get("label"), list)
+                or len(entry["path"]) != len(entry["label"])):
             raise ZooFormatError(f'{splits_json}: "{split}" must be {{"path": [...], "label": [...]}} of equal lengths')
+        bad = next((v for v in entry["label"] if type(v) is not int or v < 0), None)
+        if bad is not None:
+            raise ZooFormatError(f'{splits_json}: "{split}" has label {bad!r}; labels must be class indices (integers ≥ 0)')
+        if not all(isinstance(p, str) for p in entry["path"]):
+            raise ZooFormatError(f'{splits_json}: "{split}" paths must be strings')
         splits[split] = np.arange(len(paths), len(paths) + len(entry["path"]))
         paths += [Path(p) if Path(p).is_absolute() else base / p for p in entry["path"]]
         labels += [int(v) for v in entry["label"]]

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nfkit.errors import NfkitError
+from nfkit.errors import ZooFormatError
 from nfkit.spaces.activations import Activation
 from nfkit.spaces.features import WeightSpaceFeatures
 from nfkit.spaces.spec import LayerSpec, WeightSpaceSpec
@@ -37,10 +37,6 @@ _EXPECTED = (
     "(varname,start_idx,end_idx,size,shape) and metrics.csv.gz (one row per weights row, with "
     "step, test_accuracy and config.activation columns)"
 )
-
-
-class ZooFormatError(NfkitError, ValueError):
-    """A zoo file that is missing, truncated, or not in the documented layout."""
 
 
 @dataclass(frozen=True)

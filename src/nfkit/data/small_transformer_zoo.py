@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from nfkit.data.inr_sets import read_state_dict
-from nfkit.data.small_cnn_zoo import ZooFormatError
+from nfkit.errors import ZooFormatError
 from nfkit.data.zoo_format import Zoo
 from nfkit.spaces.features import stack
 from nfkit.spaces.spec import LayerSpec, WeightSpaceSpec

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from nfkit.models.base import EquivariantModel, InvariantModel
-from nfkit.errors import UnknownOptionError, UnsupportedArchitectureError
+from nfkit.errors import UnknownNameError, UnknownOptionError, UnsupportedArchitectureError
 from nfkit.spaces.spec import WeightSpaceSpec
 from nfkit.spaces.transformer_spec import TransformerSpec
 
@@ -70,7 +70,7 @@ def register(entry: ModelFamily) -> ModelFamily:
 def family(name: str) -> ModelFamily:
     """The registered family called ``name``."""
     if name not in _FAMILIES:
-        raise KeyError(f"no model family {name!r}; available: {', '.join(available())}")
+        raise UnknownNameError(f"no model family {name!r}; available: {', '.join(available())}")
     return _FAMILIES[name]
 
 

@@ -240,6 +240,16 @@ def load_into(module: ModuleT, features: WeightSpaceFeatures | TransformerFeatur
         index = 0
     one = features[index].check_finite("features to load")
     for i, (layer, child) in enumerate(layers):
+        # weight_norm, spectral_norm and parametrizations compute .weight from other tensors on every
+        # forward: a copy into .weight would be silently overwritten, so refuse instead
+        reparametrised = [n for n in ("weight", "bias") if getattr(child, n, None) is not None and n not in child._parameters]
+        if reparametrised:
+            raise UnsupportedModuleError(
+                f"layer {i + 1} ({layer.name!r}) computes its {' and '.join(reparametrised)} from other tensors "
+                f"(weight_norm, spectral_norm or a parametrization); load_into cannot write it: remove the "
+                f"reparametrisation first (torch.nn.utils.parametrize.remove_parametrizations or remove_weight_norm)"
+            )
+    for i, (layer, child) in enumerate(layers):
         w = one.weights[i][0, 0]
         b = one.biases[i][0, 0]
         if child.bias is None and bool((b != 0).any()):

@@ -15,6 +15,7 @@ from torch import nn
 
 from nfkit.data.dataset import Compose, Normalization, SymmetryAugmentation, WeightDataset
 from nfkit.data.zoo_format import Zoo
+from nfkit.errors import TaskMismatchError
 from nfkit.groups.base import Group
 from nfkit.metrics import kendall_tau, mean_squared_error, r2_score
 from nfkit.spaces.features import WeightSpaceFeatures
@@ -90,6 +91,9 @@ def setup(zoo: Zoo, model: str, options: dict[str, object], augment: bool, seed:
     """Model (invariant, one output), task, and normalised train/val/test datasets of a CNN or transformer zoo."""
     from nfkit.models import registry
 
+    if "test_accuracy" not in zoo.table:
+        raise TaskMismatchError(f"generalization prediction needs a zoo of trained nets with a test_accuracy column; "
+                                f"this is a {zoo.kind} zoo (for INR zoos: --task inr-classification or inr-editing)")
     net = registry.invariant(model, zoo.spec, 1, **options)
     data = generalization_datasets(zoo, net.group, augment=augment, seed=seed)  # type: ignore[arg-type]
     return net, GeneralizationTask(), {"train": data.train, "val": data.val, "test": data.test}

@@ -12,6 +12,7 @@ from torch import nn
 
 from nfkit.data.dataset import Compose, Normalization, SymmetryAugmentation, WeightDataset
 from nfkit.data.zoo_format import Zoo
+from nfkit.errors import TaskMismatchError
 from nfkit.metrics import accuracy
 from nfkit.models import registry
 from nfkit.spaces.features import WeightSpaceFeatures
@@ -37,6 +38,9 @@ class INRClassificationTask(Task):
 
 def setup(zoo: Zoo, model: str, options: dict[str, object], augment: bool, seed: int):
     """Model (invariant, one output per class), task, and normalised train/val/test datasets of an INR zoo."""
+    if "label" not in zoo.table:
+        raise TaskMismatchError(f"INR classification needs an INR zoo with a label column; this is a {zoo.kind} zoo "
+                                f"(for CNN and transformer zoos: --task generalization)")
     labels = zoo.column("label").long()
     classes = int(labels.max()) + 1
     net = registry.invariant(model, zoo.spec, classes, **options)

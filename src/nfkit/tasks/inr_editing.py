@@ -17,6 +17,7 @@ from nfkit.data.dataset import Normalization, SymmetryAugmentation, WeightDatase
 from nfkit.data.inr_zoo import coordinate_grid, render_sirens
 from nfkit.data.sources import load_digits
 from nfkit.data.zoo_format import Zoo
+from nfkit.errors import TaskMismatchError
 from nfkit.models import registry
 from nfkit.models.base import EquivariantModel
 from nfkit.spaces.features import WeightSpaceFeatures
@@ -85,8 +86,9 @@ class INREditingTask(Task):
 
 def setup(zoo: Zoo, model: str, options: dict[str, object], augment: bool, seed: int):
     """An equivariant editor, the task, and train/val/test datasets (raw INRs, dilated target images)."""
-    if zoo.kind != "inr":
-        raise ValueError(f"INR editing needs an INR zoo, got a {zoo.kind} zoo")
+    if zoo.kind != "inr" or "image" not in zoo.table:
+        raise TaskMismatchError(f"INR editing needs an INR zoo of the digits (an image column); this is a {zoo.kind} zoo "
+                                f"(for CNN and transformer zoos: --task generalization)")
     images = load_digits(test_fraction=0.0).train_images[torch.as_tensor(zoo.table["image"].astype(int))]
     targets = dilate(images)
     net = registry.equivariant(model, zoo.spec, 1, **options)
