@@ -29,3 +29,61 @@ def test_readme_python_example_runs():
     assert blocks
     for block in blocks:
         exec(compile(block, "README.md", "exec"), {})
+
+
+# --- every nfkit command in the README runs as written (sizes shrunk so the pipeline takes seconds) ---
+
+import shlex  # noqa: E402
+
+from nfkit.cli import build_parser, main  # noqa: E402
+
+#: options that only set how much work a command does, shrunk for the test
+_SHRINK = {"--size": "10", "--epochs": "1", "--steps": "5", "--chunk": "5", "--workers": "1"}
+
+
+def _nfkit_commands() -> list[list[str]]:
+    """The nfkit argument lists of every README bash line (torchrun lines as their nfkit arguments)."""
+    commands = []
+    for block in _commands()[2:]:
+        for line in block.splitlines():
+            line = line.split("  #")[0].split(" # ")[0].strip()
+            for part in line.split("&&"):
+                words = shlex.split(part)
+                if not words:
+                    continue
+                if words[0].endswith("/nfkit"):
+                    commands.append(words[1:])
+                elif words[0].endswith("/torchrun"):
+                    commands.append(words[words.index("nfkit.cli") + 1:])
+    return commands
+
+
+def test_every_readme_command_parses():
+    commands = _nfkit_commands()
+    assert len(commands) >= 15
+    parser = build_parser()
+    for argv in commands:
+        parser.parse_args(argv)  # a usage error would exit
+
+
+def _shrunk(argv: list[str]) -> list[str]:
+    out = [_SHRINK.get(argv[i - 1], word) if i else word for i, word in enumerate(argv)]
+    if argv[:2] == ["zoo", "generate"]:
+        work = {"--size", "--chunk", "--workers", "--steps" if argv[2] == "inr" else "--epochs"}
+    elif argv[0] == "train":
+        work = {"--epochs"}
+    else:
+        work = set()
+    for option in sorted(work - set(argv)):
+        out += [option, _SHRINK[option]]
+    return out
+
+
+def test_the_readme_pipeline_runs_as_written(tmp_path, monkeypatch):
+    """Zoos, training, eval and params in the README's order: each zoo fits the models trained on it."""
+    monkeypatch.chdir(tmp_path)
+    for argv in _nfkit_commands():
+        if argv[0] in ("bench", "demo"):
+            continue  # minutes by design; parsed above, exercised by their own tests
+        shrunk = _shrunk(argv)
+        assert main(shrunk) == 0, f"README command failed: nfkit {' '.join(argv)}"

@@ -379,8 +379,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as stop:  # usage errors (one line, already printed) and --help
         return stop.code if isinstance(stop.code, int) else 2
     name = " ".join(p for p in ("nfkit", args.command, getattr(args, "zoo_command", None)) if p)
+    from nfkit.util.processes import interruptible
+
     try:
-        return int(args.run(args))
+        with interruptible():  # SIGTERM stops the command as Ctrl-C does: cleanly, workers included
+            return int(args.run(args))
     except KeyboardInterrupt:
         print(f"\n{name}: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130

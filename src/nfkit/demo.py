@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import concurrent.futures
 import csv
 import json
 import time
@@ -23,6 +22,8 @@ from nfkit.data.cnn_zoo import CNNZooConfig, generate_cnn_zoo
 from nfkit.data.zoo_format import load_zoo
 from nfkit.table import format_table
 from nfkit.training import TrainConfig
+from nfkit.util.processes import worker_pool
+from nfkit.util.progress import say as say_line
 
 __all__ = ["DEMO_MODELS", "run_demo"]
 
@@ -31,9 +32,10 @@ DEMO_MODELS = ("mlp", "statnn", "np", "hnp", "monomial", "magep")
 
 def _train_one(zoo: str, model: str, out: str, train: TrainConfig) -> dict[str, object]:
     from nfkit.runs import run_generalization
+    from nfkit.util.progress import say
 
     torch.set_num_threads(2)
-    return run_generalization(zoo, model, out, train=train, progress=None)
+    return run_generalization(zoo, model, out, train=train, progress=lambda line: say(f"  {model:<9} {line}"))
 
 
 def _plot(path: Path, rows: list[dict[str, object]]) -> None:
@@ -66,7 +68,7 @@ def run_demo(
     epochs: int = 12,
     models: tuple[str, ...] = DEMO_MODELS,
     seed: int = 0,
-    say=print,
+    say=say_line,
 ) -> list[dict[str, object]]:
     """Run the demo into ``out`` (the zoo is cached there); return one row of metrics per model."""
     out = Path(out)
@@ -77,15 +79,16 @@ def run_demo(
         say(f"reusing the zoo in {zoo_dir}")
     else:
         say(f"generating a zoo of {size} ReLU CNNs on digits into {zoo_dir} …")
-        generate_cnn_zoo(zoo_dir, config, workers=2, overwrite=True, progress=False)
+        generate_cnn_zoo(zoo_dir, config, workers=2, overwrite=True, progress=True)
     zoo = load_zoo(zoo_dir)
     say(f"zoo: {len(zoo)} networks (train {len(zoo.splits['train'])}, val {len(zoo.splits['val'])}, "
         f"test {len(zoo.splits['test'])}), {time.perf_counter() - start:.0f} s so far")
     train = TrainConfig(epochs=epochs, batch_size=32, learning_rate=1e-3, patience=4, seed=seed)
     rows: list[dict[str, object]] = []
-    context = torch.multiprocessing.get_context("spawn")
-    for model in models:
-        with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+    for number, model in enumerate(models, start=1):
+        say(f"training {model} ({number}/{len(models)}), {time.perf_counter() - start:.0f} s so far")
+        # a process per model, so that its peak memory is its own; it dies with this one
+        with worker_pool(1) as pool:
             metrics = pool.submit(_train_one, str(zoo_dir), model, str(out / "runs" / model), train).result()
         rows.append(metrics)
         say(f"  {model:<9} τ {metrics['test_kendall_tau']:.3f}  rescaled τ {metrics.get('rescaled_test_kendall_tau', float('nan')):.3f}"

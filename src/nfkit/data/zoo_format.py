@@ -31,8 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nfkit.errors import ZooFormatError
-from nfkit.errors import SpecMismatchError
+from nfkit.errors import NotOursError, SpecMismatchError, ZooFormatError
 from nfkit.spaces.features import WeightSpaceFeatures
 from nfkit.spaces.spec import WeightSpaceSpec
 from nfkit.spaces.transformer_features import TransformerFeatures

@@ -1,0 +1,93 @@
+"""Worker processes die with their parent, however the parent ends."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from nfkit.util.processes import worker_pool
+
+_SCRIPT = textwrap.dedent("""
+    import os, sys, time
+    from nfkit.util.processes import worker_pool
+
+    def pid_then_work(_):
+        print(os.getpid(), flush=True)
+        while True:
+            time.sleep(0.1)
+
+    if __name__ == "__main__":
+        try:
+            with worker_pool(2) as pool:
+                jobs = [pool.submit(pid_then_work, i) for i in range(2)]
+                for job in jobs:
+                    job.result()
+        except KeyboardInterrupt:
+            sys.exit(130)
+""")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def _children(pid: int) -> set[int]:
+    found = set()
+    for task in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{task}/children") as f:
+            found |= {int(p) for p in f.read().split()}
+    return found
+
+
+def _start(tmp_path):
+    script = tmp_path / "pool.py"
+    script.write_text(_SCRIPT)
+    parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    workers = {int(parent.stdout.readline()), int(parent.stdout.readline())}
+    return parent, workers
+
+
+def _gone_within(pids: set[int], seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not any(_alive(p) for p in pids):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM, signal.SIGINT])
+def test_workers_die_with_their_parent(tmp_path, sig):
+    parent, workers = _start(tmp_path)
+    others = _children(parent.pid)  # the workers and multiprocessing's helpers
+    try:
+        assert workers <= others
+        parent.send_signal(sig)
+        parent.wait(15)
+        assert _gone_within(others, 5), f"orphans left after {sig.name}"
+        if sig != signal.SIGKILL:  # a clean stop: the parent sees the interrupt, no worker prints a traceback
+            assert parent.returncode == 130
+            assert "Traceback" not in parent.stderr.read()
+    finally:
+        parent.kill()
+        for pid in others:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        parent.stdout.close()
+        parent.stderr.close()
+
+
+def test_the_pool_runs_jobs_and_refuses_no_workers():
+    with worker_pool(1) as pool:
+        assert pool.submit(pow, 2, 5).result() == 32
+    with pytest.raises(ValueError, match="at least 1"):
+        with worker_pool(0):
+            pass
