@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from nfkit.bench import Case, Measurement, measure, peak_step_mib, same_function_space
-from nfkit.bench_report import format_comparison, run_bench, target_lines
+from nfkit.bench.measure import Case, Measurement, measure, peak_step_mib, same_function_space
+from nfkit.bench.report import format_comparison, run_bench, target_lines
 from nfkit.layers import HNPLinear, NPLinear
 from nfkit.spaces import WeightSpaceSpec
 

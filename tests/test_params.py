@@ -1,7 +1,7 @@
-from nfkit.architectures import REFERENCE_ARCHITECTURES
+from nfkit.nets.architectures import REFERENCE_ARCHITECTURES
 from nfkit.cli import main
 from nfkit.models import available
-from nfkit.params import parameter_rows
+from nfkit.cli.params import parameter_rows
 from nfkit.spaces import spec_of
 
 

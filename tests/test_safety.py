@@ -26,9 +26,9 @@ from nfkit.data.generate import _chunk_path
 from nfkit.data.inr_sets import load_dws_inrs, load_nfn_sirens
 from nfkit.data.zoo_format import load_zoo
 from nfkit.errors import UnsupportedModuleError, ZooFormatError
-from nfkit.runs import _peak_rss_mib, run_task
+from nfkit.tasks.runs import _peak_rss_mib, run_task
 from nfkit.spaces import load_into, weights_of
-from nfkit.training import TrainConfig
+from nfkit.tasks.loop import TrainConfig
 from nfkit.util.files import exclusive_lock
 from nfkit.util.processes import worker_pool
 
@@ -481,7 +481,7 @@ def test_eval_of_a_seeded_run_matches_its_metrics(zoo_dir, tmp_path, capsys):
     assert main(["train", "--zoo", str(zoo_dir), "--model", "mlp", "--out", str(out), "--epochs", "1", "--seed", "3"]) == 0
     capsys.readouterr()
     metrics = json.loads((out / "metrics.json").read_text())
-    from nfkit.runs import evaluate_run
+    from nfkit.tasks.runs import evaluate_run
 
     again = evaluate_run(out)
     for key in ("test_kendall_tau", "rescaled_test_kendall_tau", "rescaled_test_mse"):

@@ -52,7 +52,7 @@ def test_every_stored_net_reproduces_its_recorded_test_accuracy(zoo_dir):
 def _cnn(activation):
     from torch import nn
 
-    from nfkit.architectures import small_cnn_zoo
+    from nfkit.nets.architectures import small_cnn_zoo
 
     return small_cnn_zoo(nn.ReLU if activation == "relu" else nn.Tanh, padding=1)
 

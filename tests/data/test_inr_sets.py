@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from nfkit.architectures import siren
+from nfkit.nets.architectures import siren
 from nfkit.data import load_dws_inrs, load_nfn_sirens
 from nfkit.data.small_cnn_zoo import ZooFormatError
 from nfkit.groups import Factor

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from nfkit.architectures import siren
+from nfkit.nets.architectures import siren
 from nfkit.cli import main
 from nfkit.data.inr_zoo import INRZooConfig, coordinate_grid, generate_inr_zoo, render_sirens
 from nfkit.data.sources import load_digits

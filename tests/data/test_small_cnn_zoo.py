@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from nfkit.architectures import small_cnn_zoo
+from nfkit.nets.architectures import small_cnn_zoo
 from nfkit.data import load_small_cnn_zoo
 from nfkit.data.small_cnn_zoo import ZooFormatError
 from nfkit.groups import Factor

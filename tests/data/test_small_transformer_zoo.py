@@ -11,7 +11,7 @@ import torch
 from nfkit.data.small_cnn_zoo import ZooFormatError
 from nfkit.data.small_transformer_zoo import load_small_transformer_zoo, parse_checkpoint_name
 from nfkit.spaces import weights_of
-from nfkit.transformer_net import SmallTransformer
+from nfkit.nets.transformer import SmallTransformer
 
 
 def _net(seed: int, d_model: int = 8) -> SmallTransformer:

@@ -14,9 +14,9 @@ from nfkit.data.sources import load_digits, topic_mixture_text
 from nfkit.data.transformer_zoo import TransformerRecipe, TransformerZooConfig, generate_transformer_zoo, zoo_network
 from nfkit.data.zoo_format import load_zoo
 from nfkit.groups.transformer import TransformerFactor
-from nfkit.runs import run_task
+from nfkit.tasks.runs import run_task
 from nfkit.spaces import TransformerSpec, spec_of, weights_of
-from nfkit.training import TrainConfig
+from nfkit.tasks.loop import TrainConfig
 
 SMALL = TransformerZooConfig(size=10, chunk=5, epochs=2, checkpoints=(1, 2), seed=1)
 

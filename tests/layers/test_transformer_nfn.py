@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from nfkit.check import factor_subgroups, negative_control_group
+from nfkit.cli.check import factor_subgroups, negative_control_group
 from nfkit.groups.transformer import TransformerFactor
 from nfkit.layers.transformer_nfn import AttentionBlockLinear
 from nfkit.models.transformer_nfn import GLSafeActivation, TransformerLinear, TransformerReadout

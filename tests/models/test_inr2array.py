@@ -6,10 +6,10 @@ import torch
 import nfkit.models as models
 from nfkit.data.inr_zoo import INRZooConfig, generate_inr_zoo
 from nfkit.groups import permutations, sign_flips
-from nfkit.runs import run_task
+from nfkit.tasks.runs import run_task
 from nfkit.spaces import WeightSpaceSpec
 from nfkit.testing import assert_not_equivariant
-from nfkit.training import TrainConfig
+from nfkit.tasks.loop import TrainConfig
 
 
 def test_the_latent_array_is_invariant_to_hidden_permutations():

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import nfkit.models as models
-from nfkit.check import ARCHITECTURES, negative_control_group, run_checks
+from nfkit.cli.check import ARCHITECTURES, negative_control_group, run_checks
 from nfkit.errors import NonFiniteWeightsError, SpecMismatchError, UnsupportedArchitectureError
 from nfkit.groups import HiddenNeuronGroup
 from nfkit.groups.transformer import TransformerGroup

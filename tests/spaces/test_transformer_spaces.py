@@ -8,12 +8,12 @@ import pytest
 import torch
 from torch import nn
 
-from nfkit.architectures import torch_encoder
+from nfkit.nets.architectures import torch_encoder
 from nfkit.data.dataset import collate
 from nfkit.errors import NonFiniteWeightsError, SpecMismatchError, UnsupportedModuleError
 from nfkit.groups.transformer import FACTOR_ORDER, TransformerFactor, TransformerGroup
 from nfkit.spaces import TransformerFeatures, TransformerSpec, load_into, spec_from_dict, spec_of, stack, weights_of
-from nfkit.transformer_net import SmallTransformer
+from nfkit.nets.transformer import SmallTransformer
 
 F = TransformerFactor
 

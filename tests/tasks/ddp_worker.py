@@ -9,7 +9,7 @@ import nfkit.models as models
 from nfkit.data.cnn_zoo import CNNZooConfig, generate_cnn_zoo
 from nfkit.data.zoo_format import load_zoo
 from nfkit.tasks import GeneralizationTask, generalization_datasets
-from nfkit.training import TrainConfig, fit
+from nfkit.tasks.loop import TrainConfig, fit
 
 
 

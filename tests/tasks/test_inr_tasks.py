@@ -6,15 +6,15 @@ from nfkit.errors import UnsupportedArchitectureError
 import torch
 
 import nfkit.models as models
-from nfkit.architectures import siren
+from nfkit.nets.architectures import siren
 from nfkit.data.inr_zoo import INRZooConfig, coordinate_grid, generate_inr_zoo, render_sirens
 from nfkit.data.zoo_format import load_zoo
 from nfkit.groups import permutations, positive_scalings
-from nfkit.runs import evaluate_run, run_task
+from nfkit.tasks.runs import evaluate_run, run_task
 from nfkit.spaces import load_into
 from nfkit.tasks import TASKS, dilate
 from nfkit.testing import assert_equivariant, assert_not_equivariant
-from nfkit.training import TrainConfig
+from nfkit.tasks.loop import TrainConfig
 
 
 @pytest.fixture(scope="module")

@@ -13,10 +13,10 @@ import nfkit.models as models
 from nfkit.cli import main
 from nfkit.data.cnn_zoo import CNNZooConfig, generate_cnn_zoo
 from nfkit.data.zoo_format import load_zoo
-from nfkit.metrics import kendall_tau, r2_score
-from nfkit.runs import evaluate_run, run_generalization
+from nfkit.tasks.metrics import kendall_tau, r2_score
+from nfkit.tasks.runs import evaluate_run, run_generalization
 from nfkit.tasks import GeneralizationTask, generalization_datasets
-from nfkit.training import TrainConfig, fit
+from nfkit.tasks.loop import TrainConfig, fit
 
 TINY = CNNZooConfig(size=40, chunk=20, epochs=2, checkpoints=(1, 2), activations=("relu",), seed=5)
 
@@ -115,7 +115,7 @@ def test_ddp_keeps_parameters_identical_across_ranks(tmp_path):
 
 
 def test_demo_runs_end_to_end(tmp_path):
-    from nfkit.demo import run_demo
+    from nfkit.cli.demo import run_demo
 
     lines = []
     rows = run_demo(tmp_path / "demo", size=30, epochs=1, models=("mlp", "monomial"), say=lines.append)

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from nfkit.architectures import small_cnn_zoo
+from nfkit.nets.architectures import small_cnn_zoo
 from nfkit.data.generate import ZooRecipe, checked_schedule, choice, generate_zoo, log_uniform, rows_by_activation
 from nfkit.data.sources import ImageSplit, load_digits
 from nfkit.spaces.convert import spec_of

@@ -1,6 +1,6 @@
 """Generate a transformer zoo in the style of the Small Transformer Zoo (Transformer-NFN, ICLR 2025, App. F).
 
-Each net is a :class:`~nfkit.transformer_net.SmallTransformer` (by default D = 16, 2 heads, FFN 32,
+Each net is a :class:`~nfkit.nets.transformer.SmallTransformer` (by default D = 16, 2 heads, FFN 32,
 one block, no residuals and plain LayerNorms, as in the published zoo) trained either as a
 ViT on scikit-learn's 8×8 digits cut into 2×2 patches (16 tokens) or as a text classifier on the
 synthetic topic-mixture corpus. Per-net hyperparameters follow the zoo's sweep: optimizer (AdamW
@@ -26,7 +26,7 @@ from nfkit.data.sources import ImageSplit, TokenSplit, load_digits, topic_mixtur
 from nfkit.data.zoo_format import Zoo
 from nfkit.spaces.convert import load_into, spec_of, weights_of
 from nfkit.spaces.transformer_spec import TransformerSpec
-from nfkit.transformer_net import SmallTransformer
+from nfkit.nets.transformer import SmallTransformer
 
 __all__ = ["TransformerZooConfig", "TransformerRecipe", "generate_transformer_zoo", "zoo_network", "OPTIMIZERS"]
 

@@ -12,7 +12,7 @@ decoder maps the flattened latents to the parameters of a SIREN in one canonical
 and the loss is the MSE between its rendering and the input INR's rendering (the paper's
 ``true_target: false``). **Classification**: an MLP head on the flattened latents, trained by the
 ordinary loop after pretraining. ``nfkit train --task inr-classification --model inr2array`` runs
-both, because :func:`nfkit.runs.run_task` calls any model's ``pretrain`` before fitting.
+both, because :func:`nfkit.tasks.runs.run_task` calls any model's ``pretrain`` before fitting.
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ class Inr2ArrayModel(InvariantModel):
         says so (it lands in the run's ``metrics.json``).
         """
         from nfkit.data.inr_zoo import coordinate_grid, render_sirens
-        from nfkit.training import TrainConfig, fit
+        from nfkit.tasks.loop import TrainConfig, fit
 
         layers = self.spec.layers
         if self.spec.neuron_sizes[0] != 2 or any(l.kind != "dense" for l in layers) or any(

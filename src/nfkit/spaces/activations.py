@@ -7,7 +7,6 @@ and *odd* when ``σ(-x) = -σ(x)`` (Tanh, Sine), which makes sign flips one.
 
 from __future__ import annotations
 
-import math  # noqa: F401  (used by the doctest of Sine)
 from dataclasses import dataclass
 from typing import final
 
@@ -15,35 +14,9 @@ import torch
 from torch import nn
 
 from nfkit.errors import UnsupportedModuleError
+from nfkit.nets.sine import Sine
 
 __all__ = ["Sine", "Activation", "SUPPORTED_ACTIVATIONS"]
-
-
-@final
-class Sine(nn.Module):
-    """The SIREN activation ``x ↦ sin(ω₀ x)`` (Sitzmann et al. 2020), an odd function.
-
-    Args:
-        w0: the frequency ω₀ (30 in SIRENs).
-
-    Shapes:
-        input ``(*)``, output ``(*)``.
-
-    Example:
-        >>> import torch
-        >>> Sine(w0=2.0)(torch.tensor([0.0, math.pi / 4]))
-        tensor([0., 1.])
-    """
-
-    def __init__(self, w0: float = 30.0) -> None:
-        super().__init__()
-        self.w0 = float(w0)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.sin(self.w0 * x)
-
-    def extra_repr(self) -> str:
-        return f"w0={self.w0}"
 
 
 @dataclass(frozen=True)

@@ -163,7 +163,7 @@ def spec_of(module: nn.Module) -> WeightSpaceSpec | TransformerSpec:
     """The weight-space spec of an ``nn.Sequential`` MLP or CNN, or of a transformer.
 
     Transformers (``nn.TransformerEncoderLayer``, ``nn.TransformerEncoder``,
-    :class:`nfkit.transformer_net.SmallTransformer`) give a :class:`~nfkit.spaces.TransformerSpec`.
+    :class:`nfkit.nets.transformer.SmallTransformer`) give a :class:`~nfkit.spaces.TransformerSpec`.
 
     Raises :class:`~nfkit.errors.UnsupportedModuleError` naming the first module it
     cannot describe, and listing what is supported.

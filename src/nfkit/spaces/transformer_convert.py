@@ -2,7 +2,7 @@
 
 Supported: ``nn.TransformerEncoderLayer`` (its ``nn.MultiheadAttention``'s packed
 ``in_proj_weight`` is split into per-head W_Q, W_K, W_V), ``nn.TransformerEncoder`` of such
-layers without a final norm, and :class:`nfkit.transformer_net.SmallTransformer` (the Small
+layers without a final norm, and :class:`nfkit.nets.transformer.SmallTransformer` (the Small
 Transformer Zoo layout, with embedding and classifier head). PyTorch's layer always adds
 residuals; whether LayerNorms are affine is read from the module, never assumed.
 """
@@ -18,7 +18,7 @@ from nfkit.errors import SpecMismatchError, UnsupportedModuleError
 from nfkit.spaces.spec import LayerSpec, WeightSpaceSpec
 from nfkit.spaces.transformer_features import TransformerFeatures
 from nfkit.spaces.transformer_spec import AttentionBlockSpec, TransformerSpec
-from nfkit.transformer_net import EncoderBlock, SmallTransformer
+from nfkit.nets.transformer import EncoderBlock, SmallTransformer
 
 __all__ = ["is_transformer", "transformer_spec_of", "transformer_weights_of", "transformer_load_into", "TRANSFORMER_MODULES"]
 

@@ -17,9 +17,9 @@ from nfkit.data.dataset import Compose, Normalization, SymmetryAugmentation, Wei
 from nfkit.data.zoo_format import Zoo
 from nfkit.errors import TaskMismatchError
 from nfkit.groups.base import Group
-from nfkit.metrics import kendall_tau, mean_squared_error, r2_score
+from nfkit.tasks.metrics import kendall_tau, mean_squared_error, r2_score
 from nfkit.spaces.features import WeightSpaceFeatures
-from nfkit.training import Task, predict
+from nfkit.tasks.loop import Task, predict
 
 __all__ = ["GeneralizationTask", "GeneralizationData", "generalization_datasets", "setup"]
 

@@ -13,10 +13,10 @@ from torch import nn
 from nfkit.data.dataset import Compose, Normalization, SymmetryAugmentation, WeightDataset
 from nfkit.data.zoo_format import Zoo
 from nfkit.errors import TaskMismatchError
-from nfkit.metrics import accuracy
+from nfkit.tasks.metrics import accuracy
 from nfkit.models import registry
 from nfkit.spaces.features import WeightSpaceFeatures
-from nfkit.training import Task, predict
+from nfkit.tasks.loop import Task, predict
 
 __all__ = ["INRClassificationTask", "setup"]
 

@@ -51,7 +51,7 @@ nonnegative_float = _number(float, 0.0, False, "a number ≥ 0")
 
 
 def _check(args: argparse.Namespace) -> int:
-    from nfkit.check import ARCHITECTURES, format_rows, run_checks
+    from nfkit.cli.check import ARCHITECTURES, format_rows, run_checks
     from nfkit.models import available
     from nfkit.util.progress import say
 
@@ -74,7 +74,7 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _params(args: argparse.Namespace) -> int:
-    from nfkit.params import format_parameter_rows
+    from nfkit.cli.params import format_parameter_rows
 
     print(format_parameter_rows(args.architecture, args.hidden_channels))
     return 0
@@ -157,8 +157,8 @@ def _zoo_info(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from nfkit.runs import run_task
-    from nfkit.training import TrainConfig
+    from nfkit.tasks.runs import run_task
+    from nfkit.tasks.loop import TrainConfig
 
     from nfkit.models import available
 
@@ -183,7 +183,7 @@ def _train(args: argparse.Namespace) -> int:
     _maybe_init_distributed()
     metrics = run_task(args.task, args.zoo, args.model, args.out, options=options, train=config,
                        augment=args.augment, overwrite=args.overwrite)
-    from nfkit.training import is_main_process
+    from nfkit.tasks.loop import is_main_process
 
     if is_main_process():
         _print_metrics(metrics)
@@ -214,28 +214,28 @@ def _maybe_init_distributed() -> None:
 
 
 def _print_metrics(metrics: dict[str, object]) -> None:
-    from nfkit.table import format_table
+    from nfkit.util.table import format_table
 
     rows = [[k, f"{v:.4f}" if isinstance(v, float) else v] for k, v in metrics.items()]
     print(format_table(["metric", "value"], rows))
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from nfkit.runs import evaluate_run
+    from nfkit.tasks.runs import evaluate_run
 
     _print_metrics(evaluate_run(args.run_dir, args.zoo))
     return 0
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from nfkit.demo import DEMO_MODELS, run_demo
+    from nfkit.cli.demo import DEMO_MODELS, run_demo
 
     run_demo(args.out, size=args.size, epochs=args.epochs, models=tuple(args.models or DEMO_MODELS), seed=args.seed)
     return 0
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from nfkit.bench_report import run_bench
+    from nfkit.bench.report import run_bench
 
     options = {"reps": 3, "widths": (32, 128, 512), "depths": (1, 4)} if args.quick else {}
     options.update({k: v for k, v in (("reps", args.reps), ("widths", args.widths), ("depths", args.depths)) if v})
@@ -258,7 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--seed", type=int, default=0, help="seed of the group elements and model initialisations")
     check.set_defaults(run=_check)
 
-    from nfkit.architectures import REFERENCE_ARCHITECTURES
+    from nfkit.nets.architectures import REFERENCE_ARCHITECTURES
 
     params = sub.add_parser("params", help="parameter counts of every registered model on a reference architecture")
     params.add_argument("--architecture", choices=sorted(REFERENCE_ARCHITECTURES), default="small-cnn-zoo",
@@ -332,7 +332,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--zoo", help="another zoo of the same architecture (default: the run's own)")
     evaluate.set_defaults(run=_eval)
 
-    from nfkit.bench import BENCH_ARCHITECTURES
+    from nfkit.bench.measure import BENCH_ARCHITECTURES
 
     bench = sub.add_parser("bench", help="time and memory of every model and of nfn 0.1.2 (pip install 'nfkit[bench]')")
     bench.add_argument("--models", nargs="+", help="families, nfn-np, nfn-hnp, 'channel-mixing floor' (default: all)")

@@ -6,11 +6,11 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from nfkit.architectures import REFERENCE_ARCHITECTURES
+from nfkit.nets.architectures import REFERENCE_ARCHITECTURES
 from nfkit.errors import UnsupportedArchitectureError
 from nfkit.models import registry
 from nfkit.spaces.convert import spec_of
-from nfkit.table import format_table
+from nfkit.util.table import format_table
 
 __all__ = ["parameter_rows", "format_parameter_rows"]
 

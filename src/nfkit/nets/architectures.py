@@ -6,8 +6,8 @@ from collections.abc import Callable
 
 from torch import nn
 
-from nfkit.spaces.activations import Sine
-from nfkit.transformer_net import SmallTransformer
+from nfkit.nets.sine import Sine
+from nfkit.nets.transformer import SmallTransformer
 
 __all__ = [
     "small_cnn_zoo",

@@ -31,7 +31,7 @@ from torch import nn
 
 __all__ = ["Case", "Measurement", "measure", "peak_step_mib", "measure_isolated", "same_function_space", "reference_stack", "BENCH_ARCHITECTURES"]
 
-#: The input networks of the comparison table (names of :data:`nfkit.architectures.REFERENCE_ARCHITECTURES`).
+#: The input networks of the comparison table (names of :data:`nfkit.nets.architectures.REFERENCE_ARCHITECTURES`).
 BENCH_ARCHITECTURES: dict[str, str] = {
     "siren 2-32-32-1": "siren-mnist",
     "small cnn zoo": "small-cnn-zoo",
@@ -95,7 +95,7 @@ class Measurement:
 
 def input_spec(architecture: str):  # noqa: ANN201 - WeightSpaceSpec or TransformerSpec
     """The weight-space spec of a benchmark input network (see :attr:`Case.architecture`)."""
-    from nfkit.architectures import REFERENCE_ARCHITECTURES
+    from nfkit.nets.architectures import REFERENCE_ARCHITECTURES
     from nfkit.spaces import WeightSpaceSpec, spec_of
 
     if architecture.startswith("mlp:"):
@@ -233,7 +233,7 @@ def measure(case: Case) -> Measurement:
 
 def measure_isolated(case: Case, timeout: float = 600.0) -> Measurement:
     """:func:`measure` in a fresh interpreter; a crash, out-of-memory kill or timeout is ``"failed"``."""
-    command = [sys.executable, "-m", "nfkit.bench", json.dumps(asdict(case))]
+    command = [sys.executable, "-m", "nfkit.bench.measure", json.dumps(asdict(case))]
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
-from nfkit.architectures import CHECK_ARCHITECTURES
+from nfkit.nets.architectures import CHECK_ARCHITECTURES
 from nfkit.errors import UnsupportedArchitectureError
 from nfkit.groups.base import Group
 from nfkit.groups.neurons import Factor, HiddenNeuronGroup
@@ -28,7 +28,7 @@ from nfkit.groups.transformer import TransformerGroup
 from nfkit.models import registry
 from nfkit.models.base import WeightSpaceModel
 from nfkit.spaces.convert import spec_of
-from nfkit.table import format_table
+from nfkit.util.table import format_table
 from nfkit.testing import DEFAULT_BREAK_THRESHOLD, check_symmetry
 
 __all__ = ["ARCHITECTURES", "CheckRow", "factor_subgroups", "negative_control_group", "run_checks", "format_rows"]

@@ -20,8 +20,8 @@ import torch
 
 from nfkit.data.cnn_zoo import CNNZooConfig, generate_cnn_zoo
 from nfkit.data.zoo_format import load_zoo
-from nfkit.table import format_table
-from nfkit.training import TrainConfig
+from nfkit.util.table import format_table
+from nfkit.tasks.loop import TrainConfig
 from nfkit.util.processes import worker_pool
 from nfkit.util.progress import say as say_line
 
@@ -31,7 +31,7 @@ DEMO_MODELS = ("mlp", "statnn", "np", "hnp", "monomial", "magep")
 
 
 def _train_one(zoo: str, model: str, out: str, train: TrainConfig) -> dict[str, object]:
-    from nfkit.runs import run_generalization
+    from nfkit.tasks.runs import run_generalization
     from nfkit.util.progress import say
 
     torch.set_num_threads(2)

@@ -30,7 +30,7 @@ from nfkit.groups.transformer import TransformerFactor, TransformerGroup
 from nfkit.spaces.transformer_spec import TransformerSpec
 from nfkit.spaces.features import stack
 from nfkit.errors import NotOursError, UnknownNameError
-from nfkit.training import TrainConfig, fit, is_main_process, predict
+from nfkit.tasks.loop import TrainConfig, fit, is_main_process, predict
 from nfkit.util.files import atomic_write_text, exclusive_lock, make_dir, make_staging_dir, write_csv_rows
 from nfkit.util.progress import say
 

@@ -1,6 +1,6 @@
 """The ``nfkit bench`` suite: the comparison table with ratios, how cost grows, the targets, a plot.
 
-See :mod:`nfkit.bench` for what one measurement is. Ratios are time and memory divided by those
+See :mod:`nfkit.bench.measure` for what one measurement is. Ratios are time and memory divided by those
 of the reference on the same input: ``np`` against ``nfn-np``, ``hnp`` against ``nfn-hnp``, every
 other row against ``nfn-np``; ``monomial`` and ``magep`` are also divided by ``graph``.
 """
@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from nfkit.bench import BENCH_ARCHITECTURES, FLOOR, REFERENCE_LAYERS, Case, Measurement, measure_isolated
+from nfkit.bench.measure import BENCH_ARCHITECTURES, FLOOR, REFERENCE_LAYERS, Case, Measurement, measure_isolated
 
 __all__ = ["compare", "scaling", "format_comparison", "format_scaling", "target_lines", "plot_scaling", "Target", "TARGETS"]
 
