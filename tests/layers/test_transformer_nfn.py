@@ -6,10 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from nfkit.cli.check import factor_subgroups, negative_control_group
 from nfkit.groups.transformer import TransformerFactor
 from nfkit.layers.transformer_nfn import AttentionBlockLinear
-from nfkit.models.transformer_nfn import GLSafeActivation, TransformerLinear, TransformerReadout
+from nfkit.layers.transformer_network import GLSafeActivation, TransformerLinear, TransformerReadout
 from nfkit.spaces import AttentionBlockSpec, TransformerFeatures, TransformerSpec, WeightSpaceSpec
 from nfkit.testing import assert_equivariant, assert_invariant, assert_not_equivariant
 
@@ -36,9 +35,9 @@ def test_linear_layer_is_equivariant_to_each_factor_and_not_to_more(block, rank)
     spec = _spec(block)
     torch.manual_seed(0)
     layer = _Wrapped(nn.Sequential(TransformerLinear(spec, 2, 3, rank=rank), GLSafeActivation()), spec, 2)
-    for group in [layer.group, *factor_subgroups(layer.group)]:
+    for group in [layer.group, *layer.group.factor_subgroups()]:
         assert_equivariant(layer, group)
-    assert_not_equivariant(layer, negative_control_group(layer.group))
+    assert_not_equivariant(layer, layer.group.negative_control())
 
 
 @pytest.mark.parametrize("block", [PERMUTABLE, RESIDUAL], ids=["stream-permutable", "residual"])
@@ -46,9 +45,9 @@ def test_readout_is_invariant(block):
     spec = _spec(block)
     torch.manual_seed(0)
     readout = _Wrapped(TransformerReadout(spec, 2, 5), spec, 2)
-    for group in [readout.group, *factor_subgroups(readout.group)]:
+    for group in [readout.group, *readout.group.factor_subgroups()]:
         assert_invariant(readout, group)
-    assert_not_equivariant(readout, negative_control_group(readout.group))
+    assert_not_equivariant(readout, readout.group.negative_control())
 
 
 def test_relu_on_the_gl_tensors_would_break_equivariance():
@@ -114,14 +113,14 @@ def test_invariant_width_zero_leaves_out_the_block_invariant_layer():
 )
 def test_the_invariant_statistics_and_skip_options_keep_the_whole_group(block, options):
     import nfkit.models
-    from nfkit.models.transformer_nfn import InvariantStatistics
+    from nfkit.layers.transformer_network import InvariantStatistics
 
     spec = _spec(block)
     torch.manual_seed(0)
     model = nfkit.models.invariant("transformer-nfn", spec, **options).double()
-    for group in [model.group, *factor_subgroups(model.group)]:
+    for group in [model.group, *model.group.factor_subgroups()]:
         assert_invariant(model, group)
-    assert_not_equivariant(model, negative_control_group(model.group))
+    assert_not_equivariant(model, model.group.negative_control())
     statistics = _Wrapped(InvariantStatistics(spec, 1), spec, 1)
     assert_invariant(statistics, statistics.group)
     x = spec.randn(2, 1, dtype=torch.float64).map(lambda t: t.requires_grad_())
@@ -141,4 +140,4 @@ def test_the_statistics_readout_alone_forgets_how_fields_align(block):
     options = dict(hidden_channels=[], statistics=True, flat_embedding=False, invariant_width=0, head_hidden=[16])
     model = nfkit.models.invariant("transformer-nfn", spec, **options).double()
     assert_invariant(model, model.group)
-    assert_invariant(model, negative_control_group(model.group))
+    assert_invariant(model, model.group.negative_control())

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import nfkit.models as models
-from nfkit.cli.check import ARCHITECTURES, negative_control_group, run_checks
+from nfkit.cli.check import ARCHITECTURES, run_checks
 from nfkit.errors import NonFiniteWeightsError, SpecMismatchError, UnsupportedArchitectureError
 from nfkit.groups import HiddenNeuronGroup
 from nfkit.groups.transformer import TransformerGroup
@@ -101,7 +101,7 @@ def _bad_transformer_inputs(name):
 
 def test_negative_control_group_adds_the_first_missing_factor():
     perms = HiddenNeuronGroup((3,), [])
-    assert negative_control_group(perms).name == "permutations"
-    full = negative_control_group(negative_control_group(negative_control_group(perms)))
+    assert perms.negative_control().name == "permutations"
+    full = perms.negative_control().negative_control().negative_control()
     assert full.name == "permutations × positive scaling × sign flips"
-    assert negative_control_group(full) is None
+    assert full.negative_control() is None

@@ -22,42 +22,17 @@ import torch
 from nfkit.nets.architectures import CHECK_ARCHITECTURES
 from nfkit.errors import UnsupportedArchitectureError
 from nfkit.groups.base import Group
-from nfkit.groups.neurons import Factor, HiddenNeuronGroup
-from nfkit.groups.transformer import FACTOR_ORDER as TRANSFORMER_FACTORS
-from nfkit.groups.transformer import TransformerGroup
 from nfkit.models import registry
 from nfkit.models.base import WeightSpaceModel
 from nfkit.spaces.convert import spec_of
 from nfkit.util.table import format_table
 from nfkit.testing import DEFAULT_BREAK_THRESHOLD, check_symmetry
 
-__all__ = ["ARCHITECTURES", "CheckRow", "factor_subgroups", "negative_control_group", "run_checks", "format_rows"]
+__all__ = ["ARCHITECTURES", "CheckRow", "run_checks", "format_rows"]
 
 
 #: Small real networks whose specs the check runs on.
 ARCHITECTURES = CHECK_ARCHITECTURES
-
-_FACTOR_ORDER = (Factor.PERMUTATION, Factor.POSITIVE_SCALING, Factor.SIGN_FLIP)
-
-
-def negative_control_group(declared: Group) -> Group | None:
-    """The declared group times the first factor it lacks.
-
-    Dense weight spaces: permutations, then scaling, then sign flips. Transformers: in the order of
-    :class:`~nfkit.groups.transformer.TransformerFactor`, ending with the block-input permutation,
-    which no transformer has.
-    """
-    if isinstance(declared, TransformerGroup):
-        for t_factor in TRANSFORMER_FACTORS:
-            if t_factor not in declared.factors:
-                return declared.restrict(declared.factors | {t_factor})
-        return None
-    assert isinstance(declared, HiddenNeuronGroup)
-    for factor in _FACTOR_ORDER:
-        if factor not in declared.factors:
-            return HiddenNeuronGroup(declared.hidden_sizes, declared.factors | {factor})
-    return None
-
 
 @dataclass
 class CheckRow:
@@ -79,27 +54,19 @@ class CheckRow:
         return not self.problem
 
 
-def factor_subgroups(declared: Group) -> list[Group]:
-    """Each factor of ``declared`` as a group of its own (so large scalings, GL and sign flips are checked alone)."""
-    if isinstance(declared, TransformerGroup):
-        return [declared.restrict({f}) for f in TRANSFORMER_FACTORS if f in declared.factors]
-    assert isinstance(declared, HiddenNeuronGroup)
-    return [HiddenNeuronGroup(declared.hidden_sizes, [f]) for f in _FACTOR_ORDER if f in declared.factors]
-
-
 def _check_one(model: WeightSpaceModel, architecture_group: Group, samples: int, seed: int) -> CheckRow:
     declared = model.group
     row = CheckRow("", "", "", declared.name, 0.0, "—", None)
     if not architecture_group.contains(declared):
         row.problem = f"declares {declared.name}, but the network only has {architecture_group.name}"
     # the whole group, then each factor on its own (large scalings and sign flips separately)
-    groups = [declared, *factor_subgroups(declared)]
+    groups = [declared, *declared.factor_subgroups()]
     for k, group in enumerate(groups):
         report = check_symmetry(model, group, samples=samples, seed=seed + k)
         row.error = max(row.error, report.max_error)
         if not report.passed and not row.problem:
             row.problem = f"not {report.kind} under {group.name}"
-    control = negative_control_group(declared)
+    control = declared.negative_control()
     if control is not None:
         row.control_group = control.name
         report = check_symmetry(model, control, samples=samples, seed=seed)

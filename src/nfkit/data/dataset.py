@@ -11,7 +11,6 @@ from torch.utils.data import Dataset
 
 from nfkit.errors import SpecMismatchError
 from nfkit.groups.base import Group
-from nfkit.groups.neurons import Factor, HiddenNeuronGroup
 from nfkit.spaces.features import WeightSpaceFeatures, stack
 from nfkit.spaces.transformer_features import TransformerFeatures
 
@@ -120,7 +119,7 @@ class Normalization:
 
         Transformer groups contain GL factors, with which centering does not commute: root mean square only.
         """
-        centre = isinstance(group, HiddenNeuronGroup) and group.factors <= {Factor.PERMUTATION}
+        centre = group.commutes_with_centering
         shifts, scales = [], []
         for t in features.tensors():
             t = t.double()

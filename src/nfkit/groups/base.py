@@ -1,22 +1,34 @@
 """Abstract groups and group elements.
 
 A :class:`Group` is a library object: it can draw random elements, give its
-identity, and say whether it contains another group (the subgroup relation that
-negative controls rely on). A :class:`GroupElement` composes, inverts, and acts
-on :class:`~nfkit.spaces.WeightSpaceFeatures`.
+identity, say whether it contains another group (the subgroup relation that
+negative controls rely on), split itself into its factors, and name the larger group a
+negative control uses. A :class:`GroupElement` composes and inverts.
+
+Groups speak sizes and elements only. How an element moves a weight space's tensors belongs
+to the space (the escnn way: a feature type owns its ``transform``), so ``g.act(x)`` is
+``x.transform(g)`` and this package imports nothing above it.
 """
 
 from __future__ import annotations
 
 import abc
-from typing import TYPE_CHECKING
+from typing import Protocol, TypeVar
 
 import torch
 
-if TYPE_CHECKING:
-    from nfkit.spaces.features import WeightSpaceFeatures
+__all__ = ["Group", "GroupElement", "Transformable"]
 
-__all__ = ["Group", "GroupElement"]
+
+class Transformable(Protocol):
+    """Anything a group element can act on: it owns the action (``WeightSpaceFeatures``, ``TransformerFeatures``)."""
+
+    def transform(self: _T, element: GroupElement) -> _T:
+        """The features moved by ``element``; shapes unchanged."""
+        ...
+
+
+_T = TypeVar("_T", bound=Transformable)
 
 
 class GroupElement(abc.ABC):
@@ -30,9 +42,12 @@ class GroupElement(abc.ABC):
     def inverse(self) -> GroupElement:
         """The element ``g⁻¹`` with ``g ∘ g⁻¹ = identity``."""
 
-    @abc.abstractmethod
-    def act(self, features: WeightSpaceFeatures) -> WeightSpaceFeatures:
-        """Apply ``g`` to every batch item and channel of ``features`` (shapes are unchanged)."""
+    def act(self, features: _T) -> _T:
+        """Apply ``g`` to every batch item and channel of ``features`` (shapes are unchanged).
+
+        The features own the action: this is ``features.transform(self)``.
+        """
+        return features.transform(self)
 
     @abc.abstractmethod
     def allclose(self, other: GroupElement, *, rtol: float = 1e-10, atol: float = 0.0) -> bool:
@@ -41,7 +56,7 @@ class GroupElement(abc.ABC):
     def __matmul__(self, other: GroupElement) -> GroupElement:
         return self.compose(other)
 
-    def __call__(self, features: WeightSpaceFeatures) -> WeightSpaceFeatures:
+    def __call__(self, features: _T) -> _T:
         return self.act(features)
 
 
@@ -64,6 +79,24 @@ class Group(abc.ABC):
     @abc.abstractmethod
     def name(self) -> str:
         """A short human-readable name, e.g. ``"permutations × positive scaling"``."""
+
+    @abc.abstractmethod
+    def factor_subgroups(self) -> list[Group]:
+        """Each factor of this group as a group of its own (so large scalings, GL and sign flips are checked alone)."""
+
+    @abc.abstractmethod
+    def negative_control(self) -> Group | None:
+        """This group times the first factor it lacks (a group a model that respects only ``self`` must break), if any."""
+
+    @abc.abstractmethod
+    def rescalings(self, scale_range: tuple[float, float]) -> Group | None:
+        """The continuous, function-preserving subgroup (positive scalings, GL blocks) drawing scales from
+        ``scale_range``, or ``None`` if this group has none."""
+
+    @property
+    @abc.abstractmethod
+    def commutes_with_centering(self) -> bool:
+        """Whether subtracting a per-tensor mean commutes with every element (true only for permutations)."""
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__}: {self.name}>"

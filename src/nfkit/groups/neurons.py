@@ -26,15 +26,12 @@ from __future__ import annotations
 import enum
 import math
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, final
+from typing import final
 
 import torch
 
 from nfkit.errors import GroupMismatchError
 from nfkit.groups.base import Group, GroupElement
-
-if TYPE_CHECKING:
-    from nfkit.spaces.features import WeightSpaceFeatures
 
 __all__ = [
     "Factor",
@@ -141,34 +138,8 @@ class MonomialElement(GroupElement):
             torch.allclose(a, b, rtol=rtol, atol=atol) for a, b in zip(self.scales, other.scales)
         )
 
-    def act(self, features: WeightSpaceFeatures) -> WeightSpaceFeatures:
-        """Apply ``W⁽ⁱ⁾ ↦ g_i W⁽ⁱ⁾ g_{i-1}⁻¹`` and ``b⁽ⁱ⁾ ↦ g_i b⁽ⁱ⁾``.
-
-        Shapes: weights ``(B, C, n_i, n_{i-1}, *kernel)`` and biases ``(B, C, n_i)``, unchanged.
-        """
-        spec_sizes = features.spec.hidden_sizes
-        if spec_sizes != self.hidden_sizes:
-            raise GroupMismatchError(
-                f"group element acts on hidden layers of sizes {self.hidden_sizes}, "
-                f"but the features have hidden sizes {spec_sizes}"
-            )
-        num_layers = len(features.weights)
-        weights = []
-        biases = []
-        for i, (w, b) in enumerate(zip(features.weights, features.biases)):
-            kernel_ones = (1,) * (w.dim() - 4)
-            if i + 1 < num_layers:  # output neurons of layer i+1 are hidden
-                src, d = self._on(i, w)
-                w = w.index_select(2, src) * d.view(-1, 1, *kernel_ones)
-                b = b.index_select(2, src) * d
-            if i > 0:  # input neurons of layer i+1 are hidden
-                src, d = self._on(i - 1, w)
-                w = w.index_select(3, src) / d.view(-1, *kernel_ones)
-            weights.append(w)
-            biases.append(b)
-        return features.with_tensors(weights, biases)
-
-    def _on(self, hidden_index: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def on(self, hidden_index: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Hidden layer ``hidden_index``'s source indices and scales, on ``like``'s device and dtype."""
         return (
             self.sources[hidden_index].to(like.device),
             self.scales[hidden_index].to(device=like.device, dtype=like.dtype),
@@ -251,6 +222,38 @@ class HiddenNeuronGroup(Group):
             and other.hidden_sizes == self.hidden_sizes
             and other.factors <= self.factors
         )
+
+    def restrict(self, factors: Iterable[Factor]) -> HiddenNeuronGroup:
+        """The group with exactly ``factors`` on the same hidden layers (same scale range)."""
+        return HiddenNeuronGroup(self.hidden_sizes, factors, scale_range=self.scale_range)
+
+    def factor_subgroups(self) -> list[Group]:
+        return [self.restrict([f]) for f in _FACTOR_ORDER if f in self.factors]
+
+    def negative_control(self) -> HiddenNeuronGroup | None:
+        """Permutations, then positive scaling, then sign flips: the first one missing is added."""
+        for factor in _FACTOR_ORDER:
+            if factor not in self.factors:
+                return self.restrict(self.factors | {factor})
+        return None
+
+    def rescalings(self, scale_range: tuple[float, float]) -> HiddenNeuronGroup | None:
+        if Factor.POSITIVE_SCALING not in self.factors:
+            return None
+        return HiddenNeuronGroup(self.hidden_sizes, [Factor.POSITIVE_SCALING], scale_range=scale_range)
+
+    @property
+    def commutes_with_centering(self) -> bool:
+        return self.factors <= {Factor.PERMUTATION}
+
+    def monomial(self) -> HiddenNeuronGroup | None:
+        """The monomial group a Monomial-NFN respects here: permutations × positive scaling when this group
+        scales positively (ReLU-like nets), else × sign flips when it flips signs (odd nets), else ``None``."""
+        if Factor.POSITIVE_SCALING in self.factors:
+            return self.restrict([Factor.PERMUTATION, Factor.POSITIVE_SCALING])
+        if Factor.SIGN_FLIP in self.factors:
+            return self.restrict([Factor.PERMUTATION, Factor.SIGN_FLIP])
+        return None
 
     def __mul__(self, other: HiddenNeuronGroup) -> HiddenNeuronGroup:
         """The product group (union of factors) on the same hidden layers."""

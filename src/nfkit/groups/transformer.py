@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Iterable
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, final
+from typing import Protocol, final
 
 import torch
 
@@ -32,11 +32,48 @@ from nfkit.errors import GroupMismatchError
 from nfkit.groups.base import Group, GroupElement
 from nfkit.groups.neurons import DEFAULT_SCALE_RANGE, MonomialElement
 
-if TYPE_CHECKING:
-    from nfkit.spaces.transformer_features import TransformerFeatures
-    from nfkit.spaces.transformer_spec import AttentionBlockSpec, TransformerSpec
+__all__ = [
+    "TransformerFactor",
+    "BlockElement",
+    "TransformerElement",
+    "TransformerGroup",
+    "TransformerSizes",
+    "BlockSizes",
+    "random_gl",
+    "FACTOR_ORDER",
+]
 
-__all__ = ["TransformerFactor", "BlockElement", "TransformerElement", "TransformerGroup", "random_gl"]
+
+class BlockSizes(Protocol):
+    """The sizes of one attention block the group needs (an ``AttentionBlockSpec`` has them)."""
+
+    @property
+    def d_model(self) -> int: ...
+    @property
+    def heads(self) -> int: ...
+    @property
+    def d_k(self) -> int: ...
+    @property
+    def d_v(self) -> int: ...
+    @property
+    def d_ff(self) -> int: ...
+
+
+class _HiddenSizes(Protocol):
+    @property
+    def hidden_sizes(self) -> tuple[int, ...]: ...
+
+
+class TransformerSizes(Protocol):
+    """What the group reads of a transformer weight space (a ``TransformerSpec`` has it): block sizes, the
+    classifier head's hidden sizes, and a key that is equal for equal shapes."""
+
+    @property
+    def blocks(self) -> Sequence[BlockSizes]: ...
+    @property
+    def head(self) -> _HiddenSizes | None: ...
+    @property
+    def shape_key(self) -> Hashable: ...
 
 
 class TransformerFactor(enum.Enum):
@@ -113,32 +150,6 @@ class BlockElement:
             torch.argsort(self.inputs),
         )
 
-    def act(self, t: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Apply to one block's tensors (see the module docstring); shapes unchanged."""
-        like = t["query"]
-        a = self.query_key.to(like)
-        n = self.value_output.to(like)
-        heads, stream, ffn, inputs = (p.to(like.device) for p in (self.heads, self.stream, self.ffn, self.inputs))
-        a_inv_t = torch.linalg.inv(a).transpose(-1, -2)
-        n_inv = torch.linalg.inv(n)
-        out = dict(t)
-
-        def rows(x: torch.Tensor) -> torch.Tensor:  # (B, C, h, D, d) with permuted heads and inputs
-            return x.index_select(2, heads).index_select(3, inputs)
-
-        out["query"] = torch.einsum("bchpk,hkl->bchpl", rows(t["query"]), a)
-        out["key"] = torch.einsum("bchpk,hkl->bchpl", rows(t["key"]), a_inv_t)
-        out["value"] = torch.einsum("bchpk,hkl->bchpl", rows(t["value"]), n)
-        out["query_bias"] = torch.einsum("bchk,hkl->bchl", t["query_bias"].index_select(2, heads), a)
-        out["key_bias"] = torch.einsum("bchk,hkl->bchl", t["key_bias"].index_select(2, heads), a_inv_t)
-        out["value_bias"] = torch.einsum("bchk,hkl->bchl", t["value_bias"].index_select(2, heads), n)
-        out["output"] = torch.einsum("hlk,bchkq->bchlq", n_inv, t["output"].index_select(2, heads)).index_select(4, stream)
-        out["output_bias"] = t["output_bias"].index_select(2, stream)
-        out["ffn_in"] = t["ffn_in"].index_select(2, ffn).index_select(3, stream)
-        out["ffn_in_bias"] = t["ffn_in_bias"].index_select(2, ffn)
-        out["ffn_out"] = t["ffn_out"].index_select(3, ffn)
-        return out
-
 
 @final
 class TransformerElement(GroupElement):
@@ -170,18 +181,6 @@ class TransformerElement(GroupElement):
                 return False
         return (self.head is None) == (other.head is None) and (self.head is None or self.head.allclose(other.head))  # type: ignore[arg-type]
 
-    def act(self, features: TransformerFeatures) -> TransformerFeatures:  # type: ignore[override]
-        """Apply to every batch item and channel. Shapes unchanged."""
-        from nfkit.spaces.transformer_features import TransformerFeatures
-
-        if not isinstance(features, TransformerFeatures) or features.spec.num_blocks != len(self.blocks):
-            raise GroupMismatchError(f"{self!r} acts on transformer features with {len(self.blocks)} blocks")
-        blocks = [g.act(t) for g, t in zip(self.blocks, features.blocks)]
-        head = features.head
-        if head is not None and self.head is not None:
-            head = self.head.act(head)
-        return TransformerFeatures.assemble(features.spec, blocks, features.embedding, head)
-
     def __repr__(self) -> str:
         return f"TransformerElement(blocks={len(self.blocks)})"
 
@@ -191,7 +190,7 @@ class TransformerGroup(Group):
     """A product of :class:`TransformerFactor` s acting on the weight space of ``spec``.
 
     Args:
-        spec: the transformer weight space.
+        spec: the transformer weight space, or anything with its sizes (:class:`TransformerSizes`).
         factors: which factors the group contains.
         condition: GL elements have condition number at most this.
         scale_range: their overall scale is drawn log-uniformly from it.
@@ -207,7 +206,7 @@ class TransformerGroup(Group):
 
     def __init__(
         self,
-        spec: TransformerSpec,
+        spec: TransformerSizes,
         factors: Iterable[TransformerFactor] = (),
         *,
         condition: float = 100.0,
@@ -229,7 +228,7 @@ class TransformerGroup(Group):
         """The group with exactly ``factors`` (same spec and sampling ranges)."""
         return TransformerGroup(self.spec, factors, condition=self.condition, scale_range=self.scale_range)
 
-    def _block(self, block: AttentionBlockSpec, generator: torch.Generator | None, identity: bool) -> BlockElement:
+    def _block(self, block: BlockSizes, generator: torch.Generator | None, identity: bool) -> BlockElement:
         def perm(n: int, factor: TransformerFactor) -> torch.Tensor:
             return torch.randperm(n, generator=generator) if not identity and factor in self.factors else torch.arange(n)
 
@@ -270,6 +269,26 @@ class TransformerGroup(Group):
             and other.spec.shape_key == self.spec.shape_key
             and other.factors <= self.factors
         )
+
+    def factor_subgroups(self) -> list[Group]:
+        return [self.restrict({f}) for f in FACTOR_ORDER if f in self.factors]
+
+    def negative_control(self) -> TransformerGroup | None:
+        """The first factor missing in :class:`TransformerFactor` order, ending with the block-input
+        permutation, which no transformer has."""
+        for factor in FACTOR_ORDER:
+            if factor not in self.factors:
+                return self.restrict(self.factors | {factor})
+        return None
+
+    def rescalings(self, scale_range: tuple[float, float]) -> TransformerGroup:
+        """Per-head ``GL(d_k) × GL(d_v)`` (every transformer has them), scales drawn from ``scale_range``."""
+        return TransformerGroup(self.spec, [TransformerFactor.QUERY_KEY_GL, TransformerFactor.VALUE_OUTPUT_GL],
+                                condition=self.condition, scale_range=scale_range)
+
+    @property
+    def commutes_with_centering(self) -> bool:
+        return False  # GL mixes entries: only a per-tensor rescaling commutes with it
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, TransformerGroup) and self.contains(other) and other.contains(self)

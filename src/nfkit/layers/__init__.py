@@ -1,34 +1,66 @@
 """Equivariant and invariant layers on weight-space features, one family per file."""
 
-from nfkit.layers.graph import EdgeMessagePassing, GraphDecoder, GraphEncoder, GraphPool, NeuronGraph
+from nfkit.layers.graph import (
+    EdgeMessagePassing,
+    GraphDecoder,
+    GraphEncoder,
+    GraphPool,
+    GraphReadout,
+    GraphTrunk,
+    NeuronGraph,
+)
 from nfkit.layers.hnp import HNPLinear, HNPPool
 from nfkit.layers.magep import MagepInvariant, MagepLinear
-from nfkit.layers.monomial import MonomialInvariantMap, MonomialLinear
-from nfkit.layers.nft import ChannelLinear, NFTAttention, NFTBlock
+from nfkit.layers.monomial import MonomialInvariantMap, MonomialLinear, MonomialPool
+from nfkit.layers.nft import ChannelLinear, IOEmbedding, NFTAttention, NFTBlock
 from nfkit.layers.np import NPLinear, NPPool
+from nfkit.layers.perceiver import PerceiverPooling
 from nfkit.layers.permutation_basis import PermutationEquivariantLinear, PermutationInvariantPool
 from nfkit.layers.pointwise import ChannelNorm, FeatureActivation, FeatureDropout
+from nfkit.layers.statistics import Flattened, LayerStatistics
+from nfkit.layers.transformer_network import (
+    GLSafeActivation,
+    InvariantStatistics,
+    TransformerLinear,
+    TransformerReadout,
+    WithInput,
+)
+from nfkit.layers.transformer_nfn import AttentionBlockInvariant, AttentionBlockLinear
 
 __all__ = [
+    "AttentionBlockInvariant",
+    "AttentionBlockLinear",
     "ChannelLinear",
     "ChannelNorm",
     "EdgeMessagePassing",
+    "FeatureActivation",
+    "FeatureDropout",
+    "Flattened",
+    "GLSafeActivation",
     "GraphDecoder",
     "GraphEncoder",
     "GraphPool",
-    "NFTAttention",
-    "NFTBlock",
-    "NeuronGraph",
-    "FeatureActivation",
-    "FeatureDropout",
+    "GraphReadout",
+    "GraphTrunk",
     "HNPLinear",
     "HNPPool",
+    "IOEmbedding",
+    "InvariantStatistics",
+    "LayerStatistics",
     "MagepInvariant",
     "MagepLinear",
     "MonomialInvariantMap",
     "MonomialLinear",
+    "MonomialPool",
+    "NFTAttention",
+    "NFTBlock",
     "NPLinear",
     "NPPool",
+    "NeuronGraph",
+    "PerceiverPooling",
     "PermutationEquivariantLinear",
     "PermutationInvariantPool",
+    "TransformerLinear",
+    "TransformerReadout",
+    "WithInput",
 ]

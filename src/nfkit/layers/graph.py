@@ -18,6 +18,8 @@ number of parameters; no dense N × N tensor is formed.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from typing import final
 
 import torch
@@ -26,7 +28,7 @@ from torch import nn
 from nfkit.spaces.features import WeightSpaceFeatures
 from nfkit.spaces.spec import WeightSpaceSpec
 
-__all__ = ["NeuronGraph", "GraphEncoder", "EdgeMessagePassing", "GraphDecoder", "GraphPool"]
+__all__ = ["NeuronGraph", "GraphEncoder", "EdgeMessagePassing", "GraphDecoder", "GraphPool", "GraphTrunk", "GraphReadout"]
 
 
 class NeuronGraph:
@@ -159,9 +161,49 @@ class GraphPool(nn.Module):
         super().__init__()
         self.graph = graph
 
+    def num_outputs(self, channels: int) -> int:
+        """``(2L + 1) · channels``: one mean per neuron layer and per weight layer."""
+        return (len(self.graph.offsets) - 1 + len(self.graph.edge_counts)) * channels
+
     def forward(self, nodes: torch.Tensor, edges: torch.Tensor) -> torch.Tensor:
         g = self.graph
         node_means = [nodes[:, g.offsets[i] : g.offsets[i + 1]].mean(dim=1) for i in range(len(g.offsets) - 1)]
         edge_means = [chunk.mean(dim=1) for chunk in edges.split(g.edge_counts, dim=1)]
         return torch.cat(node_means + edge_means, dim=-1)
 
+
+class GraphTrunk(nn.Module):
+    """Encoder and message passing: features → (nodes, edges).
+
+    Shapes:
+        features ``(B, C, …)`` → nodes ``(B, N, d)`` and edges ``(B, E, d)``, d = ``hidden_channels[0]``.
+    """
+
+    def __init__(self, spec: WeightSpaceSpec, in_channels: int, hidden_channels: Sequence[int]) -> None:
+        super().__init__()
+        if not hidden_channels:
+            raise ValueError("graph needs at least one round of message passing (a hidden width)")
+        width = hidden_channels[0]
+        self.encoder = GraphEncoder(spec, in_channels, width)
+        self.rounds = nn.ModuleList(EdgeMessagePassing(self.encoder.graph, width) for _ in hidden_channels)
+
+    def forward(self, features: WeightSpaceFeatures) -> tuple[torch.Tensor, torch.Tensor]:
+        nodes, edges = self.encoder(features)
+        for layer in self.rounds:
+            nodes, edges = layer(nodes, edges)
+        return nodes, edges
+
+
+class GraphReadout(nn.Module):
+    """Applies a pool or decoder to a ``(nodes, edges)`` pair, so it can follow :class:`GraphTrunk` in a stack."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, graph: tuple[torch.Tensor, torch.Tensor]) -> object:
+        return self.inner(*graph)
+
+    def num_outputs(self, channels: int) -> int:
+        """The wrapped pool's width."""
+        return int(self.inner.num_outputs(channels))

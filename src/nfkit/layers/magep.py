@@ -296,6 +296,13 @@ class MagepInvariant(nn.Module):
         with torch.no_grad():
             width = _width(self.terms.terms(spec.zeros(1, in_channels))[f"b{spec.num_layers}"])
         self.linear = nn.Linear(width, out_features)
+        self.out_features = out_features
+
+    def num_outputs(self, channels: int) -> int:
+        """The readout width (``out_features``) for the ``in_channels`` it was built for."""
+        if channels != self.in_channels:
+            raise ValueError(f"this readout was built for {self.in_channels} channels, not {channels}")
+        return self.out_features
 
     def forward(self, features: WeightSpaceFeatures) -> torch.Tensor:
         self.spec.require_compatible(features.spec)

@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from nfkit.errors import SpecMismatchError, UnsupportedArchitectureError
-from nfkit.groups.neurons import Factor, HiddenNeuronGroup, permutations, positive_scalings, sign_flips
+from nfkit.groups.neurons import Factor, HiddenNeuronGroup
 from nfkit.layers.permutation_basis import Field, fields_of
 from nfkit.spaces.features import WeightSpaceFeatures
 from nfkit.spaces.spec import WeightSpaceSpec
@@ -58,11 +58,9 @@ def monomial_group(spec: WeightSpaceSpec) -> HiddenNeuronGroup:
     network has no scaling symmetry, use ``np`` or ``hnp``).
     """
     group = spec.symmetry_group()
-    sizes = spec.hidden_sizes
-    if Factor.POSITIVE_SCALING in group.factors:
-        return permutations(sizes) * positive_scalings(sizes)
-    if Factor.SIGN_FLIP in group.factors:
-        return permutations(sizes) * sign_flips(sizes)
+    monomial = group.monomial()
+    if monomial is not None:
+        return monomial
     raise UnsupportedArchitectureError(
         f"monomial layers need a network with scaling or sign symmetry, but {spec.describe()} only has "
         f"{group.name} (hidden activations: {', '.join(map(str, spec.hidden_activations))}); use 'np' or 'hnp'"
@@ -232,13 +230,19 @@ class MonomialPool(nn.Module):
     index, ``b⁽ᴸ⁾`` is whole), as in HNP pooling.
 
     Shapes:
-        features with C channels → ``(B, num_outputs)``.
+        features with C channels → ``(B, num_outputs(C))``.
     """
 
     def __init__(self, spec: WeightSpaceSpec, channels: int, group: HiddenNeuronGroup) -> None:
         super().__init__()
+        self.channels = channels
         self.invariant = MonomialInvariantMap(spec, channels, group)
-        self.num_outputs = sum(self.invariant.widths)
+
+    def num_outputs(self, channels: int) -> int:
+        """The readout width for inputs of ``channels`` channels (the number it was built for)."""
+        if channels != self.channels:
+            raise ValueError(f"this pool was built for {self.channels} channels, not {channels}")
+        return sum(self.invariant.widths)
 
     def forward(self, features: WeightSpaceFeatures) -> torch.Tensor:
         fields = self.invariant(features)

@@ -29,7 +29,7 @@ from nfkit.layers.pointwise import ChannelNorm
 from nfkit.spaces.features import WeightSpaceFeatures
 from nfkit.spaces.spec import WeightSpaceSpec
 
-__all__ = ["ChannelLinear", "NFTAttention", "NFTBlock"]
+__all__ = ["ChannelLinear", "NFTAttention", "NFTBlock", "IOEmbedding"]
 
 
 @final
@@ -164,3 +164,28 @@ class NFTBlock(nn.Module):
         x = features + self.attention(self.norm1(features)).map(self.dropout)
         hidden = self.up(self.norm2(x)).map(F.gelu)
         return x + self.down(hidden).map(self.dropout)
+
+
+class IOEmbedding(nn.Module):
+    """Adds a learned vector per input neuron (to ``W⁽¹⁾[:, :, :, k]``) and per output neuron (to ``W⁽ᴸ⁾[:, :, p]``, ``b⁽ᴸ⁾[:, :, p]``).
+
+    Only fixed neurons get embeddings, so hidden-neuron permutation equivariance is kept.
+
+    Shapes:
+        features with C channels → the same.
+    """
+
+    def __init__(self, spec: WeightSpaceSpec, channels: int) -> None:
+        super().__init__()
+        self.spec = spec
+        self.inputs = nn.Parameter(torch.randn(channels, spec.neuron_sizes[0]) * 0.1)
+        self.outputs = nn.Parameter(torch.randn(channels, spec.neuron_sizes[-1]) * 0.1)
+
+    def forward(self, features: WeightSpaceFeatures) -> WeightSpaceFeatures:
+        weights, biases = list(features.weights), list(features.biases)
+        first_kernel = (1,) * (weights[0].dim() - 4)
+        weights[0] = weights[0] + self.inputs.view(1, -1, 1, self.inputs.shape[1], *first_kernel)
+        last_kernel = (1,) * (weights[-1].dim() - 4)
+        weights[-1] = weights[-1] + self.outputs.view(1, -1, self.outputs.shape[1], 1, *last_kernel)
+        biases[-1] = biases[-1] + self.outputs.unsqueeze(0)
+        return features.with_tensors(weights, biases)

@@ -198,3 +198,17 @@ class AttentionBlockInvariant(nn.Module):
         ffn = ffn_features(self.pool.spec, t)
         parts += [self.pool(ffn), self.pool(ffn.map(torch.square))]
         return self.norm(self.linear(torch.cat(parts, dim=1)))
+
+
+
+
+
+
+
+
+
+
+
+
+
+

@@ -10,9 +10,8 @@ from nfkit.models import (  # noqa: F401  (they register their families)
     graph_nfn,
     inr2array,
     magep_nfn,
-    monomial_nfn,
     nft_nfn,
-    permutation_nfn,
+    stacked,
     transformer_nfn,
 )
 from nfkit.models.base import (

@@ -1,16 +1,18 @@
-"""Base classes of registered models, and the MLP head they share."""
+"""Base classes of registered models, and the pieces every stacked family shares: the equivariant
+trunk (:func:`equivariant_stack`), the readout-sized MLP head (:meth:`StackedInvariantModel.with_head`)."""
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
-from typing import final
+from collections.abc import Callable, Sequence
+from typing import Protocol, final
 
 import torch
 from torch import nn
 
 from nfkit.errors import SpecMismatchError
 from nfkit.groups.base import Group
+from nfkit.layers.pointwise import ChannelNorm, FeatureActivation, FeatureDropout
 from nfkit.spaces.features import WeightSpaceFeatures
 from nfkit.spaces.spec import WeightSpaceSpec
 from nfkit.spaces.transformer_features import TransformerFeatures
@@ -22,6 +24,9 @@ __all__ = [
     "EquivariantModel",
     "StackedInvariantModel",
     "StackedEquivariantModel",
+    "Readout",
+    "equivariant_stack",
+    "stack_width",
     "mlp_head",
 ]
 
@@ -130,6 +135,25 @@ class StackedInvariantModel(InvariantModel):
         self.validate(features)
         return self.head(self.readout(self.trunk(features)))
 
+    @classmethod
+    def with_head(
+        cls,
+        spec: WeightSpaceSpec | TransformerSpec,
+        group: Group,
+        in_channels: int,
+        out_features: int,
+        *,
+        trunk: nn.Module,
+        trunk_width: int,
+        readout: nn.Module,
+        head_hidden: Sequence[int],
+        head_dropout: float = 0.0,
+    ) -> StackedInvariantModel:
+        """``trunk → readout → MLP head``, the head sized by ``readout.num_outputs(trunk_width)``."""
+        width = readout.num_outputs(trunk_width)  # type: ignore[operator]
+        return cls(spec, group, in_channels, out_features, trunk=trunk, readout=readout,
+                   head=mlp_head(width, head_hidden, out_features, head_dropout))
+
 
 @final
 class StackedEquivariantModel(EquivariantModel):
@@ -157,6 +181,50 @@ class StackedEquivariantModel(EquivariantModel):
     def forward(self, features: WeightSpaceFeatures) -> WeightSpaceFeatures:
         self.validate(features)
         return self.project(self.readout(self.trunk(features)))
+
+
+class Readout(Protocol):
+    """An invariant pool: features with ``C`` channels → ``(B, num_outputs(C))``. The one way to ask a
+    readout its width: every pool in :mod:`nfkit.layers` has ``num_outputs``."""
+
+    def num_outputs(self, channels: int) -> int: ...
+
+
+def equivariant_stack(
+    layer: Callable[[int, int], nn.Module],
+    in_channels: int,
+    hidden_channels: Sequence[int],
+    *,
+    activation: str = "relu",
+    normalize: bool = False,
+    dropout: float = 0.0,
+) -> nn.Sequential:
+    """The trunk every stacked family shares: per hidden width ``h``,
+    ``layer(c, h) → FeatureActivation(activation) (→ ChannelNorm(h)) (→ FeatureDropout(dropout))``.
+
+    ``layer(c_in, c_out)`` builds one equivariant linear layer. The activation must commute with the
+    family's group (ReLU for permutations and positive scaling, an odd one for sign flips); channel
+    norm and dropout commute with permutations only, so monomial families leave them off.
+
+    Shapes:
+        features with ``in_channels`` channels → features with ``hidden_channels[-1]`` channels
+        (``in_channels`` when there are no hidden widths).
+    """
+    modules: list[nn.Module] = []
+    width = in_channels
+    for h in hidden_channels:
+        modules += [layer(width, h), FeatureActivation(activation)]
+        if normalize:
+            modules.append(ChannelNorm(h))
+        if dropout > 0:
+            modules.append(FeatureDropout(dropout))
+        width = h
+    return nn.Sequential(*modules)
+
+
+def stack_width(in_channels: int, hidden_channels: Sequence[int]) -> int:
+    """The channels coming out of :func:`equivariant_stack`."""
+    return hidden_channels[-1] if hidden_channels else in_channels
 
 
 def mlp_head(in_features: int, hidden: Sequence[int], out_features: int, dropout: float = 0.0) -> nn.Sequential:

@@ -14,12 +14,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import final
 
-import torch
 from torch import nn
 
 from nfkit.groups.base import Group
 from nfkit.groups.neurons import permutations, trivial
 from nfkit.groups.transformer import TransformerFactor, TransformerGroup
+from nfkit.layers.statistics import Flattened, LayerStatistics, entry_statistics, layer_statistics
 from nfkit.models.base import EquivariantModel, StackedInvariantModel, mlp_head
 from nfkit.models.registry import ModelFamily, register
 from nfkit.spaces.features import WeightSpaceFeatures
@@ -48,21 +48,10 @@ def _entry_permutations(spec: AnySpec) -> Group:
     return permutations(spec.hidden_sizes)
 
 
-def _num_tensors(spec: AnySpec) -> int:
-    return len(spec.tensor_shapes()) if isinstance(spec, TransformerSpec) else 2 * spec.num_layers
 
 __all__ = ["flat_mlp", "FlatMLPEditor", "statnn", "entry_statistics", "layer_statistics", "Flattened", "LayerStatistics"]
 
 
-class Flattened(nn.Module):
-    """All entries of every tensor, concatenated.
-
-    Shapes:
-        features ``(B, C, …)`` → ``(B, C·P)``.
-    """
-
-    def forward(self, features: WeightSpaceFeatures) -> torch.Tensor:
-        return features.flatten().flatten(1)
 
 
 def flat_mlp(
@@ -74,15 +63,9 @@ def flat_mlp(
     dropout: float = 0.0,
 ) -> StackedInvariantModel:
     """An MLP on the flattened weight vector: features ``(B, C, …)`` → ``(B, out_features)``."""
-    width = in_channels * spec.zeros(1).flatten().shape[-1]
-    return StackedInvariantModel(
-        spec,
-        _trivial(spec),
-        in_channels,
-        out_features,
-        trunk=nn.Identity(),
-        readout=Flattened(),
-        head=mlp_head(width, hidden_channels, out_features, dropout),
+    return StackedInvariantModel.with_head(
+        spec, _trivial(spec), in_channels, out_features, trunk=nn.Identity(), trunk_width=in_channels,
+        readout=Flattened(spec), head_hidden=hidden_channels, head_dropout=dropout,
     )
 
 
@@ -115,49 +98,10 @@ class FlatMLPEditor(EquivariantModel):
         return self.project(out)
 
 
-QUANTILES = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
-def entry_statistics(flat: torch.Tensor) -> torch.Tensor:
-    """Mean, variance and quantiles (0, 25, 50, 75, 100 %) over the last axis.
-
-    Shapes:
-        ``(B, C, N)`` → ``(B, C, 7)``.
-
-    Example:
-        >>> entry_statistics(torch.arange(5.0).view(1, 1, 5)).tolist()
-        [[[2.0, 2.0, 0.0, 1.0, 2.0, 3.0, 4.0]]]
-    """
-    q = torch.tensor(QUANTILES, dtype=flat.dtype, device=flat.device)
-    quantiles = torch.quantile(flat, q, dim=-1).movedim(0, -1)
-    mean = flat.mean(dim=-1, keepdim=True)
-    var = flat.var(dim=-1, unbiased=False, keepdim=True)
-    return torch.cat([mean, var, quantiles], dim=-1)
 
 
-def layer_statistics(features: WeightSpaceFeatures) -> torch.Tensor:
-    """:func:`entry_statistics` of every tensor, per channel.
-
-    Shapes:
-        features ``(B, C, …)`` with L layers → ``(B, C · 2L · 7)``.
-
-    Example:
-        >>> from nfkit.spaces import WeightSpaceSpec
-        >>> layer_statistics(WeightSpaceSpec.mlp([3, 4, 2]).randn(5, 2)).shape
-        torch.Size([5, 56])
-    """
-    return torch.cat([entry_statistics(t.flatten(2)) for t in features.tensors()], dim=-1).flatten(1)
-
-
-class LayerStatistics(nn.Module):
-    """:func:`layer_statistics` as a module.
-
-    Shapes:
-        features ``(B, C, …)`` with L layers → ``(B, C · 2L · 7)``.
-    """
-
-    def forward(self, features: WeightSpaceFeatures) -> torch.Tensor:
-        return layer_statistics(features)
 
 
 def statnn(
@@ -169,15 +113,9 @@ def statnn(
     dropout: float = 0.0,
 ) -> StackedInvariantModel:
     """Per-tensor statistics then an MLP (Unterthiner et al. 2020): features → ``(B, out_features)``."""
-    width = in_channels * _num_tensors(spec) * (2 + len(QUANTILES))
-    return StackedInvariantModel(
-        spec,
-        _entry_permutations(spec),
-        in_channels,
-        out_features,
-        trunk=nn.Identity(),
-        readout=LayerStatistics(),
-        head=mlp_head(width, hidden_channels, out_features, dropout),
+    return StackedInvariantModel.with_head(
+        spec, _entry_permutations(spec), in_channels, out_features, trunk=nn.Identity(), trunk_width=in_channels,
+        readout=LayerStatistics(spec), head_hidden=hidden_channels, head_dropout=dropout,
     )
 
 

@@ -20,40 +20,19 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import torch
-from torch import nn
 
 from nfkit.data.dataset import WeightDataset
 from nfkit.groups.neurons import permutations
+from nfkit.layers.perceiver import PerceiverPooling
 from nfkit.models.base import InvariantModel, mlp_head
-from nfkit.models.nft_nfn import _trunk
+from nfkit.models.nft_nfn import nft_trunk
 from nfkit.models.registry import ModelFamily, register
 from nfkit.spaces.features import WeightSpaceFeatures
 from nfkit.spaces.spec import WeightSpaceSpec
 
-__all__ = ["PerceiverPooling", "Inr2ArrayModel"]
+__all__ = ["Inr2ArrayModel"]
 
 
-class PerceiverPooling(nn.Module):
-    """K learned latents cross-attend to every entry of every tensor (a set): ``(B, K, d)``.
-
-    Shapes:
-        features with ``channels`` channels → ``(B, latents, channels)``.
-    """
-
-    def __init__(self, spec: WeightSpaceSpec, channels: int, latents: int = 16, heads: int = 4) -> None:
-        super().__init__()
-        heads = heads if channels % heads == 0 else 1
-        self.latents = nn.Parameter(torch.randn(latents, channels) * 0.1)
-        self.kind = nn.Parameter(torch.randn(2 * spec.num_layers, channels) * 0.1)  # which tensor an entry is in
-        self.attention = nn.MultiheadAttention(channels, heads, batch_first=True)
-        self.norm = nn.LayerNorm(channels)
-
-    def forward(self, features: WeightSpaceFeatures) -> torch.Tensor:
-        tokens = [t.flatten(2).transpose(1, 2) + self.kind[k] for k, t in enumerate(features.tensors())]
-        keys = self.norm(torch.cat(tokens, dim=1))  # (B, entries, c)
-        queries = self.latents.expand(features.batch_size, -1, -1)
-        out, _ = self.attention(queries, keys, keys, need_weights=False)
-        return out + queries
 
 
 class Inr2ArrayModel(InvariantModel):
@@ -80,7 +59,7 @@ class Inr2ArrayModel(InvariantModel):
         self.render_size = render_size
         self.out_features = out_features
         width = hidden_channels[0] if hidden_channels else 32
-        self.encoder = _trunk(spec, in_channels, hidden_channels or (width,), heads, 0.0)
+        self.encoder = nft_trunk(spec, in_channels, hidden_channels or (width,), heads, 0.0)
         self.pool = PerceiverPooling(spec, width, latents, heads)
         self.head = mlp_head(latents * width, head_hidden, out_features)
         self.decoder = mlp_head(latents * width, (256,), spec.zeros(1).flatten().shape[-1])

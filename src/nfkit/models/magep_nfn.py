@@ -26,7 +26,7 @@ from torch import nn
 from nfkit.layers.magep import MagepInvariant, MagepLinear
 from nfkit.layers.monomial import MonomialLinear, equivariant_activation, monomial_group
 from nfkit.layers.pointwise import FeatureActivation
-from nfkit.models.base import StackedEquivariantModel, StackedInvariantModel, mlp_head
+from nfkit.models.base import StackedEquivariantModel, StackedInvariantModel, equivariant_stack, stack_width
 from nfkit.models.registry import ModelFamily, register
 from nfkit.spaces.spec import WeightSpaceSpec
 
@@ -40,15 +40,11 @@ def _trunk(
         raise ValueError("magep needs at least one hidden width")
     activation = equivariant_activation(monomial_group(spec))
     inner = spec.without_kernels()
-    modules: list[nn.Module] = [
-        MonomialLinear(spec, in_channels, hidden_channels[0], out_spec=inner),
-        FeatureActivation(activation),
-    ]
-    width = hidden_channels[0]
-    for h in hidden_channels:
-        modules += [MagepLinear(inner, width, h, learnable_contractions=learnable_contractions), FeatureActivation(activation)]
-        width = h
-    return nn.Sequential(*modules)
+    # a monomial layer folds conv kernels into channels first; the polynomial layers work on the result
+    first = [MonomialLinear(spec, in_channels, hidden_channels[0], out_spec=inner), FeatureActivation(activation)]
+    rest = equivariant_stack(lambda c, h: MagepLinear(inner, c, h, learnable_contractions=learnable_contractions),
+                             hidden_channels[0], hidden_channels, activation=activation)
+    return nn.Sequential(*first, *rest)
 
 
 def magep_invariant(
@@ -62,15 +58,12 @@ def magep_invariant(
     learnable_contractions: bool = True,
 ) -> StackedInvariantModel:
     """MAGEP-NFN invariant model: features ``(B, in_channels, …)`` → ``(B, out_features)``."""
-    width = hidden_channels[-1] if hidden_channels else in_channels
-    return StackedInvariantModel(
-        spec,
-        monomial_group(spec),
-        in_channels,
-        out_features,
-        trunk=_trunk(spec, in_channels, hidden_channels, learnable_contractions),
+    width = stack_width(in_channels, hidden_channels)
+    return StackedInvariantModel.with_head(
+        spec, monomial_group(spec), in_channels, out_features,
+        trunk=_trunk(spec, in_channels, hidden_channels, learnable_contractions), trunk_width=width,
         readout=MagepInvariant(spec.without_kernels(), width, width, learnable_contractions=learnable_contractions),
-        head=mlp_head(width, head_hidden, out_features, head_dropout),
+        head_hidden=head_hidden, head_dropout=head_dropout,
     )
 
 

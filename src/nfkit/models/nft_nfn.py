@@ -19,47 +19,23 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import torch
 from torch import nn
 
 from nfkit.groups.neurons import permutations
 from nfkit.layers.hnp import HNPPool
-from nfkit.layers.nft import ChannelLinear, NFTBlock
+from nfkit.layers.nft import ChannelLinear, IOEmbedding, NFTBlock
 from nfkit.layers.pointwise import ChannelNorm
-from nfkit.models.base import StackedEquivariantModel, StackedInvariantModel, mlp_head
+from nfkit.models.base import StackedEquivariantModel, StackedInvariantModel
 from nfkit.models.registry import ModelFamily, register
-from nfkit.spaces.features import WeightSpaceFeatures
 from nfkit.spaces.spec import WeightSpaceSpec
 
-__all__ = ["nft_invariant", "nft_equivariant", "IOEmbedding"]
+__all__ = ["nft_invariant", "nft_equivariant", "nft_trunk"]
 
 
-class IOEmbedding(nn.Module):
-    """Adds a learned vector per input neuron (to ``W⁽¹⁾[:, :, :, k]``) and per output neuron (to ``W⁽ᴸ⁾[:, :, p]``, ``b⁽ᴸ⁾[:, :, p]``).
-
-    Only fixed neurons get embeddings, so hidden-neuron permutation equivariance is kept.
-
-    Shapes:
-        features with C channels → the same.
-    """
-
-    def __init__(self, spec: WeightSpaceSpec, channels: int) -> None:
-        super().__init__()
-        self.spec = spec
-        self.inputs = nn.Parameter(torch.randn(channels, spec.neuron_sizes[0]) * 0.1)
-        self.outputs = nn.Parameter(torch.randn(channels, spec.neuron_sizes[-1]) * 0.1)
-
-    def forward(self, features: WeightSpaceFeatures) -> WeightSpaceFeatures:
-        weights, biases = list(features.weights), list(features.biases)
-        first_kernel = (1,) * (weights[0].dim() - 4)
-        weights[0] = weights[0] + self.inputs.view(1, -1, 1, self.inputs.shape[1], *first_kernel)
-        last_kernel = (1,) * (weights[-1].dim() - 4)
-        weights[-1] = weights[-1] + self.outputs.view(1, -1, self.outputs.shape[1], 1, *last_kernel)
-        biases[-1] = biases[-1] + self.outputs.unsqueeze(0)
-        return features.with_tensors(weights, biases)
 
 
-def _trunk(spec: WeightSpaceSpec, in_channels: int, hidden_channels: Sequence[int], heads: int, dropout: float) -> nn.Sequential:
+def nft_trunk(spec: WeightSpaceSpec, in_channels: int, hidden_channels: Sequence[int], heads: int, dropout: float) -> nn.Sequential:
+    """``ChannelLinear → IOEmbedding → NFTBlock × len(hidden_channels) → ChannelNorm`` at width ``hidden_channels[0]``."""
     if not hidden_channels:
         raise ValueError("nft needs at least one block (a hidden width)")
     width = hidden_channels[0]
@@ -80,11 +56,10 @@ def nft_invariant(
     head_dropout: float = 0.0,
 ) -> StackedInvariantModel:
     """NFT invariant model: features → ``(B, out_features)``."""
-    pool = HNPPool(spec)
-    return StackedInvariantModel(
+    return StackedInvariantModel.with_head(
         spec, permutations(spec.hidden_sizes), in_channels, out_features,
-        trunk=_trunk(spec, in_channels, hidden_channels, heads, dropout), readout=pool,
-        head=mlp_head(pool.num_outputs(hidden_channels[0]), head_hidden, out_features, head_dropout),
+        trunk=nft_trunk(spec, in_channels, hidden_channels, heads, dropout), trunk_width=hidden_channels[0],
+        readout=HNPPool(spec), head_hidden=head_hidden, head_dropout=head_dropout,
     )
 
 
@@ -100,7 +75,7 @@ def nft_equivariant(
     """NFT equivariant model: features → features with ``out_channels`` channels."""
     return StackedEquivariantModel(
         spec, permutations(spec.hidden_sizes), in_channels, out_channels,
-        trunk=_trunk(spec, in_channels, hidden_channels, heads, dropout),
+        trunk=nft_trunk(spec, in_channels, hidden_channels, heads, dropout),
         readout=ChannelLinear(hidden_channels[0], out_channels),
     )
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import final
 
-import torch
 from torch import nn
 
 from nfkit.errors import UnsupportedModuleError

@@ -21,7 +21,7 @@ from nfkit.errors import TaskMismatchError
 from nfkit.models import registry
 from nfkit.models.base import EquivariantModel
 from nfkit.spaces.features import WeightSpaceFeatures
-from nfkit.tasks.loop import Task, predict
+from nfkit.tasks.loop import Task
 
 __all__ = ["dilate", "WeightEditor", "INREditingTask", "setup"]
 

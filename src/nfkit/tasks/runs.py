@@ -25,9 +25,6 @@ import torch.distributed as dist
 
 import nfkit
 from nfkit.data.zoo_format import load_zoo
-from nfkit.groups.neurons import Factor, HiddenNeuronGroup
-from nfkit.groups.transformer import TransformerFactor, TransformerGroup
-from nfkit.spaces.transformer_spec import TransformerSpec
 from nfkit.spaces.features import stack
 from nfkit.errors import NotOursError, UnknownNameError
 from nfkit.tasks.loop import TrainConfig, fit, is_main_process, predict
@@ -87,14 +84,9 @@ def rescaled(data, spec, seed: int = 0):
     ``GL(d_k) × GL(d_v)`` elements of condition number ≤ 100 and scale in ``RESCALE_RANGE``. The
     functions do not change, so a model that respects the symmetry must predict the same accuracies.
     """
-    if isinstance(spec, TransformerSpec):
-        scaling = TransformerGroup(
-            spec, [TransformerFactor.QUERY_KEY_GL, TransformerFactor.VALUE_OUTPUT_GL], scale_range=RESCALE_RANGE
-        )
-    elif Factor.POSITIVE_SCALING not in spec.symmetry_group().factors:
+    scaling = spec.symmetry_group().rescalings(RESCALE_RANGE)
+    if scaling is None:
         return None
-    else:
-        scaling = HiddenNeuronGroup(spec.hidden_sizes, [Factor.POSITIVE_SCALING], scale_range=RESCALE_RANGE)
     generator = torch.Generator().manual_seed(seed)
     features = data.features
     scaled = stack([scaling.sample(generator).act(features[i]) for i in range(len(features))])
