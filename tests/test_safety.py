@@ -21,9 +21,9 @@ import torch
 from torch import nn
 
 from nfkit.cli import build_parser, main
-from nfkit.data.cnn_zoo import CNNZooConfig, generate_cnn_zoo
-from nfkit.data.generate import _chunk_path
-from nfkit.data.inr_sets import load_dws_inrs, load_nfn_sirens
+from nfkit.data.generators.cnn_zoo import CNNZooConfig, generate_cnn_zoo
+from nfkit.data.generators.runner import _chunk_path
+from nfkit.data.published.inr_sets import load_dws_inrs, load_nfn_sirens
 from nfkit.data.zoo_format import load_zoo
 from nfkit.errors import UnsupportedModuleError, ZooFormatError
 from nfkit.tasks.runs import _peak_rss_mib, run_task
@@ -251,7 +251,7 @@ def test_killing_the_generator_leaves_no_live_worker(tmp_path, sig):
 
 
 def test_a_failed_or_killed_merge_is_recovered_by_a_rerun(tmp_path, monkeypatch):
-    import nfkit.data.generate as generate
+    import nfkit.data.generators.runner as generate
 
     out = tmp_path / "zoo"
     real_save = generate.save_zoo
@@ -270,7 +270,7 @@ def test_a_failed_or_killed_merge_is_recovered_by_a_rerun(tmp_path, monkeypatch)
 
 
 def test_a_corrupt_chunk_found_at_merge_is_recomputed_on_rerun(tmp_path, monkeypatch):
-    import nfkit.data.generate as generate
+    import nfkit.data.generators.runner as generate
 
     out = tmp_path / "zoo"
     real_merge = generate._merge
@@ -514,7 +514,7 @@ def test_training_output_to_a_file_fills_while_it_runs(zoo_dir, tmp_path):
 
 
 def test_a_resumed_inr2array_run_keeps_its_pretraining_record(tmp_path):
-    from nfkit.data.inr_zoo import INRZooConfig, generate_inr_zoo
+    from nfkit.data.generators.inr_zoo import INRZooConfig, generate_inr_zoo
 
     zoo = tmp_path / "inr"
     generate_inr_zoo(zoo, INRZooConfig(size=10, steps=5, chunk=5), progress=False)

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from nfkit.cli import main
-from nfkit.data.cnn_zoo import CNNZooConfig, generate_cnn_zoo
-from nfkit.data.sources import load_digits
+from nfkit.data.generators.cnn_zoo import CNNZooConfig, generate_cnn_zoo
+from nfkit.data.generators.sources import load_digits
 from nfkit.data.zoo_format import ZooFormatError, load_zoo
 from nfkit.spaces import load_into, module_from_spec, spec_of
 
@@ -120,7 +120,7 @@ def test_cli_generate_and_info(tmp_path, capsys):
 
 
 def test_a_zoo_schedule_is_checked():
-    from nfkit.data.generate import checked_schedule
+    from nfkit.data.generators.runner import checked_schedule
 
     assert checked_schedule(4, 2, 3, (3, 1, 3)) == (1, 3)
     with pytest.raises(ValueError, match="must be a positive integer"):

@@ -1,6 +1,7 @@
 """DWS and NFN INR loaders, on fixtures written in exactly those formats."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -8,7 +9,7 @@ from torch import nn
 
 from nfkit.nets.architectures import siren
 from nfkit.data import load_dws_inrs, load_nfn_sirens
-from nfkit.data.small_cnn_zoo import ZooFormatError
+from nfkit.data.published.small_cnn_zoo import ZooFormatError
 from nfkit.groups import Factor
 from nfkit.spaces import load_into
 
@@ -39,7 +40,7 @@ def test_dws_round_trip_renders_the_same_images(tmp_path, sirens):
     }
     (tmp_path / "splits.json").write_text(json.dumps(table))
     data = load_dws_inrs(tmp_path / "splits.json")
-    assert len(data) == 6 and data.labels.tolist() == [0, 1, 2, 0, 1, 2]
+    assert len(data) == 6 and data.column("label").long().tolist() == [0, 1, 2, 0, 1, 2]
     assert data.splits["test"].tolist() == [4, 5]
     assert data.spec.symmetry_group().factors == {Factor.PERMUTATION, Factor.SIGN_FLIP}
     for k, net in enumerate(sirens):
@@ -56,8 +57,8 @@ def test_nfn_folders_order_by_index_and_skip_augmented_copies(tmp_path, sirens):
     decoy.mkdir()
     torch.save(_state(sirens[0], ("net.0.linear", "net.1.linear", "net.2")), decoy / "net99.pth")
     data = load_nfn_sirens(tmp_path, split_points=(3, 5))
-    assert len(data) == 6 and [p.name for p in data.paths] == [f"net{i}.pth" for i in range(6)]
-    assert data.labels.tolist() == [(5 - i) % 2 for i in range(6)]
+    assert len(data) == 6 and [Path(p).name for p in data.table["path"]] == [f"net{i}.pth" for i in range(6)]
+    assert data.column("label").long().tolist() == [(5 - i) % 2 for i in range(6)]
     assert [len(data.splits[s]) for s in ("train", "val", "test")] == [3, 2, 1]
     twin = load_into(siren(), data.features, index=0)  # net0 is sirens[5]
     assert torch.allclose(twin(COORDS), sirens[5](COORDS), atol=1e-6)

@@ -5,8 +5,8 @@ import torch
 
 from nfkit.nets.architectures import siren
 from nfkit.cli import main
-from nfkit.data.inr_zoo import INRZooConfig, coordinate_grid, generate_inr_zoo, render_sirens
-from nfkit.data.sources import load_digits
+from nfkit.data.generators.inr_zoo import INRZooConfig, coordinate_grid, generate_inr_zoo, render_sirens
+from nfkit.data.generators.sources import load_digits
 from nfkit.data.zoo_format import load_zoo
 from nfkit.groups import Factor
 from nfkit.spaces import load_into, weights_of

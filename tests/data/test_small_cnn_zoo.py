@@ -11,7 +11,7 @@ from torch import nn
 
 from nfkit.nets.architectures import small_cnn_zoo
 from nfkit.data import load_small_cnn_zoo
-from nfkit.data.small_cnn_zoo import ZooFormatError
+from nfkit.data.published.small_cnn_zoo import ZooFormatError
 from nfkit.groups import Factor
 from nfkit.spaces import load_into, spec_of
 
@@ -65,23 +65,23 @@ def test_round_trip_reproduces_every_network(tmp_path, zoo_nets):
     assert zoo.spec.shape_key == spec_of(small_cnn_zoo()).shape_key
     assert Factor.POSITIVE_SCALING in zoo.spec.symmetry_group().factors
     x = torch.randn(5, 1, 28, 28)
-    for i, row in enumerate(zoo.rows):
+    for i, row in enumerate(zoo.table["row"].astype(int)):
         original = zoo_nets[row][0]
         twin = load_into(small_cnn_zoo(nn.ReLU), zoo.features, index=i)  # fresh weights, overwritten
         assert torch.allclose(twin(x), original(x), atol=1e-6)
-        assert zoo.metrics["test_accuracy"][i] == pytest.approx(zoo_nets[row][3])
+        assert zoo.table["test_accuracy"][i] == pytest.approx(zoo_nets[row][3])
 
 
 def test_filters_and_mixed_activations(tmp_path, zoo_nets):
     write_zoo(tmp_path, zoo_nets)
     final = load_small_cnn_zoo(tmp_path)
-    assert set(final.metrics["step"]) == {86.0} and len(final) == 9
+    assert set(final.table["step"]) == {86.0} and len(final) == 9
     assert str(final.spec.layers[0].activation) == "mixed"
     assert final.spec.symmetry_group().factors == {Factor.PERMUTATION}
     tanh = load_small_cnn_zoo(tmp_path, activation="tanh")
-    assert set(tanh.metrics["config.activation"]) == {"tanh"}
+    assert set(tanh.table["config.activation"]) == {"tanh"}
     assert Factor.SIGN_FLIP in tanh.spec.symmetry_group().factors
-    assert tanh.test_accuracy.dtype == torch.float32
+    assert tanh.column("test_accuracy").dtype == torch.float32
 
 
 def test_splits_follow_the_published_protocol(tmp_path, zoo_nets):
@@ -89,7 +89,7 @@ def test_splits_follow_the_published_protocol(tmp_path, zoo_nets):
     order = np.random.default_rng(0).permutation(12)
     (tmp_path / "split.csv").write_text("0\n" + "\n".join(map(str, order)) + "\n")
     zoo = load_small_cnn_zoo(tmp_path, step=None, order_file=tmp_path / "split.csv")
-    assert list(zoo.rows) == list(order)
+    assert list(zoo.table["row"].astype(int)) == list(order)
     n = len(zoo)
     assert list(zoo.splits["test"]) == list(range(n - n // 2, n))
     together = sorted(np.concatenate([zoo.splits["train"], zoo.splits["val"]]).tolist())

@@ -8,8 +8,8 @@ import pickle
 import pytest
 import torch
 
-from nfkit.data.small_cnn_zoo import ZooFormatError
-from nfkit.data.small_transformer_zoo import load_small_transformer_zoo, parse_checkpoint_name
+from nfkit.data.published.small_cnn_zoo import ZooFormatError
+from nfkit.data.published.small_transformer_zoo import load_small_transformer_zoo, parse_checkpoint_name
 from nfkit.spaces import weights_of
 from nfkit.nets.transformer import SmallTransformer
 

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from nfkit.cli import main
-from nfkit.data.generate import generate_zoo
-from nfkit.data.sources import load_digits, topic_mixture_text
-from nfkit.data.transformer_zoo import TransformerRecipe, TransformerZooConfig, generate_transformer_zoo, zoo_network
+from nfkit.data.generators.runner import generate_zoo
+from nfkit.data.generators.sources import load_digits, topic_mixture_text
+from nfkit.data.generators.transformer_zoo import TransformerRecipe, TransformerZooConfig, generate_transformer_zoo, zoo_network
 from nfkit.data.zoo_format import load_zoo
 from nfkit.groups.transformer import TransformerFactor
 from nfkit.tasks.runs import run_task

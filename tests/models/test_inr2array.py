@@ -4,12 +4,13 @@ import pytest
 import torch
 
 import nfkit.models as models
-from nfkit.data.inr_zoo import INRZooConfig, generate_inr_zoo
+from nfkit.data.generators.inr_zoo import INRZooConfig, generate_inr_zoo
 from nfkit.groups import permutations, sign_flips
 from nfkit.tasks.runs import run_task
 from nfkit.spaces import WeightSpaceSpec
 from nfkit.testing import assert_not_equivariant
 from nfkit.tasks.loop import TrainConfig
+from nfkit.tasks.pretraining import pretrain
 
 
 def test_the_latent_array_is_invariant_to_hidden_permutations():
@@ -35,7 +36,7 @@ def test_pretraining_reduces_reconstruction_error_and_classification_runs(tmp_pa
 
 def test_pretraining_is_skipped_visibly_on_weight_spaces_that_do_not_render():
     model = models.invariant("inr2array", WeightSpaceSpec.mlp([3, 4, 2]), hidden_channels=[8], latents=2)
-    record = model.pretrain(None, None, TrainConfig())  # type: ignore[arg-type]
+    record = pretrain(model, None, None, TrainConfig())  # type: ignore[arg-type]
     assert record["pretraining"].startswith("skipped")
 
 

@@ -6,7 +6,7 @@ import torch
 import torch.distributed as dist
 
 import nfkit.models as models
-from nfkit.data.cnn_zoo import CNNZooConfig, generate_cnn_zoo
+from nfkit.data.generators.cnn_zoo import CNNZooConfig, generate_cnn_zoo
 from nfkit.data.zoo_format import load_zoo
 from nfkit.tasks import GeneralizationTask, generalization_datasets
 from nfkit.tasks.loop import TrainConfig, fit

@@ -7,7 +7,7 @@ import torch
 
 import nfkit.models as models
 from nfkit.nets.architectures import siren
-from nfkit.data.inr_zoo import INRZooConfig, coordinate_grid, generate_inr_zoo, render_sirens
+from nfkit.data.generators.inr_zoo import INRZooConfig, coordinate_grid, generate_inr_zoo, render_sirens
 from nfkit.data.zoo_format import load_zoo
 from nfkit.groups import permutations, positive_scalings
 from nfkit.tasks.runs import evaluate_run, run_task
@@ -38,11 +38,11 @@ def test_every_model_trains_on_every_inr_task(inr_zoo, tmp_path, task, name, aug
     form = "invariant" if task == "inr-classification" else "equivariant"
     if "dense" not in models.family(name).spaces:
         with pytest.raises(UnsupportedArchitectureError, match="not dense ones"):
-            TASKS[task](load_zoo(inr_zoo), name, {}, augment, 0)
+            TASKS[task]().setup(load_zoo(inr_zoo), name, {}, augment=augment)
         return
     if form not in models.family(name).forms():
         with pytest.raises(ValueError, match=f"no {form} form"):
-            TASKS[task](load_zoo(inr_zoo), name, {}, augment, 0)
+            TASKS[task]().setup(load_zoo(inr_zoo), name, {}, augment=augment)
         return
     metrics = run_task(task, inr_zoo, name, tmp_path / "run", options={"hidden_channels": [4, 4]},
                        train=TrainConfig(epochs=1, batch_size=8), augment=augment, progress=None)
@@ -53,7 +53,8 @@ def test_every_model_trains_on_every_inr_task(inr_zoo, tmp_path, task, name, aug
 
 def test_the_editor_is_equivariant_and_its_edits_render_in_a_real_siren(inr_zoo, tmp_path):
     zoo = load_zoo(inr_zoo)
-    editor, task, data = TASKS["inr-editing"](zoo, "np", {"hidden_channels": [4]}, False, 0)
+    task = TASKS["inr-editing"]()
+    editor, data = task.setup(zoo, "np", {"hidden_channels": [4]})
     with torch.no_grad():
         editor.scale.fill_(0.5)  # a visible edit
     assert_equivariant(editor)

@@ -11,7 +11,7 @@ import torch
 
 import nfkit.models as models
 from nfkit.cli import main
-from nfkit.data.cnn_zoo import CNNZooConfig, generate_cnn_zoo
+from nfkit.data.generators.cnn_zoo import CNNZooConfig, generate_cnn_zoo
 from nfkit.data.zoo_format import load_zoo
 from nfkit.tasks.metrics import kendall_tau, r2_score
 from nfkit.tasks.runs import evaluate_run, run_generalization

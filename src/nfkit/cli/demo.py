@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from nfkit.data.cnn_zoo import CNNZooConfig, generate_cnn_zoo
+from nfkit.data.generators.cnn_zoo import CNNZooConfig, generate_cnn_zoo
 from nfkit.data.zoo_format import load_zoo
 from nfkit.util.table import format_table
 from nfkit.tasks.loop import TrainConfig

@@ -106,7 +106,7 @@ def _given(value: object, default: object) -> object:
 def _zoo_generate(args: argparse.Namespace) -> int:
     options = {"shard": args.shard, "workers": args.workers, "overwrite": args.overwrite}
     if args.kind == "cnn":
-        from nfkit.data.cnn_zoo import CNNZooConfig, generate_cnn_zoo
+        from nfkit.data.generators.cnn_zoo import CNNZooConfig, generate_cnn_zoo
 
         epochs = int(_given(args.epochs, 8))  # type: ignore[call-overload]
         config = CNNZooConfig(
@@ -116,13 +116,13 @@ def _zoo_generate(args: argparse.Namespace) -> int:
         )
         result = generate_cnn_zoo(args.out, config, **options)
     elif args.kind == "inr":
-        from nfkit.data.inr_zoo import INRZooConfig, generate_inr_zoo
+        from nfkit.data.generators.inr_zoo import INRZooConfig, generate_inr_zoo
 
         config = INRZooConfig(size=int(_given(args.size, 1797)), seed=args.seed, steps=args.steps,  # type: ignore[call-overload]
                               chunk=int(_given(args.chunk, 200)), shared_init=args.shared_init)  # type: ignore[call-overload]
         result = generate_inr_zoo(args.out, config, **options)
     else:
-        from nfkit.data.transformer_zoo import TransformerZooConfig, generate_transformer_zoo
+        from nfkit.data.generators.transformer_zoo import TransformerZooConfig, generate_transformer_zoo
 
         epochs = int(_given(args.epochs, 30))  # type: ignore[call-overload]
         config = TransformerZooConfig(

@@ -11,17 +11,17 @@ hidden-neuron permutations. **Pretraining** (:meth:`Inr2ArrayModel.pretrain`): a
 decoder maps the flattened latents to the parameters of a SIREN in one canonical neuron order,
 and the loss is the MSE between its rendering and the input INR's rendering (the paper's
 ``true_target: false``). **Classification**: an MLP head on the flattened latents, trained by the
-ordinary loop after pretraining. ``nfkit train --task inr-classification --model inr2array`` runs
-both, because :func:`nfkit.tasks.runs.run_task` calls any model's ``pretrain`` before fitting.
+ordinary loop after pretraining. The model only declares its pretraining
+(:attr:`Inr2ArrayModel.pretraining` names the task, :meth:`Inr2ArrayModel.reconstruct` decodes);
+the runner schedules it (:mod:`nfkit.tasks.pretraining`), so no model imports the training loop.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 
-from nfkit.data.dataset import WeightDataset
 from nfkit.groups.neurons import permutations
 from nfkit.layers.perceiver import PerceiverPooling
 from nfkit.models.base import InvariantModel, mlp_head
@@ -36,11 +36,14 @@ __all__ = ["Inr2ArrayModel"]
 
 
 class Inr2ArrayModel(InvariantModel):
-    """Encoder, latent array and classifier head; ``pretrain`` learns the encoder by reconstruction.
+    """Encoder, latent array and classifier head; the encoder is pretrained by reconstruction.
 
     Shapes:
         features ``(B, in_channels, …)`` → ``(B, out_features)``; :meth:`latent` → ``(B, K, d)``.
     """
+
+    #: the self-supervised task the runner trains first (:data:`nfkit.tasks.pretraining.PRETRAINING`)
+    pretraining = "inr-reconstruction"
 
     def __init__(
         self,
@@ -73,55 +76,14 @@ class Inr2ArrayModel(InvariantModel):
         self.validate(features)
         return self.head(self.latent(features).flatten(1))
 
-    def pretrain(
-        self, train: WeightDataset, val: WeightDataset, config: object, progress: Callable[[str], None] | None = None
-    ) -> dict[str, object]:
-        """Self-supervised reconstruction of each INR's rendering on a ``render_size²`` grid.
+    def reconstruct(self, features: WeightSpaceFeatures) -> WeightSpaceFeatures:
+        """The SIREN weights the decoder proposes from the latent array (one canonical neuron order).
 
-        Returns the best validation MSE. On a weight space that is not a SIREN (2 inputs, sine
-        activations) there is nothing to render: pretraining is skipped, and the returned record
-        says so (it lands in the run's ``metrics.json``).
+        Shapes:
+            features of batch B → features of the same spec, batch B, one channel.
         """
-        from nfkit.data.inr_zoo import coordinate_grid, render_sirens
-        from nfkit.tasks.loop import TrainConfig, fit
-
-        layers = self.spec.layers
-        if self.spec.neuron_sizes[0] != 2 or any(l.kind != "dense" for l in layers) or any(
-            a.name != "sine" for a in self.spec.hidden_activations
-        ):
-            return {"pretraining": f"skipped: {self.spec.describe()} is not a SIREN weight space, nothing to render"}
-        coords = coordinate_grid(self.render_size, self.render_size)
-        spec = self.spec
-
-        class Reconstruction:
-            name, primary, maximize = "inr2array-pretraining", "mse", False
-
-            @staticmethod
-            def _decode(model: Inr2ArrayModel, features: WeightSpaceFeatures) -> torch.Tensor:
-                flat = model.decoder(model.latent(features).flatten(1))
-                return render_sirens(WeightSpaceFeatures.unflatten(spec, flat.unsqueeze(1)), coords)[..., 0]
-
-            def loss(self, model, features, targets):
-                return (self._decode(model, features) - targets).square().mean()
-
-            def evaluate(self, model, data, batch_size=256):
-                with torch.no_grad():
-                    model.eval()
-                    out = self._decode(model, data.features if data.transform is None else data.transform(data.features))
-                    model.train()
-                    return {"mse": (out - data.labels).square().mean().item()}
-
-        def renders(data: WeightDataset) -> WeightDataset:
-            # the teacher: each INR's own rendering (of the raw weights, before normalisation)
-            with torch.no_grad():
-                images = render_sirens(data.features, coords)[..., 0]
-            return WeightDataset(data.features, images, data.transform)
-
-        settings = TrainConfig(epochs=self.pretrain_epochs, batch_size=getattr(config, "batch_size", 32),
-                               learning_rate=getattr(config, "learning_rate", 1e-3), patience=None,
-                               seed=getattr(config, "seed", 0))
-        result = fit(self, Reconstruction(), renders(train), renders(val), settings, progress=progress)  # type: ignore[arg-type]
-        return {"pretrain_val_mse": result.best_metrics["mse"]}
+        flat = self.decoder(self.latent(features).flatten(1))
+        return WeightSpaceFeatures.unflatten(self.spec, flat.unsqueeze(1))
 
 
 register(

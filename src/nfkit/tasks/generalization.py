@@ -8,6 +8,7 @@ of the NFN papers); metrics are Kendall τ (primary), R² and MSE on the predict
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -18,10 +19,16 @@ from nfkit.data.zoo_format import Zoo
 from nfkit.errors import TaskMismatchError
 from nfkit.groups.base import Group
 from nfkit.tasks.metrics import kendall_tau, mean_squared_error, r2_score
-from nfkit.spaces.features import WeightSpaceFeatures
-from nfkit.tasks.loop import Task, predict
+from nfkit.spaces.features import WeightSpaceFeatures, stack
+from nfkit.tasks.loop import predict
+from nfkit.tasks.task import Splits, Task
+from nfkit.util.files import write_csv_rows
+from nfkit.util.plots import pyplot
 
-__all__ = ["GeneralizationTask", "GeneralizationData", "generalization_datasets", "setup"]
+__all__ = ["GeneralizationTask", "GeneralizationData", "generalization_datasets", "rescaled", "RESCALE_RANGE"]
+
+#: Per-neuron factors of the rescaling test (Monomial-NFN's augmentation range U[1, 10³]).
+RESCALE_RANGE = (1.0, 1e3)
 
 
 class GeneralizationTask(Task):
@@ -48,6 +55,45 @@ class GeneralizationTask(Task):
             "r2": r2_score(predicted, targets),
             "mse": mean_squared_error(predicted, targets),
         }
+
+    def setup(self, zoo: Zoo, model: str, options: dict[str, object], *, augment: bool = False,
+              seed: int = 0) -> tuple[nn.Module, Splits]:
+        """An invariant model with one output, and the zoo's splits normalised for its group."""
+        from nfkit.models import registry
+
+        if "test_accuracy" not in zoo.table:
+            raise TaskMismatchError(f"generalization prediction needs a zoo of trained nets with a test_accuracy column; "
+                                    f"this is a {zoo.kind} zoo (for INR zoos: --task inr-classification or inr-editing)")
+        net = registry.invariant(model, zoo.spec, 1, **options)
+        data = generalization_datasets(zoo, net.group, augment=augment, seed=seed)
+        return net, {"train": data.train, "val": data.val, "test": data.test}
+
+    def extra_metrics(self, model: nn.Module, data: Splits, zoo: Zoo, seed: int) -> dict[str, float]:
+        """The test metrics again on the test nets moved by function-preserving rescalings (``rescaled_test_*``)."""
+        scaled = rescaled(data["test"], zoo.spec, seed=seed)
+        if scaled is None:
+            return {}
+        return {f"rescaled_test_{k}": v for k, v in self.evaluate(model, scaled).items()}
+
+    def write_outputs(self, out: Path, model: nn.Module, data: Splits, zoo: Zoo, metrics: dict[str, object]) -> dict[str, object]:
+        """``predictions.csv`` (row, true, predicted accuracy) and ``pred_vs_true.png``."""
+        outputs, actual = predict(model, data["test"])
+        predicted = torch.sigmoid(outputs.squeeze(-1))
+        write_csv_rows(out / "predictions.csv", [{"row": int(r), "true": float(a), "predicted": float(p)}
+                                                 for r, a, p in zip(zoo.splits["test"], actual, predicted)])
+        plt = pyplot()
+        if plt is None:
+            return {"plot": False}
+        fig, ax = plt.subplots(figsize=(4, 4))
+        ax.scatter(actual.numpy(), predicted.numpy(), s=4, alpha=0.5)
+        ax.plot([0, 1], [0, 1], color="grey", linewidth=1)
+        ax.set_xlabel("true test accuracy")
+        ax.set_ylabel("predicted")
+        ax.set_title(f"{metrics.get('model')}: τ = {float(metrics.get('test_kendall_tau', float('nan'))):.3f}")  # type: ignore[arg-type]
+        fig.tight_layout()
+        fig.savefig(out / "pred_vs_true.png", dpi=120)
+        plt.close(fig)
+        return {"plot": True}
 
 
 @dataclass
@@ -87,13 +133,18 @@ def generalization_datasets(
     )
 
 
-def setup(zoo: Zoo, model: str, options: dict[str, object], augment: bool, seed: int):
-    """Model (invariant, one output), task, and normalised train/val/test datasets of a CNN or transformer zoo."""
-    from nfkit.models import registry
+def rescaled(data: WeightDataset, spec: object, seed: int = 0) -> WeightDataset | None:
+    """The dataset with every network moved by a function-preserving rescaling, or ``None`` if the architecture has none.
 
-    if "test_accuracy" not in zoo.table:
-        raise TaskMismatchError(f"generalization prediction needs a zoo of trained nets with a test_accuracy column; "
-                                f"this is a {zoo.kind} zoo (for INR zoos: --task inr-classification or inr-editing)")
-    net = registry.invariant(model, zoo.spec, 1, **options)
-    data = generalization_datasets(zoo, net.group, augment=augment, seed=seed)  # type: ignore[arg-type]
-    return net, GeneralizationTask(), {"train": data.train, "val": data.val, "test": data.test}
+    ReLU nets: hidden neurons scaled by factors from :data:`RESCALE_RANGE`. Transformers: per-head
+    ``GL(d_k) × GL(d_v)`` elements of condition number ≤ 100 and scale in ``RESCALE_RANGE``
+    (:meth:`~nfkit.groups.Group.rescalings`). The functions do not change, so a model that respects
+    the symmetry must predict the same accuracies.
+    """
+    scaling = spec.symmetry_group().rescalings(RESCALE_RANGE)  # type: ignore[attr-defined]
+    if scaling is None:
+        return None
+    generator = torch.Generator().manual_seed(seed)
+    features = data.features
+    moved = stack([scaling.sample(generator).act(features[i]) for i in range(len(features))])
+    return type(data)(moved, data.labels, data.transform)

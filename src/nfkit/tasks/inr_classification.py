@@ -6,6 +6,8 @@ accuracy as the metric (primary, for model selection).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -16,9 +18,11 @@ from nfkit.errors import TaskMismatchError
 from nfkit.tasks.metrics import accuracy
 from nfkit.models import registry
 from nfkit.spaces.features import WeightSpaceFeatures
-from nfkit.tasks.loop import Task, predict
+from nfkit.tasks.loop import predict
+from nfkit.tasks.task import Splits, Task
+from nfkit.util.files import write_csv_rows
 
-__all__ = ["INRClassificationTask", "setup"]
+__all__ = ["INRClassificationTask"]
 
 
 class INRClassificationTask(Task):
@@ -35,21 +39,28 @@ class INRClassificationTask(Task):
         logits, targets = predict(model, data, batch_size)
         return {"accuracy": accuracy(logits, targets.long()), "cross_entropy": F.cross_entropy(logits, targets.long()).item()}
 
+    def setup(self, zoo: Zoo, model: str, options: dict[str, object], *, augment: bool = False,
+              seed: int = 0) -> tuple[nn.Module, Splits]:
+        """An invariant model with one output per class, and normalised train/val/test datasets of an INR zoo."""
+        if "label" not in zoo.table:
+            raise TaskMismatchError(f"INR classification needs an INR zoo with a label column; this is a {zoo.kind} zoo "
+                                    f"(for CNN and transformer zoos: --task generalization)")
+        labels = zoo.column("label").long()
+        classes = int(labels.max()) + 1
+        net = registry.invariant(model, zoo.spec, classes, **options)
+        norm = Normalization.fit(zoo.features[zoo.splits["train"]], net.group)
+        steps = [SymmetryAugmentation(net.group, torch.Generator().manual_seed(seed))] if augment else []
+        full = WeightDataset(zoo.features, labels)
+        data = {
+            "train": full.subset(zoo.splits["train"], Compose(*steps, norm)),
+            "val": full.subset(zoo.splits["val"], norm),
+            "test": full.subset(zoo.splits["test"], norm),
+        }
+        return net, data
 
-def setup(zoo: Zoo, model: str, options: dict[str, object], augment: bool, seed: int):
-    """Model (invariant, one output per class), task, and normalised train/val/test datasets of an INR zoo."""
-    if "label" not in zoo.table:
-        raise TaskMismatchError(f"INR classification needs an INR zoo with a label column; this is a {zoo.kind} zoo "
-                                f"(for CNN and transformer zoos: --task generalization)")
-    labels = zoo.column("label").long()
-    classes = int(labels.max()) + 1
-    net = registry.invariant(model, zoo.spec, classes, **options)
-    norm = Normalization.fit(zoo.features[zoo.splits["train"]], net.group)  # type: ignore[arg-type]
-    steps = [SymmetryAugmentation(net.group, torch.Generator().manual_seed(seed))] if augment else []
-    full = WeightDataset(zoo.features, labels)
-    data = {
-        "train": full.subset(zoo.splits["train"], Compose(*steps, norm)),
-        "val": full.subset(zoo.splits["val"], norm),
-        "test": full.subset(zoo.splits["test"], norm),
-    }
-    return net, INRClassificationTask(), data
+    def write_outputs(self, out: Path, model: nn.Module, data: Splits, zoo: Zoo, metrics: dict[str, object]) -> dict[str, object]:
+        """``predictions.csv``: row, true and predicted class of every test INR."""
+        outputs, actual = predict(model, data["test"])
+        write_csv_rows(out / "predictions.csv", [{"row": int(r), "true": float(a), "predicted": float(p)}
+                                                 for r, a, p in zip(zoo.splits["test"], actual, outputs.argmax(dim=-1))])
+        return {}

@@ -9,21 +9,24 @@ an ordinary point of the weight space: they load into a real SIREN module and re
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from nfkit.data.dataset import Normalization, SymmetryAugmentation, WeightDataset
-from nfkit.data.inr_zoo import coordinate_grid, render_sirens
-from nfkit.data.sources import load_digits
+from nfkit.data.generators.sources import load_digits
 from nfkit.data.zoo_format import Zoo
 from nfkit.errors import TaskMismatchError
 from nfkit.models import registry
 from nfkit.models.base import EquivariantModel
 from nfkit.spaces.features import WeightSpaceFeatures
-from nfkit.tasks.loop import Task
+from nfkit.spaces.render import coordinate_grid, render_sirens
+from nfkit.tasks.task import Splits, Task
+from nfkit.util.plots import pyplot
 
-__all__ = ["dilate", "WeightEditor", "INREditingTask", "setup"]
+__all__ = ["dilate", "WeightEditor", "INREditingTask"]
 
 
 def dilate(images: torch.Tensor) -> torch.Tensor:
@@ -62,13 +65,15 @@ class INREditingTask(Task):
     maximize = False
 
     def __init__(self, height: int = 8, width: int = 8) -> None:
+        self.height, self.width = height, width
         self.coords = coordinate_grid(height, width)
 
-    def _render(self, features: WeightSpaceFeatures) -> torch.Tensor:
+    def render(self, features: WeightSpaceFeatures) -> torch.Tensor:
+        """The INRs' images on the task's grid: ``(B, H·W)``."""
         return render_sirens(features, self.coords)[..., 0]
 
     def loss(self, model: nn.Module, features: WeightSpaceFeatures, targets: torch.Tensor) -> torch.Tensor:
-        return (self._render(model(features)) - targets.flatten(1)).square().mean()
+        return (self.render(model(features)) - targets.flatten(1)).square().mean()
 
     def evaluate(self, model: nn.Module, data: WeightDataset, batch_size: int = 256) -> dict[str, float]:
         was = model.training
@@ -78,23 +83,48 @@ class INREditingTask(Task):
             for start in range(0, len(data), batch_size):
                 index = torch.arange(start, min(start + batch_size, len(data)))
                 features, targets = data.features[index], data.labels[index].flatten(1)
-                errors.append((self._render(model(features)) - targets).square().mean(dim=1))
-                before.append((self._render(features) - targets).square().mean(dim=1))
+                errors.append((self.render(model(features)) - targets).square().mean(dim=1))
+                before.append((self.render(features) - targets).square().mean(dim=1))
         model.train(was)
         return {"mse": torch.cat(errors).mean().item(), "mse_unedited": torch.cat(before).mean().item()}
 
+    def setup(self, zoo: Zoo, model: str, options: dict[str, object], *, augment: bool = False,
+              seed: int = 0) -> tuple[nn.Module, Splits]:
+        """An equivariant editor and train/val/test datasets (raw INRs, dilated target images); sets the image grid."""
+        if zoo.kind != "inr" or "image" not in zoo.table:
+            raise TaskMismatchError(f"INR editing needs an INR zoo of the digits (an image column); this is a {zoo.kind} zoo "
+                                    f"(for CNN and transformer zoos: --task generalization)")
+        images = load_digits(test_fraction=0.0).train_images[torch.as_tensor(zoo.table["image"].astype(int))]
+        targets = dilate(images)
+        net = registry.equivariant(model, zoo.spec, 1, **options)
+        editor = WeightEditor(net, Normalization.fit(zoo.features[zoo.splits["train"]], net.group))
+        steps = SymmetryAugmentation(net.group, torch.Generator().manual_seed(seed)) if augment else None
+        full = WeightDataset(zoo.features, targets)
+        data = {"train": full.subset(zoo.splits["train"], steps), "val": full.subset(zoo.splits["val"]),
+                "test": full.subset(zoo.splits["test"])}
+        self.height, self.width = images.shape[-2], images.shape[-1]
+        self.coords = coordinate_grid(self.height, self.width)
+        return editor, data
 
-def setup(zoo: Zoo, model: str, options: dict[str, object], augment: bool, seed: int):
-    """An equivariant editor, the task, and train/val/test datasets (raw INRs, dilated target images)."""
-    if zoo.kind != "inr" or "image" not in zoo.table:
-        raise TaskMismatchError(f"INR editing needs an INR zoo of the digits (an image column); this is a {zoo.kind} zoo "
-                                f"(for CNN and transformer zoos: --task generalization)")
-    images = load_digits(test_fraction=0.0).train_images[torch.as_tensor(zoo.table["image"].astype(int))]
-    targets = dilate(images)
-    net = registry.equivariant(model, zoo.spec, 1, **options)
-    editor = WeightEditor(net, Normalization.fit(zoo.features[zoo.splits["train"]], net.group))  # type: ignore[arg-type]
-    steps = SymmetryAugmentation(net.group, torch.Generator().manual_seed(seed)) if augment else None
-    full = WeightDataset(zoo.features, targets)
-    data = {"train": full.subset(zoo.splits["train"], steps), "val": full.subset(zoo.splits["val"]),
-            "test": full.subset(zoo.splits["test"])}
-    return editor, INREditingTask(images.shape[-2], images.shape[-1]), data
+    def write_outputs(self, out: Path, model: nn.Module, data: Splits, zoo: Zoo, metrics: dict[str, object]) -> dict[str, object]:
+        """``edits.png``: six test INRs, their dilated targets, and the edited INRs' renders."""
+        plt = pyplot()
+        if plt is None:
+            return {"plot": False}
+        test = data["test"]
+        index = torch.arange(min(6, len(test)))
+        features, targets = test.features[index], test.labels[index]
+        with torch.no_grad():
+            before = self.render(features)
+            after = self.render(model.eval()(features))
+        fig, axes = plt.subplots(3, len(index), figsize=(1.2 * len(index), 3.8), squeeze=False)
+        for column in range(len(index)):
+            for row, (image, name) in enumerate(((before, "INR"), (targets.flatten(1), "target"), (after, "edited"))):
+                axes[row, column].imshow(image[column].view(self.height, self.width).numpy(), cmap="gray", vmin=-1, vmax=1)
+                axes[row, column].set_axis_off()
+                if column == 0:
+                    axes[row, column].set_title(name, fontsize=7, loc="left")
+        fig.tight_layout()
+        fig.savefig(out / "edits.png", dpi=120)
+        plt.close(fig)
+        return {"plot": True}

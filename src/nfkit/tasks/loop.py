@@ -9,7 +9,6 @@ whole validation set (so early stopping decides alike everywhere), and rank 0 wr
 
 from __future__ import annotations
 
-import abc
 import math
 import os
 import tempfile
@@ -24,8 +23,8 @@ from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
 from nfkit.data.dataset import WeightDataset, collate
+from nfkit.tasks.task import Task
 from nfkit.errors import InvalidOptionError
-from nfkit.spaces.features import WeightSpaceFeatures
 from nfkit.util.progress import progress_bar
 
 __all__ = ["TrainConfig", "Task", "TrainResult", "fit", "predict", "is_main_process"]
@@ -74,23 +73,6 @@ class TrainConfig:
             problems.append(f"patience must be a positive integer, or None for no early stopping, got {self.patience!r}")
         if problems:
             raise InvalidOptionError("; ".join(problems))
-
-
-class Task(abc.ABC):
-    """What is learned and how it is scored."""
-
-    name: str
-    #: the validation metric that selects the best epoch, and whether higher is better
-    primary: str
-    maximize: bool
-
-    @abc.abstractmethod
-    def loss(self, model: nn.Module, features: WeightSpaceFeatures, targets: torch.Tensor) -> torch.Tensor:
-        """A scalar training loss for one batch."""
-
-    @abc.abstractmethod
-    def evaluate(self, model: nn.Module, data: WeightDataset, batch_size: int = 256) -> dict[str, float]:
-        """Metrics on a whole dataset (model in eval mode, no gradients)."""
 
 
 @dataclass

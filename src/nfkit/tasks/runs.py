@@ -22,16 +22,18 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
+from torch import nn
 
 import nfkit
-from nfkit.data.zoo_format import load_zoo
-from nfkit.spaces.features import stack
+from nfkit.data.zoo_format import Zoo, load_zoo
 from nfkit.errors import NotOursError, UnknownNameError
-from nfkit.tasks.loop import TrainConfig, fit, is_main_process, predict
+from nfkit.tasks.loop import TrainConfig, fit, is_main_process
+from nfkit.tasks.pretraining import pretrain
+from nfkit.tasks.task import Splits, Task
 from nfkit.util.files import atomic_write_text, exclusive_lock, make_dir, make_staging_dir, write_csv_rows
 from nfkit.util.progress import say
 
-__all__ = ["run_task", "run_generalization", "evaluate_run", "rescaled", "owned_run", "RUN_FILES", "RESCALE_RANGE"]
+__all__ = ["run_task", "run_generalization", "evaluate_run", "owned_run", "RUN_FILES"]
 
 #: Every file a run folder can hold (temporaries are these names with a leading dot and a suffix).
 RUN_FILES = frozenset({
@@ -40,8 +42,6 @@ RUN_FILES = frozenset({
 })
 _CONFIG_KEYS = frozenset({"task", "zoo", "model", "options", "train"})
 
-#: Per-neuron factors of the rescaling test (Monomial-NFN's augmentation range U[1, 10³]).
-RESCALE_RANGE = (1.0, 1e3)
 
 
 def _peak_rss_mib() -> float:
@@ -75,69 +75,6 @@ def owned_run(path: Path) -> bool:
 def _trained(path: Path) -> bool:
     """Whether a run folder holds any trained epoch (else it holds only a configuration: nothing to lose)."""
     return any((path / name).exists() for name in ("checkpoint.pt", "best_model.pt", "metrics.json"))
-
-
-def rescaled(data, spec, seed: int = 0):
-    """The dataset with every network moved by a function-preserving rescaling, or ``None`` if the architecture has none.
-
-    ReLU nets: hidden neurons scaled by factors from ``RESCALE_RANGE``. Transformers: per-head
-    ``GL(d_k) × GL(d_v)`` elements of condition number ≤ 100 and scale in ``RESCALE_RANGE``. The
-    functions do not change, so a model that respects the symmetry must predict the same accuracies.
-    """
-    scaling = spec.symmetry_group().rescalings(RESCALE_RANGE)
-    if scaling is None:
-        return None
-    generator = torch.Generator().manual_seed(seed)
-    features = data.features
-    scaled = stack([scaling.sample(generator).act(features[i]) for i in range(len(features))])
-    return type(data)(scaled, data.labels, data.transform)
-
-
-def _plot_predictions(path: Path, predicted: torch.Tensor, actual: torch.Tensor, title: str) -> bool:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return False
-    fig, ax = plt.subplots(figsize=(4, 4))
-    ax.scatter(actual.numpy(), predicted.numpy(), s=4, alpha=0.5)
-    ax.plot([0, 1], [0, 1], color="grey", linewidth=1)
-    ax.set_xlabel("true test accuracy")
-    ax.set_ylabel("predicted")
-    ax.set_title(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return True
-
-
-def _plot_edits(path: Path, editor, data, task) -> bool:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return False
-    index = torch.arange(min(6, len(data)))
-    features, targets = data.features[index], data.labels[index]
-    with torch.no_grad():
-        before = task._render(features)
-        after = task._render(editor.eval()(features))
-    side = targets.shape[-1]
-    fig, axes = plt.subplots(3, len(index), figsize=(1.2 * len(index), 3.8))
-    for column in range(len(index)):
-        for row, (image, name) in enumerate(((before, "INR"), (targets.flatten(1), "target"), (after, "edited"))):
-            axes[row, column].imshow(image[column].view(side, side).numpy(), cmap="gray", vmin=-1, vmax=1)
-            axes[row, column].set_axis_off()
-            if column == 0:
-                axes[row, column].set_title(name, fontsize=7, loc="left")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return True
 
 
 def run_task(
@@ -178,7 +115,8 @@ def run_task(
     }
     torch.manual_seed(train.seed)
     # built before the folder is touched: a bad option leaves an earlier run as it was
-    net, task, data = TASKS[task_name](zoo, model, options or {}, augment, train.seed)
+    task = TASKS[task_name]()
+    net, data = task.setup(zoo, model, options or {}, augment=augment, seed=train.seed)
     distributed = dist.is_available() and dist.is_initialized()
     if not is_main_process():
         dist.barrier()  # rank 0 prepares the folder first
@@ -221,17 +159,17 @@ def _read_json(path: Path) -> object:
         return None
 
 
-def _train_in(out, config, net, task, data, zoo, train: TrainConfig, retired: Path | None, progress) -> dict[str, object]:
-    task_name, model = config["task"], config["model"]
+def _train_in(out: Path, config: dict[str, object], net: nn.Module, task: Task, data: Splits, zoo: Zoo, train: TrainConfig,
+              retired: Path | None, progress: Callable[[str], None] | None) -> dict[str, object]:
     start = time.perf_counter()
     pretraining: dict[str, object] = {}
     pretraining_path = out / "pretraining.json"
-    if hasattr(net, "pretrain"):
+    if getattr(net, "pretraining", None) is not None:
         # a model with a self-supervised stage (Inr2Array) learns it first, on the same splits; a resumed
         # run restores the pretrained weights from its checkpoint and the record from pretraining.json
         if not (out / "checkpoint.pt").exists():
             labelled = None if progress is None else (lambda line: progress(f"pretraining {line}"))
-            pretraining = net.pretrain(data["train"], data["val"], train, labelled)
+            pretraining = pretrain(net, data["train"], data["val"], train, labelled)
             pretraining["pretrain_seconds"] = round(time.perf_counter() - start, 2)
             if is_main_process():
                 atomic_write_text(pretraining_path, json.dumps(pretraining, indent=1))
@@ -242,8 +180,8 @@ def _train_in(out, config, net, task, data, zoo, train: TrainConfig, retired: Pa
     seconds = result.seconds + float(pretraining.get("pretrain_seconds", 0.0))  # type: ignore[arg-type]
     metrics: dict[str, object] = {
         **pretraining,
-        "task": task_name,
-        "model": model,
+        "task": task.name,
+        "model": config["model"],
         "parameters": sum(p.numel() for p in net.parameters()),
         "best_epoch": result.best_epoch,
         "epochs_run": len(result.history),
@@ -252,25 +190,11 @@ def _train_in(out, config, net, task, data, zoo, train: TrainConfig, retired: Pa
         "peak_rss_mib": round(_peak_rss_mib(), 1),
         **{f"val_{k}": v for k, v in result.best_metrics.items()},
         **{f"test_{k}": v for k, v in task.evaluate(net, data["test"]).items()},
+        **task.extra_metrics(net, data, zoo, train.seed),
     }
-    if task_name == "generalization":
-        scaled = rescaled(data["test"], zoo.spec, seed=train.seed)
-        if scaled is not None:
-            metrics.update({f"rescaled_test_{k}": v for k, v in task.evaluate(net, scaled).items()})
     if is_main_process():
         write_csv_rows(out / "history.csv", result.history)
-        if task_name == "inr-editing":
-            metrics["plot"] = _plot_edits(out / "edits.png", net, data["test"], task)
-        else:
-            outputs, actual = predict(net, data["test"])
-            if task_name == "generalization":
-                predicted = torch.sigmoid(outputs.squeeze(-1))
-                metrics["plot"] = _plot_predictions(out / "pred_vs_true.png", predicted, actual,
-                                                    f"{model}: τ = {metrics['test_kendall_tau']:.3f}")
-            else:
-                predicted = outputs.argmax(dim=-1)
-            write_csv_rows(out / "predictions.csv", [{"row": int(r), "true": float(a), "predicted": float(p)}
-                                                     for r, a, p in zip(zoo.splits["test"], actual, predicted)])
+        metrics.update(task.write_outputs(out, net, data, zoo, metrics))
         atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=1))
         if retired is not None:
             shutil.rmtree(retired, ignore_errors=True)  # the earlier run, proven ours, now replaced
@@ -296,12 +220,10 @@ def evaluate_run(run: str | Path, zoo_path: str | Path | None = None) -> dict[st
         raise NotOursError(f"{run} has no best_model.pt: the run has not finished an epoch; rerun its nfkit train command")
     zoo = load_zoo(zoo_path or config["zoo"])
     seed = int(config["train"].get("seed", 0))
-    net, task, data = TASKS[config["task"]](zoo, config["model"], config["options"], False, seed)
+    task = TASKS[config["task"]]()
+    net, data = task.setup(zoo, config["model"], config["options"], augment=False, seed=seed)
     net.load_state_dict(torch.load(run / "best_model.pt", weights_only=True)["model"])
     metrics = {f"test_{k}": v for k, v in task.evaluate(net, data["test"]).items()}
-    if config["task"] == "generalization":
-        # the same rescaling draw as at the end of training, so the numbers match metrics.json
-        scaled = rescaled(data["test"], zoo.spec, seed=seed)
-        if scaled is not None:
-            metrics.update({f"rescaled_test_{k}": v for k, v in task.evaluate(net, scaled).items()})
+    # the same seed as at the end of training, so extra metrics (rescaled nets) match metrics.json
+    metrics.update(task.extra_metrics(net, data, zoo, seed))
     return metrics

@@ -16,15 +16,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nfkit.data.generate import ZooRecipe, generate_zoo
-from nfkit.data.inr_sets import siren_spec
-from nfkit.data.sources import ImageSplit, load_digits
+from nfkit.data.generators.runner import ZooRecipe, generate_zoo
+from nfkit.data.published.inr_sets import siren_spec
+from nfkit.data.generators.sources import ImageSplit, load_digits
 from nfkit.spaces.features import WeightSpaceFeatures
+from nfkit.spaces.render import W0, coordinate_grid, render_sirens
 from nfkit.spaces.spec import WeightSpaceSpec
 
 __all__ = ["INRZooConfig", "INRRecipe", "generate_inr_zoo", "coordinate_grid", "fit_sirens", "render_sirens", "W0"]
 
-W0 = 30.0
 
 
 @dataclass(frozen=True)
@@ -49,24 +49,6 @@ class INRZooConfig:
     def to_dict(self) -> dict[str, object]:
         """JSON-ready settings."""
         return asdict(self)
-
-
-def coordinate_grid(height: int, width: int) -> torch.Tensor:
-    """Pixel centres' coordinates over ``[-1, 1]²``, row-major: ``(H·W, 2)``."""
-    ys, xs = torch.linspace(-1, 1, height), torch.linspace(-1, 1, width)
-    return torch.stack(torch.meshgrid(ys, xs, indexing="ij"), dim=-1).reshape(-1, 2)
-
-
-def render_sirens(features: WeightSpaceFeatures, coords: torch.Tensor) -> torch.Tensor:
-    """Evaluate a batch of SIRENs (one channel) at ``coords (P, 2)``: ``(B, P, out)``."""
-    w = [t[:, 0] for t in features.weights]
-    b = [t[:, 0] for t in features.biases]
-    h = coords.expand(len(features), *coords.shape)
-    for i in range(len(w)):
-        h = torch.baddbmm(b[i].unsqueeze(1), h, w[i].transpose(1, 2))
-        if i < len(w) - 1:
-            h = torch.sin(W0 * h)
-    return h
 
 
 def _siren_init(n: int, hidden: int, generator: torch.Generator) -> list[torch.Tensor]:
@@ -110,7 +92,7 @@ def fit_sirens(images: torch.Tensor, config: INRZooConfig, generator: torch.Gene
 
 
 class INRRecipe(ZooRecipe):
-    """The INR zoo as a :class:`~nfkit.data.generate.ZooRecipe`: net ``i`` fits image ``order[i]``."""
+    """The INR zoo as a :class:`~nfkit.data.generators.runner.ZooRecipe`: net ``i`` fits image ``order[i]``."""
 
     kind = "inr"
 
@@ -145,5 +127,5 @@ class INRRecipe(ZooRecipe):
 
 
 def generate_inr_zoo(out: str | Path, config: INRZooConfig = INRZooConfig(), **options: object) -> Path | None:
-    """Generate an INR zoo; see :func:`nfkit.data.generate.generate_zoo` for the options."""
+    """Generate an INR zoo; see :func:`nfkit.data.generators.runner.generate_zoo` for the options."""
     return generate_zoo(out, INRRecipe(config), **options)  # type: ignore[arg-type]

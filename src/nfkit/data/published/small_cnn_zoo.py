@@ -25,12 +25,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from nfkit.data.zoo_format import Zoo
 from nfkit.errors import ZooFormatError
 from nfkit.spaces.activations import Activation
 from nfkit.spaces.features import WeightSpaceFeatures
 from nfkit.spaces.spec import LayerSpec, WeightSpaceSpec
 
-__all__ = ["ZooFormatError", "LayoutEntry", "read_layout", "SmallCNNZoo", "load_small_cnn_zoo"]
+__all__ = ["ZooFormatError", "LayoutEntry", "read_layout", "load_small_cnn_zoo"]
 
 _EXPECTED = (
     "a Small CNN Zoo folder holds weights.npy (rows × parameters, float), layout.csv "
@@ -127,33 +128,6 @@ def _read_metrics(path: Path) -> dict[str, list[str]]:
     return columns
 
 
-@dataclass
-class SmallCNNZoo:
-    """Networks of a Small CNN Zoo as weight-space features, with their metrics and splits.
-
-    Attributes:
-        spec: the networks' weight space (activation ``"mixed"`` when ReLU and Tanh nets are both kept).
-        features: ``WeightSpaceFeatures`` of batch N, one channel, PyTorch layouts.
-        metrics: every ``metrics.csv.gz`` column for the kept rows (numbers as floats where they parse).
-        rows: the kept rows' indices into ``weights.npy``.
-        splits: ``{"train", "val", "test"}`` → indices into ``features``.
-    """
-
-    spec: WeightSpaceSpec
-    features: WeightSpaceFeatures
-    metrics: dict[str, np.ndarray]
-    rows: np.ndarray
-    splits: dict[str, np.ndarray]
-
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    @property
-    def test_accuracy(self) -> torch.Tensor:
-        """``(N,)`` float tensor: the generalisation target."""
-        return torch.as_tensor(self.metrics["test_accuracy"].astype(np.float64), dtype=torch.float32)
-
-
 def _as_array(values: list[str]) -> np.ndarray:
     try:
         return np.array([float(v) for v in values])
@@ -178,7 +152,7 @@ def load_small_cnn_zoo(
     activation: str | None = None,
     order_file: str | Path | None = None,
     dtype: torch.dtype = torch.float32,
-) -> SmallCNNZoo:
+) -> Zoo:
     """Load a Small CNN Zoo folder exactly, converting TensorFlow layouts to PyTorch's.
 
     Args:
@@ -251,4 +225,5 @@ def load_small_cnn_zoo(
     random.Random(0).shuffle(first)
     n_train = int(0.8 * len(first))
     splits = {"train": np.array(first[:n_train]), "val": np.array(first[n_train:]), "test": test}
-    return SmallCNNZoo(spec, features, kept_metrics, rows, splits)
+    table = {**kept_metrics, "row": np.asarray(rows, dtype=np.float64)}
+    return Zoo("cnn", spec, features, table, splits, {"source": str(root), "format": "small-cnn-zoo"})

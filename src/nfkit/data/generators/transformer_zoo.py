@@ -21,8 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call, grad, vmap
 
-from nfkit.data.generate import ZooRecipe, checked_schedule, choice, generate_zoo, log_uniform, rows_by_activation
-from nfkit.data.sources import ImageSplit, TokenSplit, load_digits, topic_mixture_text
+from nfkit.data.generators.runner import ZooRecipe, checked_schedule, choice, generate_zoo, log_uniform, rows_by_activation
+from nfkit.data.generators.sources import ImageSplit, TokenSplit, load_digits, topic_mixture_text
 from nfkit.data.zoo_format import Zoo
 from nfkit.spaces.convert import load_into, spec_of, weights_of
 from nfkit.spaces.transformer_spec import TransformerSpec
@@ -176,7 +176,7 @@ def _flatten(net: SmallTransformer, params: dict[str, torch.Tensor]) -> np.ndarr
 
 
 class TransformerRecipe(ZooRecipe):
-    """The transformer zoo as a :class:`~nfkit.data.generate.ZooRecipe`."""
+    """The transformer zoo as a :class:`~nfkit.data.generators.runner.ZooRecipe`."""
 
     kind = "transformer"
 
@@ -205,7 +205,7 @@ class TransformerRecipe(ZooRecipe):
 
 
 def generate_transformer_zoo(out: str | Path, config: TransformerZooConfig = TransformerZooConfig(), **options: object) -> Path | None:
-    """Generate a transformer zoo; see :func:`nfkit.data.generate.generate_zoo` for ``shard``, ``workers``, ``overwrite``, ``progress``."""
+    """Generate a transformer zoo; see :func:`nfkit.data.generators.runner.generate_zoo` for ``shard``, ``workers``, ``overwrite``, ``progress``."""
     return generate_zoo(out, TransformerRecipe(config), **options)  # type: ignore[arg-type]
 
 

@@ -21,8 +21,8 @@ import torch
 import torch.nn.functional as F
 
 from nfkit.nets.architectures import small_cnn_zoo
-from nfkit.data.generate import ZooRecipe, checked_schedule, choice, generate_zoo, log_uniform, rows_by_activation
-from nfkit.data.sources import ImageSplit, load_digits
+from nfkit.data.generators.runner import ZooRecipe, checked_schedule, choice, generate_zoo, log_uniform, rows_by_activation
+from nfkit.data.generators.sources import ImageSplit, load_digits
 from nfkit.spaces.convert import spec_of
 from nfkit.spaces.features import WeightSpaceFeatures
 from nfkit.spaces.activations import Activation
@@ -200,7 +200,7 @@ def train_cnn_chunk(
 
 
 class CNNRecipe(ZooRecipe):
-    """The CNN zoo as a :class:`~nfkit.data.generate.ZooRecipe`."""
+    """The CNN zoo as a :class:`~nfkit.data.generators.runner.ZooRecipe`."""
 
     kind = "cnn"
 
@@ -239,5 +239,5 @@ class CNNRecipe(ZooRecipe):
 
 
 def generate_cnn_zoo(out: str | Path, config: CNNZooConfig = CNNZooConfig(), **options: object) -> Path | None:
-    """Generate a CNN zoo; see :func:`nfkit.data.generate.generate_zoo` for ``shard``, ``workers``, ``overwrite``, ``progress``."""
+    """Generate a CNN zoo; see :func:`nfkit.data.generators.runner.generate_zoo` for ``shard``, ``workers``, ``overwrite``, ``progress``."""
     return generate_zoo(out, CNNRecipe(config), **options)  # type: ignore[arg-type]

@@ -19,19 +19,19 @@ from __future__ import annotations
 import json
 import pickle
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from nfkit.errors import ZooFormatError
+from nfkit.data.zoo_format import Zoo
 from nfkit.errors import NonFiniteWeightsError, SpecMismatchError
 from nfkit.spaces.convert import from_state_dict
 from nfkit.spaces.features import WeightSpaceFeatures, stack
 from nfkit.spaces.spec import WeightSpaceSpec
 
-__all__ = ["INRSet", "siren_spec", "read_state_dict", "load_dws_inrs", "load_nfn_sirens"]
+__all__ = ["siren_spec", "read_state_dict", "load_dws_inrs", "load_nfn_sirens"]
 
 DWS_NAMES = ("seq.0", "seq.1", "seq.2")
 NFN_NAMES = ("net.0.linear", "net.1.linear", "net.2")
@@ -72,29 +72,14 @@ def _features(paths: list[Path], spec: WeightSpaceSpec, names: tuple[str, ...]) 
     return stack(items)
 
 
-@dataclass
-class INRSet:
-    """INRs as weight-space features with class labels and splits.
-
-    Attributes:
-        spec: the SIREN weight space.
-        features: batch N, one channel.
-        labels: ``(N,)`` long tensor of image classes.
-        splits: ``{"train", "val", "test"}`` → indices into ``features``.
-        paths: the file each network came from.
-    """
-
-    spec: WeightSpaceSpec
-    features: WeightSpaceFeatures
-    labels: torch.Tensor
-    splits: dict[str, np.ndarray]
-    paths: list[Path]
-
-    def __len__(self) -> int:
-        return len(self.paths)
+def _zoo(spec: WeightSpaceSpec, features: WeightSpaceFeatures, labels: list[int], splits: dict[str, np.ndarray],
+         paths: list[Path], layout: str, source: Path) -> Zoo:
+    """The one zoo type: an ``"inr"`` zoo whose table has each INR's ``label`` and the ``path`` it came from."""
+    table = {"label": np.asarray(labels, dtype=np.float64), "path": np.array([str(p) for p in paths], dtype=object)}
+    return Zoo("inr", spec, features, table, splits, {"source": str(source), "format": layout})
 
 
-def load_dws_inrs(splits_json: str | Path, root: str | Path | None = None, out_features: int = 1) -> INRSet:
+def load_dws_inrs(splits_json: str | Path, root: str | Path | None = None, out_features: int = 1) -> Zoo:
     """Load a DWS INR set from its splits JSON (paths are resolved against ``root``, default: the JSON's folder)."""
     splits_json = Path(splits_json)
     if not splits_json.is_file():
@@ -124,7 +109,7 @@ def load_dws_inrs(splits_json: str | Path, root: str | Path | None = None, out_f
         paths += [Path(p) if Path(p).is_absolute() else base / p for p in entry["path"]]
         labels += [int(v) for v in entry["label"]]
     spec = siren_spec(out_features)
-    return INRSet(spec, _features(paths, spec, DWS_NAMES), torch.tensor(labels), splits, paths)
+    return _zoo(spec, _features(paths, spec, DWS_NAMES), labels, splits, paths, "dws", splits_json)
 
 
 _NFN_DIR = re.compile(r"^(?P<prefix>.+)_(?P<label>\d+)s$")
@@ -136,7 +121,7 @@ def load_nfn_sirens(
     prefix: str = "randinit_smaller",
     split_points: tuple[int, int] = (45_000, 50_000),
     out_features: int = 1,
-) -> INRSet:
+) -> Zoo:
     """Load an NFN SIREN folder ``root/<prefix>_<label>s/net<idx>.pth``.
 
     Only folders whose prefix is exactly ``prefix`` are read (``<prefix>_aug<k>`` copies are not
@@ -166,4 +151,4 @@ def load_nfn_sirens(
     splits = {"train": np.arange(0, a), "val": np.arange(a, b), "test": np.arange(b, n)}
     spec = siren_spec(out_features)
     paths = [p for _, _, p in found]
-    return INRSet(spec, _features(paths, spec, NFN_NAMES), torch.tensor([l for _, l, _ in found]), splits, paths)
+    return _zoo(spec, _features(paths, spec, NFN_NAMES), [l for _, l, _ in found], splits, paths, "nfn", root)

@@ -253,7 +253,7 @@ def generate_zoo(
 
     Args:
         out: the zoo folder to create; an existing one is replaced only with ``overwrite``.
-        recipe: what to train (e.g. :class:`~nfkit.data.cnn_zoo.CNNRecipe`).
+        recipe: what to train (e.g. :class:`~nfkit.data.generators.cnn_zoo.CNNRecipe`).
         shard: ``(i, n)`` to do only chunks ``k ≡ i (mod n)``; by default from ``torchrun``'s environment.
         workers: local processes that split this shard's chunks.
         progress: report each chunk on stderr.

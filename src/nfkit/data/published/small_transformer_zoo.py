@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from nfkit.data.inr_sets import read_state_dict
+from nfkit.data.published.inr_sets import read_state_dict
 from nfkit.errors import ZooFormatError
 from nfkit.data.zoo_format import Zoo
 from nfkit.spaces.features import stack
