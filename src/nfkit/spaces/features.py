@@ -336,3 +336,7 @@ def cat_channels(features: Sequence[WeightSpaceFeatures]) -> WeightSpaceFeatures
         [torch.cat(ts, dim=1) for ts in zip(*(f.weights for f in features))],
         [torch.cat(ts, dim=1) for ts in zip(*(f.biases for f in features))],
     )
+
+
+# the spec builds its features through this (spec.py cannot import this module: it is imported by it)
+WeightSpaceSpec.features_type = WeightSpaceFeatures

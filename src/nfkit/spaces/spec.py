@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, NamedTuple, final
+from typing import TYPE_CHECKING, ClassVar, Literal, NamedTuple, final
 
 import torch
 
@@ -115,6 +115,8 @@ class WeightSpaceSpec:
     """
 
     layers: tuple[LayerSpec, ...]
+    #: the feature container of this space, set by :mod:`nfkit.spaces.features` (which imports this module)
+    features_type: ClassVar[type[WeightSpaceFeatures]]
 
     def __post_init__(self) -> None:
         layers = tuple(self.layers)
@@ -287,15 +289,13 @@ class WeightSpaceSpec:
 
         Biases of bias-free layers are zero.
         """
-        from nfkit.spaces.features import WeightSpaceFeatures
-
         def draw(shape: tuple[int, ...]) -> torch.Tensor:
             x = torch.randn((batch_size, channels, *shape), generator=generator, dtype=dtype)
             return x.to(device) if device is not None else x
 
         weights = [draw(s) for s in self.weight_shapes]
         biases = [draw(s) if layer.bias else draw(s).zero_() for s, layer in zip(self.bias_shapes, self.layers)]
-        return WeightSpaceFeatures(self, weights, biases)
+        return self.features_type(self, weights, biases)
 
     def zeros(
         self,
@@ -306,17 +306,13 @@ class WeightSpaceSpec:
         device: torch.device | str | None = None,
     ) -> WeightSpaceFeatures:
         """All-zero features (shapes as in :meth:`randn`)."""
-        from nfkit.spaces.features import WeightSpaceFeatures
-
         weights = [torch.zeros((batch_size, channels, *s), dtype=dtype, device=device) for s in self.weight_shapes]
         biases = [torch.zeros((batch_size, channels, *s), dtype=dtype, device=device) for s in self.bias_shapes]
-        return WeightSpaceFeatures(self, weights, biases)
+        return self.features_type(self, weights, biases)
 
     def unflatten(self, flat: torch.Tensor) -> WeightSpaceFeatures:
         """Features from ``(B, C, P)`` flat entries (inverse of :meth:`WeightSpaceFeatures.flatten`)."""
-        from nfkit.spaces.features import WeightSpaceFeatures
-
-        return WeightSpaceFeatures.unflatten(self, flat)
+        return self.features_type.unflatten(self, flat)
 
     def require_compatible(self, other: WeightSpaceSpec, what: str = "features") -> None:
         """Raise :class:`SpecMismatchError` unless ``other`` has the same tensor shapes as ``self``."""

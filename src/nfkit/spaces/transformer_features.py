@@ -261,3 +261,6 @@ def _transform_block(g: BlockElement, t: dict[str, torch.Tensor]) -> dict[str, t
     out["ffn_in_bias"] = t["ffn_in_bias"].index_select(2, ffn)
     out["ffn_out"] = t["ffn_out"].index_select(3, ffn)
     return out
+
+
+TransformerSpec.features_type = TransformerFeatures

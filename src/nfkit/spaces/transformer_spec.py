@@ -19,15 +19,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, final
+from typing import TYPE_CHECKING, ClassVar, final
 
 import torch
 
 from nfkit.errors import SpecMismatchError
 from nfkit.spaces.spec import WeightSpaceSpec
 
+from nfkit.groups.transformer import TransformerFactor, TransformerGroup
+
 if TYPE_CHECKING:
-    from nfkit.groups.transformer import TransformerGroup
     from nfkit.spaces.transformer_features import TransformerFeatures
 
 __all__ = ["AttentionBlockSpec", "TransformerSpec", "spec_from_dict"]
@@ -171,6 +172,8 @@ class TransformerSpec:
     blocks: tuple[AttentionBlockSpec, ...]
     embedding: WeightSpaceSpec | None = None
     head: WeightSpaceSpec | None = None
+    #: the feature container of this space, set by :mod:`nfkit.spaces.transformer_features`
+    features_type: ClassVar[type[TransformerFeatures]]
 
     def __post_init__(self) -> None:
         blocks = tuple(self.blocks)
@@ -239,8 +242,6 @@ class TransformerSpec:
         permutation where every block has it (:attr:`AttentionBlockSpec.stream_permutable`);
         × the head's hidden-neuron permutations if there is a head with hidden layers.
         """
-        from nfkit.groups.transformer import TransformerFactor, TransformerGroup
-
         factors = {
             TransformerFactor.HEAD_PERMUTATION,
             TransformerFactor.QUERY_KEY_GL,
@@ -263,8 +264,6 @@ class TransformerSpec:
         device: torch.device | str | None = None,
     ) -> TransformerFeatures:
         """Standard-normal features (absent biases zero). Shapes: ``(B, C, *shape)`` per tensor."""
-        from nfkit.spaces.transformer_features import TransformerFeatures
-
         tensors = []
         zero = self.zero_tensors()
         for name, shape in self.tensor_shapes().items():
@@ -272,15 +271,13 @@ class TransformerSpec:
             if name in zero:
                 x.zero_()
             tensors.append(x.to(device) if device is not None else x)
-        return TransformerFeatures.from_tensors(self, tensors)
+        return self.features_type.from_tensors(self, tensors)
 
     def zeros(
         self, batch_size: int, channels: int = 1, *, dtype: torch.dtype | None = None, device: torch.device | str | None = None
     ) -> TransformerFeatures:
         """All-zero features."""
-        from nfkit.spaces.transformer_features import TransformerFeatures
-
-        return TransformerFeatures.from_tensors(
+        return self.features_type.from_tensors(
             self, [torch.zeros((batch_size, channels, *s), dtype=dtype, device=device) for s in self.tensor_shapes().values()]
         )
 
@@ -294,9 +291,7 @@ class TransformerSpec:
 
     def unflatten(self, flat: torch.Tensor) -> TransformerFeatures:
         """Inverse of :meth:`TransformerFeatures.flatten`: ``(B, C, P) → features``."""
-        from nfkit.spaces.transformer_features import TransformerFeatures
-
-        return TransformerFeatures.unflatten(self, flat)
+        return self.features_type.unflatten(self, flat)
 
     def require_compatible(self, other: object, what: str = "features") -> None:
         """Raise :class:`SpecMismatchError` unless ``other`` has the same tensor shapes."""
