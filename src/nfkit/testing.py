@@ -27,7 +27,7 @@ import copy
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -90,7 +90,7 @@ class SymmetryReport:
         return "\n".join(lines)
 
 
-def _declared(module: object, attribute: str) -> object:
+def _declared(module: object, attribute: str) -> Any:
     value = getattr(module, attribute, None)
     if value is None:
         raise TypeError(
@@ -153,12 +153,14 @@ def check_symmetry(
         a :class:`SymmetryReport` (it does not raise on failure; the ``assert_*`` functions do).
     """
     generator = torch.Generator().manual_seed(seed)
-    group = group if group is not None else _declared(module, "group")  # type: ignore[assignment]
-    assert isinstance(group, Group)
+    if group is None:
+        group = _declared(module, "group")
+    if not isinstance(group, Group):
+        raise TypeError(f"the group to check must be an nfkit Group, got {type(group).__name__}")
     if inputs is None:
         spec = _declared(module, "spec")
         channels = _declared(module, "in_channels")
-        inputs = spec.randn(batch_size, channels, generator=generator, dtype=dtype)  # type: ignore[attr-defined]
+        inputs = spec.randn(batch_size, channels, generator=generator, dtype=dtype)
     else:
         inputs = inputs.to(dtype)
     fn = _prepare(module, dtype)
@@ -182,13 +184,13 @@ def check_symmetry(
 
 
 def assert_equivariant(
-    module: Function, group: Group | None = None, inputs: Features | None = None, **options: object
+    module: Function, group: Group | None = None, inputs: Features | None = None, **options: Any
 ) -> SymmetryReport:
     """Assert ``f(g · x) = g · f(x)`` for sampled ``g``; raise ``AssertionError`` with the per-output report.
 
     Options are those of :func:`check_symmetry`.
     """
-    report = check_symmetry(module, group, inputs, **options)  # type: ignore[arg-type]
+    report = check_symmetry(module, group, inputs, **options)
     if report.kind != "equivariant":
         raise AssertionError("assert_equivariant: the module returned a tensor; use assert_invariant")
     if not report.passed:
@@ -197,13 +199,13 @@ def assert_equivariant(
 
 
 def assert_invariant(
-    module: Function, group: Group | None = None, inputs: Features | None = None, **options: object
+    module: Function, group: Group | None = None, inputs: Features | None = None, **options: Any
 ) -> SymmetryReport:
     """Assert ``f(g · x) = f(x)`` for sampled ``g``; raise ``AssertionError`` with the per-output report.
 
     Options are those of :func:`check_symmetry`.
     """
-    report = check_symmetry(module, group, inputs, **options)  # type: ignore[arg-type]
+    report = check_symmetry(module, group, inputs, **options)
     if report.kind != "invariant":
         raise AssertionError("assert_invariant: the module returned features; use assert_equivariant")
     if not report.passed:
@@ -217,13 +219,13 @@ def assert_not_equivariant(
     inputs: Features | None = None,
     *,
     threshold: float = DEFAULT_BREAK_THRESHOLD,
-    **options: object,
+    **options: Any,
 ) -> SymmetryReport:
     """Negative control: assert that ``module`` is *not* equivariant (or invariant) to ``larger_group``.
 
     Passes when the largest relative error exceeds ``threshold``, far above float64 rounding.
     """
-    report = check_symmetry(module, larger_group, inputs, **options)  # type: ignore[arg-type]
+    report = check_symmetry(module, larger_group, inputs, **options)
     if report.max_error <= threshold:
         hint = " or its output does not depend on its input (a constant function respects every group)"
         raise AssertionError(

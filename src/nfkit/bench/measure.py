@@ -29,6 +29,13 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from nfkit.errors import UnsupportedArchitectureError
+from nfkit.nets.architectures import REFERENCE_ARCHITECTURES
+from nfkit.spaces import WeightSpaceSpec, spec_of
+from nfkit.spaces.features import WeightSpaceFeatures
+from nfkit.spaces.transformer_features import TransformerFeatures
+from nfkit.spaces.transformer_spec import TransformerSpec
+
 __all__ = ["Case", "Measurement", "measure", "peak_step_mib", "measure_isolated", "same_function_space", "reference_stack", "BENCH_ARCHITECTURES"]
 
 #: The input networks of the comparison table (names of :data:`nfkit.nets.architectures.REFERENCE_ARCHITECTURES`).
@@ -93,11 +100,8 @@ class Measurement:
         return Measurement(case=Case(**raw.pop("case")), **raw)
 
 
-def input_spec(architecture: str):  # noqa: ANN201 - WeightSpaceSpec or TransformerSpec
+def input_spec(architecture: str) -> WeightSpaceSpec | TransformerSpec:
     """The weight-space spec of a benchmark input network (see :attr:`Case.architecture`)."""
-    from nfkit.nets.architectures import REFERENCE_ARCHITECTURES
-    from nfkit.spaces import WeightSpaceSpec, spec_of
-
     if architecture.startswith("mlp:"):
         return WeightSpaceSpec.mlp([int(s) for s in architecture[4:].split("-")], "relu")
     if architecture not in REFERENCE_ARCHITECTURES:
@@ -108,7 +112,7 @@ def input_spec(architecture: str):  # noqa: ANN201 - WeightSpaceSpec or Transfor
 class _ReferenceStack(nn.Module):
     """``nfn`` layers of the given widths with ReLU between, reading nfkit features (outputs: weights, then biases)."""
 
-    def __init__(self, layer: str, spec, widths: Sequence[int]) -> None:  # noqa: ANN001
+    def __init__(self, layer: str, spec: WeightSpaceSpec, widths: Sequence[int]) -> None:
         super().__init__()
         import nfn.layers as ref
         from nfn.common import WeightSpaceFeatures, network_spec_from_wsfeat
@@ -124,13 +128,15 @@ class _ReferenceStack(nn.Module):
                 modules.append(ref.TupleOp(nn.ReLU()))
         self.stack = nn.Sequential(*modules)
 
-    def forward(self, features):  # noqa: ANN001, ANN201
+    def forward(self, features: WeightSpaceFeatures) -> list[torch.Tensor]:
         out = self.stack(self._wrap(list(features.weights), list(features.biases)))
         return list(out.weights) + list(out.biases)
 
 
-def reference_stack(model: str, spec, channels: int) -> nn.Module:  # noqa: ANN001
+def reference_stack(model: str, spec: WeightSpaceSpec | TransformerSpec, channels: int) -> nn.Module:
     """The reference package's ``1→C→C→1`` stack for ``"nfn-np"`` or ``"nfn-hnp"`` (needs ``nfn==0.1.2``)."""
+    if not isinstance(spec, WeightSpaceSpec):
+        raise UnsupportedArchitectureError(f"{model} reads MLP and CNN weight spaces only")
     return _ReferenceStack(REFERENCE_LAYERS[model], spec, [1, channels, channels, 1])
 
 
@@ -141,11 +147,11 @@ class _ChannelMixingFloor(nn.Module):
         super().__init__()
         self.mlp = nn.Sequential(nn.Linear(1, channels), nn.ReLU(), nn.Linear(channels, channels), nn.ReLU(), nn.Linear(channels, 1))
 
-    def forward(self, features):  # noqa: ANN001, ANN201
+    def forward(self, features: WeightSpaceFeatures | TransformerFeatures) -> list[torch.Tensor]:
         return [self.mlp(t.movedim(1, -1)) for t in features.tensors()]
 
 
-def _build(case: Case, spec) -> tuple[nn.Module, str]:  # noqa: ANN001
+def _build(case: Case, spec: WeightSpaceSpec | TransformerSpec) -> tuple[nn.Module, str]:
     import nfkit.models
 
     c = case.channels
@@ -164,7 +170,9 @@ def _total(output: object) -> torch.Tensor:
         return output.sum()
     if isinstance(output, (list, tuple)):
         return sum((_total(o) for o in output), torch.zeros(()))
-    return sum(t.sum() for t in output.tensors())  # type: ignore[attr-defined]
+    if isinstance(output, (WeightSpaceFeatures, TransformerFeatures)):
+        return sum((t.sum() for t in output.tensors()), torch.zeros((), dtype=output.dtype, device=output.device))
+    raise TypeError(f"cannot sum a {type(output).__name__}")
 
 
 def peak_step_mib(step: Callable[[], None], device: str = "cpu") -> float:
@@ -245,7 +253,7 @@ def measure_isolated(case: Case, timeout: float = 600.0) -> Measurement:
     return Measurement.from_json(lines[-1])
 
 
-def same_function_space(ours: nn.Module, theirs: nn.Module, features, *, samples: int = 3) -> float:  # noqa: ANN001
+def same_function_space(ours: nn.Module, theirs: nn.Module, features: WeightSpaceFeatures, *, samples: int = 3) -> float:
     """How well ``ours`` can reproduce ``theirs``: the relative least-squares residual.
 
     Both modules must be linear in their parameters for fixed input (single linear layers are).
@@ -262,7 +270,7 @@ def same_function_space(ours: nn.Module, theirs: nn.Module, features, *, samples
     names = [n for n, _ in ours.named_parameters()]
     params = {n: torch.zeros_like(p) for n, p in ours.named_parameters()}
 
-    def flat_output(module: nn.Module, p: dict[str, torch.Tensor] | None, x) -> torch.Tensor:  # noqa: ANN001
+    def flat_output(module: nn.Module, p: dict[str, torch.Tensor] | None, x: WeightSpaceFeatures) -> torch.Tensor:
         out = module(x) if p is None else functional_call(module, p, (x,))
         tensors = out if isinstance(out, (list, tuple)) else [*out.weights, *out.biases]
         return torch.cat([t.reshape(-1) for t in tensors])

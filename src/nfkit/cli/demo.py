@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import csv
+from collections.abc import Callable
 import json
 import time
 from pathlib import Path
@@ -38,6 +39,10 @@ def _train_one(zoo: str, model: str, out: str, train: TrainConfig) -> dict[str, 
     return run_generalization(zoo, model, out, train=train, progress=lambda line: say(f"  {model:<9} {line}"))
 
 
+def _number(value: object) -> float:
+    return float(value) if isinstance(value, (int, float)) else float("nan")
+
+
 def _plot(path: Path, rows: list[dict[str, object]]) -> None:
     try:
         import matplotlib
@@ -49,8 +54,8 @@ def _plot(path: Path, rows: list[dict[str, object]]) -> None:
     names = [str(r["model"]) for r in rows]
     x = range(len(rows))
     fig, ax = plt.subplots(figsize=(6, 3.2))
-    ax.bar([i - 0.2 for i in x], [float(r["test_kendall_tau"]) for r in rows], 0.4, label="test nets")
-    ax.bar([i + 0.2 for i in x], [float(r.get("rescaled_test_kendall_tau", float("nan"))) for r in rows], 0.4,
+    ax.bar([i - 0.2 for i in x], [_number(r["test_kendall_tau"]) for r in rows], 0.4, label="test nets")
+    ax.bar([i + 0.2 for i in x], [_number(r.get("rescaled_test_kendall_tau")) for r in rows], 0.4,
            label="rescaled ×U[1, 10³] per neuron")
     ax.set_xticks(list(x), names)
     ax.set_ylabel("Kendall τ")
@@ -68,7 +73,7 @@ def run_demo(
     epochs: int = 12,
     models: tuple[str, ...] = DEMO_MODELS,
     seed: int = 0,
-    say=say_line,
+    say: Callable[[str], None] = say_line,
 ) -> list[dict[str, object]]:
     """Run the demo into ``out`` (the zoo is cached there); return one row of metrics per model."""
     out = Path(out)

@@ -11,8 +11,8 @@ import argparse
 import json
 import math
 import sys
-from collections.abc import Callable, Sequence
-from typing import NoReturn
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NoReturn
 
 __all__ = ["main", "build_parser"]
 
@@ -20,9 +20,9 @@ __all__ = ["main", "build_parser"]
 class _Parser(argparse.ArgumentParser):
     """argparse with every default shown and usage errors on one line."""
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("formatter_class", argparse.ArgumentDefaultsHelpFormatter)
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
@@ -98,39 +98,42 @@ def _default_workers() -> int:
     return max(1, min(2, os.cpu_count() or 1))
 
 
-def _given(value: object, default: object) -> object:
+def _given(value: int | None, default: int) -> int:
     """``value`` unless the option was left out (0 is a value, and is refused by the parser, not replaced)."""
     return default if value is None else value
 
 
 def _zoo_generate(args: argparse.Namespace) -> int:
-    options = {"shard": args.shard, "workers": args.workers, "overwrite": args.overwrite}
+    from pathlib import Path
+
+    result: Path | None
+    shard, workers, overwrite = args.shard, args.workers, args.overwrite
     if args.kind == "cnn":
         from nfkit.data.generators.cnn_zoo import CNNZooConfig, generate_cnn_zoo
 
-        epochs = int(_given(args.epochs, 8))  # type: ignore[call-overload]
-        config = CNNZooConfig(
-            size=int(_given(args.size, 2000)), seed=args.seed, epochs=epochs,  # type: ignore[call-overload]
+        epochs = _given(args.epochs, 8)
+        cnn = CNNZooConfig(
+            size=_given(args.size, 2000), seed=args.seed, epochs=epochs,
             checkpoints=tuple(args.checkpoints or (1, max(1, epochs // 2), epochs)),
-            chunk=int(_given(args.chunk, 200)), activations=tuple(args.activations or ("relu", "tanh")),  # type: ignore[call-overload]
+            chunk=_given(args.chunk, 200), activations=tuple(args.activations or ("relu", "tanh")),
         )
-        result = generate_cnn_zoo(args.out, config, **options)
+        result = generate_cnn_zoo(args.out, cnn, shard=shard, workers=workers, overwrite=overwrite)
     elif args.kind == "inr":
         from nfkit.data.generators.inr_zoo import INRZooConfig, generate_inr_zoo
 
-        config = INRZooConfig(size=int(_given(args.size, 1797)), seed=args.seed, steps=args.steps,  # type: ignore[call-overload]
-                              chunk=int(_given(args.chunk, 200)), shared_init=args.shared_init)  # type: ignore[call-overload]
-        result = generate_inr_zoo(args.out, config, **options)
+        inr = INRZooConfig(size=_given(args.size, 1797), seed=args.seed, steps=args.steps, chunk=_given(args.chunk, 200),
+                           shared_init=args.shared_init)
+        result = generate_inr_zoo(args.out, inr, shard=shard, workers=workers, overwrite=overwrite)
     else:
         from nfkit.data.generators.transformer_zoo import TransformerZooConfig, generate_transformer_zoo
 
-        epochs = int(_given(args.epochs, 30))  # type: ignore[call-overload]
-        config = TransformerZooConfig(
-            size=int(_given(args.size, 1000)), seed=args.seed, epochs=epochs, chunk=int(_given(args.chunk, 100)),  # type: ignore[call-overload]
+        epochs = _given(args.epochs, 30)
+        transformer = TransformerZooConfig(
+            size=_given(args.size, 1000), seed=args.seed, epochs=epochs, chunk=_given(args.chunk, 100),
             checkpoints=tuple(args.checkpoints or (max(1, epochs // 3), epochs)), dataset=args.dataset,
             blocks=args.blocks, activations=tuple(args.activations or ("relu", "gelu")),
         )
-        result = generate_transformer_zoo(args.out, config, **options)
+        result = generate_transformer_zoo(args.out, transformer, shard=shard, workers=workers, overwrite=overwrite)
     print(result if result is not None else f"this shard's chunks are done; {args.out} is written when the last shard finishes")
     return 0
 
@@ -213,7 +216,7 @@ def _maybe_init_distributed() -> None:
         dist.init_process_group("gloo")
 
 
-def _print_metrics(metrics: dict[str, object]) -> None:
+def _print_metrics(metrics: Mapping[str, object]) -> None:
     from nfkit.util.table import format_table
 
     rows = [[k, f"{v:.4f}" if isinstance(v, float) else v] for k, v in metrics.items()]
@@ -237,11 +240,12 @@ def _demo(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     from nfkit.bench.report import run_bench
 
-    options = {"reps": 3, "widths": (32, 128, 512), "depths": (1, 4)} if args.quick else {}
-    options.update({k: v for k, v in (("reps", args.reps), ("widths", args.widths), ("depths", args.depths)) if v})
+    reps = args.reps or (3 if args.quick else 5)
+    widths = args.widths or ((32, 128, 512) if args.quick else (32, 64, 128, 256, 512, 1024))
+    depths = args.depths or ((1, 4) if args.quick else (1, 2, 4, 8))
     run_bench(args.out, models=args.models, architectures=[] if args.growth_only else args.architectures, batch=args.batch,
               channels=args.channels, growth=not args.no_growth, device=args.device, timeout=args.timeout,
-              overwrite=args.overwrite, **options)
+              overwrite=args.overwrite, reps=reps, widths=widths, depths=depths)
     return 0
 
 

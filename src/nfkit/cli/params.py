@@ -22,13 +22,13 @@ def _count(module: nn.Module | None) -> int:
 def parameter_rows(architecture: str, hidden_channels: Sequence[int] | None = None) -> list[list[object]]:
     """``[model, form, parameters, of which head]`` per registered model and form (default options)."""
     spec = spec_of(REFERENCE_ARCHITECTURES[architecture]())
-    options = {} if hidden_channels is None else {"hidden_channels": list(hidden_channels)}
+    options: dict[str, object] = {} if hidden_channels is None else {"hidden_channels": list(hidden_channels)}
     rows: list[list[object]] = []
     for name in registry.available():
         for form in registry.family(name).forms():
             build = registry.invariant if form == "invariant" else registry.equivariant
             try:
-                model = build(name, spec, **options)
+                model = build(name, spec, 1, **options)
             except UnsupportedArchitectureError:
                 rows.append([name, form, "n/a", "n/a"])
                 continue

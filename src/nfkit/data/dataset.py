@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import final
+from typing import Any, final
 
+import numpy as np
 import torch
 from torch.utils.data import Dataset
 
@@ -14,13 +15,15 @@ from nfkit.groups.base import Group
 from nfkit.spaces.features import WeightSpaceFeatures, stack
 from nfkit.spaces.transformer_features import TransformerFeatures
 
-__all__ = ["WeightDataset", "collate", "Compose", "SymmetryAugmentation", "Normalization"]
+__all__ = ["AnyFeatures", "WeightDataset", "collate", "Compose", "SymmetryAugmentation", "Normalization"]
 
-Transform = Callable[[WeightSpaceFeatures], WeightSpaceFeatures]
+#: Either feature container (dense MLP/CNN or transformer weight spaces).
+AnyFeatures = WeightSpaceFeatures | TransformerFeatures
+Transform = Callable[[Any], Any]  # features → features of the same kind
 
 
 @final
-class WeightDataset(Dataset):
+class WeightDataset(Dataset[tuple[AnyFeatures, torch.Tensor]]):
     """Networks (a batch of features) with one label each.
 
     Args:
@@ -39,7 +42,7 @@ class WeightDataset(Dataset):
         (2, [0.0, 3.0])
     """
 
-    def __init__(self, features: WeightSpaceFeatures, labels: torch.Tensor, transform: Transform | None = None) -> None:
+    def __init__(self, features: AnyFeatures, labels: torch.Tensor, transform: Transform | None = None) -> None:
         if len(labels) != len(features):
             raise SpecMismatchError(f"{len(features)} networks but {len(labels)} labels")
         self.features = features
@@ -49,19 +52,19 @@ class WeightDataset(Dataset):
     def __len__(self) -> int:
         return len(self.features)
 
-    def __getitem__(self, index: int) -> tuple[WeightSpaceFeatures, torch.Tensor]:
+    def __getitem__(self, index: int) -> tuple[AnyFeatures, torch.Tensor]:
         item = self.features[index]
         if self.transform is not None:
             item = self.transform(item)
         return item, self.labels[index]
 
-    def subset(self, indices: Sequence[int] | torch.Tensor, transform: Transform | None = None) -> WeightDataset:
+    def subset(self, indices: Sequence[int] | torch.Tensor | np.ndarray, transform: Transform | None = None) -> WeightDataset:
         """The networks at ``indices`` (a split), optionally with another transform."""
         index = torch.as_tensor(indices, dtype=torch.long)
         return WeightDataset(self.features[index], self.labels[index], transform)
 
 
-def collate(items: Sequence[tuple[WeightSpaceFeatures, torch.Tensor]]) -> tuple[WeightSpaceFeatures, torch.Tensor]:
+def collate(items: Sequence[tuple[AnyFeatures, torch.Tensor]]) -> tuple[AnyFeatures, torch.Tensor]:
     """Batch ``(features, label)`` items: features are stacked along the batch axis."""
     return stack([f for f, _ in items]), torch.stack([torch.as_tensor(y) for _, y in items])
 

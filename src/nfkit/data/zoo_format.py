@@ -27,6 +27,7 @@ import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -199,7 +200,7 @@ def _is_index_list(value: object, rows: int) -> bool:
     return isinstance(value, list) and all(type(i) is int and 0 <= i < rows for i in value)
 
 
-def validate_manifest(manifest: object, where: Path) -> dict:
+def validate_manifest(manifest: object, where: Path) -> dict[str, Any]:
     """Check a parsed ``manifest.json`` against the zoo schema; return it or raise one :class:`ZooFormatError`.
 
     Schema: ``format`` ``"nfkit-zoo"``; ``version`` 1; ``kind`` a string; ``rows`` an integer ≥ 0;

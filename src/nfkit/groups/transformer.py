@@ -179,7 +179,9 @@ class TransformerElement(GroupElement):
                 s.value_output, o.value_output, rtol=rtol, atol=atol
             )):
                 return False
-        return (self.head is None) == (other.head is None) and (self.head is None or self.head.allclose(other.head))  # type: ignore[arg-type]
+        if self.head is None or other.head is None:
+            return self.head is None and other.head is None
+        return self.head.allclose(other.head)
 
     def __repr__(self) -> str:
         return f"TransformerElement(blocks={len(self.blocks)})"

@@ -206,4 +206,4 @@ class GraphReadout(nn.Module):
 
     def num_outputs(self, channels: int) -> int:
         """The wrapped pool's width."""
-        return int(self.inner.num_outputs(channels))
+        return int(self.inner.num_outputs(channels))  # type: ignore[operator]  # any pool of nfkit.layers has it

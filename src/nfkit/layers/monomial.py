@@ -170,7 +170,10 @@ class MonomialLinear(nn.Module):
                 y = y + self.constant.view(1, -1, 1)
             for n, chunk in zip(members, y.split([self.out_channels * self.out_fields[n].fixed for n in members], dim=1)):
                 outputs[n] = chunk.reshape(batch, chunk.shape[1], *sizes)
-        tensors = [f.from_field(y, self.out_channels) for f, y in zip(self.out_fields, outputs)]  # type: ignore[arg-type]
+        missing = [f.name for f, y in zip(self.out_fields, outputs) if y is None]
+        if missing:
+            raise RuntimeError(f"no block wrote the fields {missing}")  # a construction bug, never an input error
+        tensors = [f.from_field(y, self.out_channels) for f, y in zip(self.out_fields, outputs) if y is not None]
         return WeightSpaceFeatures(self.out_spec, tensors[0::2], tensors[1::2])
 
     def extra_repr(self) -> str:

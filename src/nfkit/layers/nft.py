@@ -86,9 +86,13 @@ class NFTAttention(nn.Module):
         for i, (w, b) in enumerate(zip(features.weights, features.biases)):
             per_entry = w.movedim(1, -1).flatten(3) if w.dim() > 4 else w.movedim(1, -1)  # (B, n, m, c·f)
             q, k, v = self._split(self.project_weight[i](per_entry))  # (B, h, d, n_i, n_{i-1})
-            qw.append(q), kw.append(k), vw.append(v)
+            qw.append(q)
+            kw.append(k)
+            vw.append(v)
             q, k, v = self._split(self.project_bias[i](b.movedim(1, -1)))  # (B, h, d, n_i)
-            qb.append(q), kb.append(k), vb.append(v)
+            qb.append(q)
+            kb.append(k)
+            vb.append(v)
         out_w = [torch.zeros_like(v) for v in vw]
         out_b = [torch.zeros_like(v) for v in vb]
         # global term: attention among the 2L per-tensor mean tokens
@@ -119,17 +123,17 @@ class NFTAttention(nn.Module):
             out = self._attend(gather(qw, qb), gather(kw, kb), gather(vw, vb))
             start = 0
             for kind, i in parts:
-                b, h, d = vw[i].shape[:3]
+                batch, h, d = vw[i].shape[:3]
                 if kind == "col":
                     n, m = vw[i].shape[3:]
-                    out_w[i] = out_w[i] + out[:, :, start : start + m].reshape(b, h, m, d, n).permute(0, 1, 3, 4, 2)
+                    out_w[i] = out_w[i] + out[:, :, start : start + m].reshape(batch, h, m, d, n).permute(0, 1, 3, 4, 2)
                     start += m
                 elif kind == "bias":
-                    out_b[i] = out_b[i] + out[:, :, start].reshape(b, h, d, -1)
+                    out_b[i] = out_b[i] + out[:, :, start].reshape(batch, h, d, -1)
                     start += 1
                 else:
                     n, m = vw[i].shape[3:]
-                    out_w[i] = out_w[i] + out[:, :, start : start + n].reshape(b, h, n, d, m).permute(0, 1, 3, 2, 4)
+                    out_w[i] = out_w[i] + out[:, :, start : start + n].reshape(batch, h, n, d, m).permute(0, 1, 3, 2, 4)
                     start += n
         weights, biases = [], []
         for i, layer in enumerate(self.spec.layers):

@@ -27,6 +27,8 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -91,7 +93,8 @@ class Field:
     def pools(self, x: torch.Tensor, kept_sets: Sequence[tuple[int, ...]]) -> dict[tuple[int, ...], torch.Tensor]:
         """:meth:`pool` for several kept sets at once (one full-size gradient in backward)."""
         reduced = [k for k in kept_sets if self.pooled_dims(k)]
-        out = dict(zip(reduced, _Means.apply(x, tuple(self.pooled_dims(k) for k in reduced)))) if reduced else {}
+        means: tuple[torch.Tensor, ...] = _Means.apply(x, tuple(self.pooled_dims(k) for k in reduced)) if reduced else ()  # type: ignore[no-untyped-call]  # autograd.Function.apply is untyped
+        out = dict(zip(reduced, means))
         out.update({k: x for k in kept_sets if not self.pooled_dims(k)})
         return out
 
@@ -107,16 +110,16 @@ class _Means(torch.autograd.Function):
     generate_vmap_rule = True  # usable under vmap / jacrev (torch.func)
 
     @staticmethod
-    def forward(x: torch.Tensor, dims_list: tuple[tuple[int, ...], ...]) -> tuple[torch.Tensor, ...]:  # type: ignore[override]
+    def forward(x: torch.Tensor, dims_list: tuple[tuple[int, ...], ...]) -> tuple[torch.Tensor, ...]:
         return tuple(x.mean(dim=dims) for dims in dims_list)
 
     @staticmethod
-    def setup_context(ctx, inputs: tuple, output: object) -> None:  # type: ignore[override]
+    def setup_context(ctx: Any, inputs: tuple[torch.Tensor, tuple[tuple[int, ...], ...]], output: object) -> None:
         x, dims_list = inputs
         ctx.shape, ctx.dims_list = x.shape, dims_list
 
     @staticmethod
-    def backward(ctx, *grads: torch.Tensor | None) -> tuple[torch.Tensor | None, None]:  # type: ignore[override]
+    def backward(ctx: Any, *grads: torch.Tensor | None) -> tuple[torch.Tensor | None, None]:
         shaped = []
         for g, dims in zip(grads, ctx.dims_list):
             if g is not None:
@@ -146,7 +149,7 @@ def fields_of(spec: WeightSpaceSpec, permuted: Iterable[int]) -> tuple[Field, ..
                     name=f"{'b' if is_bias else 'W'}{i + 1}",
                     layer=i,
                     is_bias=is_bias,
-                    axes=tuple(labels[d] for d in perm_dims),  # type: ignore[misc]
+                    axes=tuple(lab for lab in (labels[d] for d in perm_dims) if lab is not None),
                     axis_sizes=tuple(sizes[d] for d in perm_dims),
                     fixed_shape=tuple(sizes[d] for d in fixed_dims),
                     order=tuple(fixed_dims + perm_dims),

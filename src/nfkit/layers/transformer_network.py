@@ -141,7 +141,7 @@ class TransformerReadout(nn.Module):
         self.blocks = nn.ModuleList(AttentionBlockInvariant(b, in_channels, width) for b in spec.blocks if width > 0)
         self.head_pool = PermutationInvariantPool(spec.head, _hidden(spec.head)) if spec.head is not None else None
         self.has_embedding = flat_embedding and spec.embedding is not None
-        embedding = in_channels * spec.embedding.num_parameters if self.has_embedding else 0
+        embedding = in_channels * spec.embedding.num_parameters if flat_embedding and spec.embedding is not None else 0
         self.out_features = len(spec.blocks) * width + embedding
         self.out_features += 2 * self.head_pool.num_outputs(in_channels) if self.head_pool is not None else 0
         self.out_features += self.statistics.num_outputs(in_channels) if self.statistics is not None else 0
@@ -158,8 +158,9 @@ class TransformerReadout(nn.Module):
         if self.has_embedding:
             zero = features.spec.zero_tensors()
             parts += [t.flatten(1) for k, t in features.named.items() if k.startswith("embedding.") and k not in zero]
-        if self.head_pool is not None:  # means and mean squares over the head's hidden neurons
-            parts += [self.head_pool(features.head), self.head_pool(features.head.map(torch.square))]
+        head = features.head
+        if self.head_pool is not None and head is not None:  # means and mean squares over the head's hidden neurons
+            parts += [self.head_pool(head), self.head_pool(head.map(torch.square))]
         if self.statistics is not None:
             parts.append(self.statistics(features))
         return torch.cat(parts, dim=1)

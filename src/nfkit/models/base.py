@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Sequence
-from typing import Protocol, final
+from typing import Protocol, TypeVar, final
 
 import torch
 from torch import nn
@@ -86,17 +86,22 @@ class EquivariantModel(WeightSpaceModel):
     def forward(self, features: WeightSpaceFeatures) -> WeightSpaceFeatures:
         """Shapes: features with ``in_channels`` channels → features with ``out_channels`` channels."""
 
-    def project(self, features: WeightSpaceFeatures) -> WeightSpaceFeatures:
+    def project(self, features: _AnyFeatures) -> _AnyFeatures:
         """Zero the biases of bias-free layers, so that the output is a point of the weight space."""
         if isinstance(features, TransformerFeatures):
             zero = features.spec.zero_tensors()
             return features if not zero else features.with_tensors(
                 [torch.zeros_like(t) if k in zero else t for k, t in features.named.items()]
             )
-        if all(layer.bias for layer in self.spec.layers):
+        spec = self.spec
+        assert isinstance(spec, WeightSpaceSpec)
+        if all(layer.bias for layer in spec.layers):
             return features
-        biases = [b if layer.bias else torch.zeros_like(b) for b, layer in zip(features.biases, self.spec.layers)]
+        biases = [b if layer.bias else torch.zeros_like(b) for b, layer in zip(features.biases, spec.layers)]
         return features.with_tensors(features.weights, biases)
+
+
+_AnyFeatures = TypeVar("_AnyFeatures", WeightSpaceFeatures, TransformerFeatures)
 
 
 @final
@@ -150,7 +155,9 @@ class StackedInvariantModel(InvariantModel):
         head_dropout: float = 0.0,
     ) -> StackedInvariantModel:
         """``trunk → readout → MLP head``, the head sized by ``readout.num_outputs(trunk_width)``."""
-        width = readout.num_outputs(trunk_width)  # type: ignore[operator]
+        if not callable(getattr(readout, "num_outputs", None)):
+            raise TypeError(f"{type(readout).__name__} has no num_outputs(channels); every readout must say its width")
+        width = int(getattr(readout, "num_outputs")(trunk_width))
         return cls(spec, group, in_channels, out_features, trunk=trunk, readout=readout,
                    head=mlp_head(width, head_hidden, out_features, head_dropout))
 

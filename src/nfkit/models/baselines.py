@@ -23,6 +23,7 @@ from nfkit.layers.statistics import Flattened, LayerStatistics, entry_statistics
 from nfkit.models.base import EquivariantModel, StackedInvariantModel, mlp_head
 from nfkit.models.registry import ModelFamily, register
 from nfkit.spaces.features import WeightSpaceFeatures
+from nfkit.spaces.transformer_features import TransformerFeatures
 from nfkit.spaces.spec import WeightSpaceSpec
 from nfkit.spaces.transformer_spec import TransformerSpec
 
@@ -95,6 +96,8 @@ class FlatMLPEditor(EquivariantModel):
         self.validate(features)
         flat = self.mlp(features.flatten().flatten(1))
         out = self.spec.unflatten(flat.view(-1, self.out_channels, self.entries))
+        if isinstance(out, TransformerFeatures):
+            return self.project(out)  # type: ignore[return-value]  # a transformer spec gives transformer features
         return self.project(out)
 
 

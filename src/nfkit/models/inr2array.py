@@ -83,7 +83,9 @@ class Inr2ArrayModel(InvariantModel):
             features of batch B → features of the same spec, batch B, one channel.
         """
         flat = self.decoder(self.latent(features).flatten(1))
-        return WeightSpaceFeatures.unflatten(self.spec, flat.unsqueeze(1))
+        spec = self.spec
+        assert isinstance(spec, WeightSpaceSpec)  # the constructor takes MLP specs only
+        return WeightSpaceFeatures.unflatten(spec, flat.unsqueeze(1))
 
 
 register(

@@ -105,7 +105,10 @@ def invariant(name: str, spec: AnySpec, out_features: int = 1, **options: object
         >>> model(spec.randn(3)).shape
         torch.Size([3, 10])
     """
-    return _build(name, "invariant", spec, out_features, options)  # type: ignore[return-value]
+    model = _build(name, "invariant", spec, out_features, options)
+    if not isinstance(model, InvariantModel):
+        raise TypeError(f"the invariant builder of {name!r} returned a {type(model).__name__}, not an InvariantModel")
+    return model
 
 
 def equivariant(name: str, spec: AnySpec, out_channels: int = 1, **options: object) -> EquivariantModel:
@@ -117,7 +120,10 @@ def equivariant(name: str, spec: AnySpec, out_channels: int = 1, **options: obje
         >>> equivariant("np", spec, hidden_channels=[8])(spec.randn(3)).weights[0].shape
         torch.Size([3, 1, 16, 2])
     """
-    return _build(name, "equivariant", spec, out_channels, options)  # type: ignore[return-value]
+    model = _build(name, "equivariant", spec, out_channels, options)
+    if not isinstance(model, EquivariantModel):
+        raise TypeError(f"the equivariant builder of {name!r} returned a {type(model).__name__}, not an EquivariantModel")
+    return model
 
 
 def available(form: Form | None = None) -> list[str]:

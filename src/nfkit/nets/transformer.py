@@ -11,6 +11,7 @@ switched on, and ``nfkit.spaces.spec_of`` reads which from the module.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import final
 
 import torch
@@ -19,7 +20,7 @@ from torch import nn
 
 __all__ = ["SelfAttention", "EncoderBlock", "Classifier", "SmallTransformer", "sinusoidal_positions"]
 
-ACTIVATIONS = {"relu": F.relu, "gelu": F.gelu}
+ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {"relu": F.relu, "gelu": F.gelu}
 
 
 def sinusoidal_positions(length: int, width: int) -> torch.Tensor:
@@ -174,6 +175,7 @@ class SmallTransformer(nn.Module):
         else:
             self.embedding = nn.Embedding(vocab, d_model)
             length = max_len
+        self.positions: torch.Tensor
         self.register_buffer("positions", sinusoidal_positions(length, d_model), persistent=False)
         self.encoder = nn.ModuleList(
             EncoderBlock(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 import torch
 from torch import nn
@@ -78,12 +78,20 @@ def _pair(x: int | tuple[int, ...]) -> tuple[int, ...]:
     return tuple(x) if isinstance(x, tuple) else (x, x)
 
 
-def _layers_of(module: nn.Module) -> list[tuple[LayerSpec, nn.Module]]:
+def _two(x: int | tuple[int, ...]) -> tuple[int, int]:
+    """A 2-D conv's size pair from a recorded size (a spec stores tuples; Conv2d wants exactly two)."""
+    pair = tuple(x) if isinstance(x, tuple) else (x, x)
+    if len(pair) != 2:
+        raise SpecMismatchError(f"a Conv2d needs two sizes per option, got {x}")
+    return (int(pair[0]), int(pair[1]))
+
+
+def _layers_of(module: nn.Module) -> list[tuple[LayerSpec, nn.Linear | nn.Conv2d]]:
     if not isinstance(module, nn.Sequential):
         raise _unsupported("<root>", module, "the network must be an nn.Sequential")
-    layers: list[tuple[LayerSpec, nn.Module]] = []
+    layers: list[tuple[LayerSpec, nn.Linear | nn.Conv2d]] = []
     activation_open = False  # the last layer can still receive an activation
-    reduction: str | None = None  # a pooling/flatten seen after conv layers
+    reduction: Literal["global_avg_pool", "flatten"] | None = None  # a pooling/flatten seen after conv layers
     for path, child in _leaves(module, ""):
         last = layers[-1][0] if layers else None
         if isinstance(child, (nn.Linear, nn.Conv2d)):
@@ -119,7 +127,7 @@ def _layers_of(module: nn.Module) -> list[tuple[LayerSpec, nn.Module]]:
                     child.out_features,
                     child.in_features,
                     bias=child.bias is not None,
-                    input_reduction=input_reduction,  # type: ignore[arg-type]
+                    input_reduction=input_reduction,
                     name=path,
                 )
             if last is not None and spec.n_in != last.n_out:
@@ -138,7 +146,8 @@ def _layers_of(module: nn.Module) -> list[tuple[LayerSpec, nn.Module]]:
             layers[-1] = (replace(last, activation=activation), layers[-1][1])
             activation_open = False
         elif isinstance(child, nn.AdaptiveAvgPool2d):
-            if _pair(child.output_size) != (1, 1) or last is None or last.kind != "conv" or reduction is not None:
+            size = child.output_size
+            if (tuple(size) if isinstance(size, tuple) else (size, size)) != (1, 1) or last is None or last.kind != "conv" or reduction is not None:
                 raise _unsupported(path, child, "only global average pooling (output size 1) after conv layers")
             reduction = "global_avg_pool"
             activation_open = False
@@ -223,7 +232,9 @@ def load_into(module: ModuleT, features: WeightSpaceFeatures | TransformerFeatur
     for NaN or Inf.
     """
     if is_transformer(module):
-        transformer_load_into(module, features, index)  # type: ignore[arg-type]
+        if not isinstance(features, TransformerFeatures):
+            raise SpecMismatchError(f"{type(module).__name__} needs TransformerFeatures, got {type(features).__name__}")
+        transformer_load_into(module, features, index)
         return module
     if not isinstance(features, WeightSpaceFeatures):
         raise SpecMismatchError(f"{type(module).__name__} needs WeightSpaceFeatures, got {type(features).__name__}")
@@ -279,8 +290,9 @@ def module_from_spec(spec: WeightSpaceSpec) -> nn.Sequential:
         if layer.kind == "conv":
             modules.append(
                 nn.Conv2d(
-                    layer.n_in, layer.n_out, layer.kernel, stride=layer.stride or 1, padding=layer.padding or 0,
-                    dilation=layer.dilation or 1, bias=layer.bias,
+                    layer.n_in, layer.n_out, _two(layer.kernel), stride=_two(layer.stride or 1),
+                    padding=layer.padding if isinstance(layer.padding, str) else _two(layer.padding or 0),
+                    dilation=_two(layer.dilation or 1), bias=layer.bias,
                 )
             )
         else:

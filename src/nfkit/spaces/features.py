@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, final
+from typing import TYPE_CHECKING, Any, TypeVar, cast, final
 
+import numpy as np
 import torch
 
 from nfkit.errors import GroupMismatchError, NonFiniteWeightsError, SpecMismatchError
@@ -39,7 +40,7 @@ class _Ops:
         raise NotImplementedError
 
     def _binary(
-        self, other: Scalar | _Ops, fn: Callable[[torch.Tensor, object], torch.Tensor]
+        self, other: Scalar | _Ops, fn: Callable[[torch.Tensor, Any], torch.Tensor]
     ) -> Self:
         if isinstance(other, type(self)):
             return self.zip_map(other, fn)
@@ -69,7 +70,7 @@ class _Ops:
     def __neg__(self) -> Self:
         return self.map(torch.neg)
 
-    def to(self, *args: object, **kwargs: object) -> Self:
+    def to(self, *args: Any, **kwargs: Any) -> Self:
         """``Tensor.to`` on every tensor (device and/or dtype)."""
         return self.map(lambda t: t.to(*args, **kwargs))
 
@@ -81,14 +82,16 @@ class _Ops:
         """Deep copy of the tensors."""
         return self.map(torch.Tensor.clone)
 
-    def __getitem__(self, index: int | slice | torch.Tensor | Sequence[int]) -> Self:
+    def __getitem__(self, index: int | slice | torch.Tensor | Sequence[int] | np.ndarray) -> Self:
         """Batch indexing. An integer keeps the batch axis (gives a batch of one)."""
         if isinstance(index, int):
             if not -self.batch_size <= index < self.batch_size:
                 raise IndexError(f"index {index} out of range for a batch of {self.batch_size}")
             index = slice(index, index + 1 if index != -1 else None)
-        elif isinstance(index, (list, tuple)):
-            index = torch.as_tensor(index, dtype=torch.long)
+        elif isinstance(index, (list, tuple, np.ndarray)):
+            index = torch.as_tensor(index)
+            if index.dtype != torch.bool:
+                index = index.long()
         return self.map(lambda t: t[index])
 
 
@@ -297,7 +300,10 @@ class WeightSpaceFeatures(_Ops):
         )
 
 
-def stack(features: Sequence[WeightSpaceFeatures]) -> WeightSpaceFeatures:
+_F = TypeVar("_F", bound=_Ops)
+
+
+def stack(features: Sequence[_F]) -> _F:
     """Concatenate along the batch axis. All inputs must have the same spec and channels.
 
     Example:
@@ -309,32 +315,34 @@ def stack(features: Sequence[WeightSpaceFeatures]) -> WeightSpaceFeatures:
         raise ValueError("stack needs at least one WeightSpaceFeatures")
     first = features[0]
     if not isinstance(first, WeightSpaceFeatures):
-        return type(first).concatenate(features, dim=0)  # e.g. TransformerFeatures
-    for k, f in enumerate(features[1:], start=1):
+        return type(first).concatenate(features, dim=0)  # type: ignore[attr-defined]  # TransformerFeatures
+    dense = cast("Sequence[WeightSpaceFeatures]", features)
+    for k, f in enumerate(dense[1:], start=1):
         if f.spec != first.spec:
             raise SpecMismatchError(
                 f"item {k} has spec {f.spec.describe()!r}, but item 0 has {first.spec.describe()!r}"
             )
-    return WeightSpaceFeatures(
+    return WeightSpaceFeatures(  # type: ignore[return-value]  # _F is WeightSpaceFeatures here
         first.spec,
-        [torch.cat(ts, dim=0) for ts in zip(*(f.weights for f in features))],
-        [torch.cat(ts, dim=0) for ts in zip(*(f.biases for f in features))],
+        [torch.cat(ts, dim=0) for ts in zip(*(f.weights for f in dense))],
+        [torch.cat(ts, dim=0) for ts in zip(*(f.biases for f in dense))],
     )
 
 
-def cat_channels(features: Sequence[WeightSpaceFeatures]) -> WeightSpaceFeatures:
+def cat_channels(features: Sequence[_F]) -> _F:
     """Concatenate along the channel axis (same spec shapes and batch size)."""
     if not features:
         raise ValueError("cat_channels needs at least one WeightSpaceFeatures")
     first = features[0]
     if not isinstance(first, WeightSpaceFeatures):
-        return type(first).concatenate(features, dim=1)
-    for f in features[1:]:
+        return type(first).concatenate(features, dim=1)  # type: ignore[attr-defined]  # TransformerFeatures
+    dense = cast("Sequence[WeightSpaceFeatures]", features)
+    for f in dense[1:]:
         first.spec.require_compatible(f.spec)
-    return WeightSpaceFeatures(
+    return WeightSpaceFeatures(  # type: ignore[return-value]  # _F is WeightSpaceFeatures here
         first.spec,
-        [torch.cat(ts, dim=1) for ts in zip(*(f.weights for f in features))],
-        [torch.cat(ts, dim=1) for ts in zip(*(f.biases for f in features))],
+        [torch.cat(ts, dim=1) for ts in zip(*(f.weights for f in dense))],
+        [torch.cat(ts, dim=1) for ts in zip(*(f.biases for f in dense))],
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 
+from nfkit.errors import SpecMismatchError
 from nfkit.spaces.features import WeightSpaceFeatures
 
 __all__ = ["W0", "coordinate_grid", "render_sirens", "is_siren"]
@@ -38,12 +39,14 @@ def is_siren(features_spec: object) -> bool:
     )
 
 
-def render_sirens(features: WeightSpaceFeatures, coords: torch.Tensor, w0: float = W0) -> torch.Tensor:
+def render_sirens(features: object, coords: torch.Tensor, w0: float = W0) -> torch.Tensor:
     """Evaluate a batch of SIRENs (one channel) at ``coords``.
 
     Shapes:
         features of batch B, one channel; ``coords (P, 2)`` → ``(B, P, out)``.
     """
+    if not isinstance(features, WeightSpaceFeatures):
+        raise SpecMismatchError(f"only MLP weight spaces render as SIRENs, got {type(features).__name__}")
     w = [t[:, 0] for t in features.weights]
     b = [t[:, 0] for t in features.biases]
     h = coords.to(w[0]).expand(len(features), *coords.shape)

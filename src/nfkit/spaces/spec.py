@@ -10,8 +10,9 @@ the symmetry. For a conv layer a neuron is a channel.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar, Literal, NamedTuple, final
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple, final
 
 import torch
 
@@ -33,7 +34,7 @@ class Axis(NamedTuple):
     """What one tensor axis carries: ``Axis("neuron", ℓ)`` for neuron layer ℓ, ``Axis("kernel", k)`` for kernel axis k."""
 
     kind: Literal["neuron", "kernel"]
-    index: int
+    index: int  # type: ignore[assignment]  # the field shadows tuple.index on purpose: Axis("neuron", ℓ).index is ℓ
 
 
 @final
@@ -187,11 +188,11 @@ class WeightSpaceSpec:
         return {"layers": layers}
 
     @staticmethod
-    def from_dict(data: dict[str, object]) -> WeightSpaceSpec:
+    def from_dict(data: Mapping[str, Any]) -> WeightSpaceSpec:
         """The spec described by :meth:`to_dict`'s output."""
         try:
             layers = []
-            for l in data["layers"]:  # type: ignore[union-attr]
+            for l in data["layers"]:
                 activation = None if l["activation"] is None else Activation(l["activation"][0], l["activation"][1])
                 padding = l["padding"] if isinstance(l["padding"], str) else tuple(l["padding"])
                 layers.append(

@@ -121,6 +121,7 @@ def _block(module: nn.Module, path: str) -> tuple[AttentionBlockSpec, dict[str, 
 def _parts(module: nn.Module) -> tuple[TransformerSpec, dict[str, Slot]]:
     embedding = head = None
     slots: dict[str, Slot] = {}
+    blocks: list[tuple[str, nn.Module]]
     if type(module) is nn.TransformerEncoderLayer:
         blocks = [("", module)]
     elif type(module) is nn.TransformerEncoder:
@@ -130,14 +131,18 @@ def _parts(module: nn.Module) -> tuple[TransformerSpec, dict[str, Slot]]:
     elif type(module) is SmallTransformer:
         blocks = [(f"encoder.{l}", block) for l, block in enumerate(module.encoder)]
         emb = module.embedding
-        d = module.norm.normalized_shape[0]
+        d = int(module.norm.normalized_shape[0])
         if isinstance(emb, nn.Conv2d):
+            if isinstance(emb.padding, str):
+                raise UnsupportedModuleError(f"a patch embedding with padding={emb.padding!r} is not supported; give sizes")
             layer = LayerSpec("conv", d, emb.in_channels, tuple(emb.kernel_size), bias=emb.bias is not None,
                               stride=tuple(emb.stride), padding=tuple(emb.padding), dilation=tuple(emb.dilation), name="embedding")
             slots.update({"embedding.W1": _plain(emb.weight), "embedding.b1": _plain(emb.bias)})
         else:  # a token embedding is the dense map of one-hot tokens: W = table.T, no bias
+            assert isinstance(emb, nn.Embedding)
             layer = LayerSpec("dense", d, emb.num_embeddings, bias=False, name="embedding")
-            slots.update({"embedding.W1": (emb.weight, lambda t: t.t(), lambda x: x.t()), "embedding.b1": _plain(None)})
+            table: torch.Tensor = emb.weight
+            slots.update({"embedding.W1": (table, lambda t: t.t(), lambda x: x.t()), "embedding.b1": _plain(None)})
         embedding = WeightSpaceSpec((layer,))
         c = module.classifier
         head = WeightSpaceSpec.mlp([c.fc1.in_features, c.fc1.out_features, c.fc2.out_features], "relu")

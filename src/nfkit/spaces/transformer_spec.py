@@ -18,15 +18,15 @@ An optional token embedding and classifier head are ordinary :class:`WeightSpace
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, ClassVar, final
+from typing import TYPE_CHECKING, Any, ClassVar, final
 
 import torch
 
 from nfkit.errors import SpecMismatchError
-from nfkit.spaces.spec import WeightSpaceSpec
-
 from nfkit.groups.transformer import TransformerFactor, TransformerGroup
+from nfkit.spaces.spec import WeightSpaceSpec
 
 if TYPE_CHECKING:
     from nfkit.spaces.transformer_features import TransformerFeatures
@@ -318,12 +318,12 @@ class TransformerSpec:
         }
 
     @staticmethod
-    def from_dict(data: dict[str, object]) -> TransformerSpec:
+    def from_dict(data: Mapping[str, Any]) -> TransformerSpec:
         """The spec described by :meth:`to_dict`'s output."""
         try:
-            blocks = tuple(AttentionBlockSpec(**b) for b in data["blocks"])  # type: ignore[union-attr]
-            embedding = None if data.get("embedding") is None else WeightSpaceSpec.from_dict(data["embedding"])  # type: ignore[arg-type]
-            head = None if data.get("head") is None else WeightSpaceSpec.from_dict(data["head"])  # type: ignore[arg-type]
+            blocks = tuple(AttentionBlockSpec(**b) for b in data["blocks"])
+            embedding = None if data.get("embedding") is None else WeightSpaceSpec.from_dict(data["embedding"])
+            head = None if data.get("head") is None else WeightSpaceSpec.from_dict(data["head"])
         except (KeyError, TypeError) as error:
             raise SpecMismatchError(f"not a transformer spec description ({error!r})") from None
         return TransformerSpec(blocks, embedding, head)
@@ -340,7 +340,7 @@ def _dense_shapes(part: str, spec: WeightSpaceSpec) -> dict[str, tuple[int, ...]
     return shapes
 
 
-def spec_from_dict(data: dict[str, object]) -> WeightSpaceSpec | TransformerSpec:
+def spec_from_dict(data: Mapping[str, Any]) -> WeightSpaceSpec | TransformerSpec:
     """A spec from its :meth:`to_dict` description, dense or transformer."""
     if data.get("type") == "transformer":
         return TransformerSpec.from_dict(data)

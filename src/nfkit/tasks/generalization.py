@@ -20,6 +20,8 @@ from nfkit.errors import TaskMismatchError
 from nfkit.groups.base import Group
 from nfkit.tasks.metrics import kendall_tau, mean_squared_error, r2_score
 from nfkit.spaces.features import WeightSpaceFeatures, stack
+from nfkit.spaces.spec import WeightSpaceSpec
+from nfkit.spaces.transformer_spec import TransformerSpec
 from nfkit.tasks.loop import predict
 from nfkit.tasks.task import Splits, Task
 from nfkit.util.files import write_csv_rows
@@ -89,7 +91,8 @@ class GeneralizationTask(Task):
         ax.plot([0, 1], [0, 1], color="grey", linewidth=1)
         ax.set_xlabel("true test accuracy")
         ax.set_ylabel("predicted")
-        ax.set_title(f"{metrics.get('model')}: τ = {float(metrics.get('test_kendall_tau', float('nan'))):.3f}")  # type: ignore[arg-type]
+        tau = metrics.get("test_kendall_tau")
+        ax.set_title(f"{metrics.get('model')}: τ = {tau if isinstance(tau, float) else float('nan'):.3f}")
         fig.tight_layout()
         fig.savefig(out / "pred_vs_true.png", dpi=120)
         plt.close(fig)
@@ -133,7 +136,7 @@ def generalization_datasets(
     )
 
 
-def rescaled(data: WeightDataset, spec: object, seed: int = 0) -> WeightDataset | None:
+def rescaled(data: WeightDataset, spec: WeightSpaceSpec | TransformerSpec, seed: int = 0) -> WeightDataset | None:
     """The dataset with every network moved by a function-preserving rescaling, or ``None`` if the architecture has none.
 
     ReLU nets: hidden neurons scaled by factors from :data:`RESCALE_RANGE`. Transformers: per-head
@@ -141,7 +144,7 @@ def rescaled(data: WeightDataset, spec: object, seed: int = 0) -> WeightDataset 
     (:meth:`~nfkit.groups.Group.rescalings`). The functions do not change, so a model that respects
     the symmetry must predict the same accuracies.
     """
-    scaling = spec.symmetry_group().rescalings(RESCALE_RANGE)  # type: ignore[attr-defined]
+    scaling = spec.symmetry_group().rescalings(RESCALE_RANGE)
     if scaling is None:
         return None
     generator = torch.Generator().manual_seed(seed)

@@ -68,7 +68,7 @@ class INREditingTask(Task):
         self.height, self.width = height, width
         self.coords = coordinate_grid(height, width)
 
-    def render(self, features: WeightSpaceFeatures) -> torch.Tensor:
+    def render(self, features: object) -> torch.Tensor:
         """The INRs' images on the task's grid: ``(B, H·W)``."""
         return render_sirens(features, self.coords)[..., 0]
 

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import cast
 
 import torch
 import torch.distributed as dist
@@ -150,14 +151,16 @@ def fit(
     if run_dir is not None:
         run_dir.mkdir(parents=True, exist_ok=True)
     shuffle_generator = torch.Generator().manual_seed(config.seed)
-    sampler = DistributedSampler(train, shuffle=True, seed=config.seed) if distributed else None
+    sampler: DistributedSampler[tuple[object, torch.Tensor]] | None = (
+        DistributedSampler(train, shuffle=True, seed=config.seed) if distributed else None
+    )
     loader = DataLoader(
         train, batch_size=config.batch_size, shuffle=sampler is None, sampler=sampler,
         collate_fn=collate, generator=shuffle_generator if sampler is None else None, drop_last=len(train) > config.batch_size,
     )
     trained: nn.Module = nn.parallel.DistributedDataParallel(model) if distributed else model
     if config.compile:
-        trained = torch.compile(trained)  # type: ignore[assignment]
+        trained = cast(nn.Module, torch.compile(trained))  # an OptimizedModule wrapping the model
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(config.epochs * max(1, len(loader)), config.warmup_fraction))
     best_score = -math.inf
@@ -200,7 +203,8 @@ def fit(
         score = metrics[task.primary] if task.maximize else -metrics[task.primary]
         if math.isnan(score):
             score = -math.inf
-        record = {"epoch": epoch, "train_loss": total / max(1, batches), "learning_rate": scheduler.get_last_lr()[0],
+        record: dict[str, float] = {"epoch": epoch, "train_loss": total / max(1, batches),
+                                    "learning_rate": float(scheduler.get_last_lr()[0]),
                   **{f"val_{k}": v for k, v in metrics.items()}}
         result.history.append(record)
         if score > best_score or result.best_epoch == 0:

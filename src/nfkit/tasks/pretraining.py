@@ -35,8 +35,9 @@ class INRReconstructionTask(Task):
     def __init__(self, render_size: int) -> None:
         self.coords = coordinate_grid(render_size, render_size)
 
-    def _decoded(self, model: nn.Module, features: WeightSpaceFeatures) -> torch.Tensor:
-        return render_sirens(model.reconstruct(features), self.coords)[..., 0]  # type: ignore[operator]
+    def _decoded(self, model: nn.Module, features: object) -> torch.Tensor:
+        reconstruct = getattr(model, "reconstruct")  # a model declaring this stage decodes weights
+        return render_sirens(reconstruct(features), self.coords)[..., 0]
 
     def loss(self, model: nn.Module, features: WeightSpaceFeatures, targets: torch.Tensor) -> torch.Tensor:
         return (self._decoded(model, features) - targets).square().mean()
@@ -81,7 +82,8 @@ def pretrain(
         return {}
     spec = getattr(model, "spec", None)
     if not is_siren(spec):
-        return {"pretraining": f"skipped: {spec.describe()} is not a SIREN weight space, nothing to render"}  # type: ignore[union-attr]
+        what = spec.describe() if spec is not None else "this model's input"
+        return {"pretraining": f"skipped: {what} is not a SIREN weight space, nothing to render"}
     task = PRETRAINING[stage](model)
     settings = TrainConfig(epochs=int(getattr(model, "pretrain_epochs", 10)), batch_size=config.batch_size,
                            learning_rate=config.learning_rate, patience=None, seed=config.seed)

@@ -177,7 +177,8 @@ def _train_in(out: Path, config: dict[str, object], net: nn.Module, task: Task, 
             loaded = _read_json(pretraining_path)
             pretraining = loaded if isinstance(loaded, dict) else {}
     result = fit(net, task, data["train"], data["val"], train, run_dir=out, progress=progress)
-    seconds = result.seconds + float(pretraining.get("pretrain_seconds", 0.0))  # type: ignore[arg-type]
+    pretrain_seconds = pretraining.get("pretrain_seconds", 0.0)
+    seconds = result.seconds + (float(pretrain_seconds) if isinstance(pretrain_seconds, (int, float)) else 0.0)
     metrics: dict[str, object] = {
         **pretraining,
         "task": task.name,
@@ -201,9 +202,20 @@ def _train_in(out: Path, config: dict[str, object], net: nn.Module, task: Task, 
     return metrics
 
 
-def run_generalization(zoo_path: str | Path, model: str, out: str | Path, **options: object) -> dict[str, object]:
+def run_generalization(
+    zoo_path: str | Path,
+    model: str,
+    out: str | Path,
+    *,
+    options: dict[str, object] | None = None,
+    train: TrainConfig = TrainConfig(),
+    augment: bool = False,
+    overwrite: bool = False,
+    progress: Callable[[str], None] | None = say,
+) -> dict[str, object]:
     """:func:`run_task` for generalization prediction."""
-    return run_task("generalization", zoo_path, model, out, **options)  # type: ignore[arg-type]
+    return run_task("generalization", zoo_path, model, out, options=options, train=train, augment=augment,
+                    overwrite=overwrite, progress=progress)
 
 
 def evaluate_run(run: str | Path, zoo_path: str | Path | None = None) -> dict[str, float]:

@@ -16,7 +16,7 @@ import fcntl
 import os
 import secrets
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -140,7 +140,7 @@ def _read_pid(path: Path) -> int | None:
         return None
 
 
-def write_csv_rows(path: Path, rows: Sequence[dict[str, object]]) -> None:
+def write_csv_rows(path: Path, rows: Sequence[Mapping[str, object]]) -> None:
     """Write dict rows (keys of the first row as the header) atomically; nothing for no rows."""
     if not rows:
         return

@@ -73,7 +73,9 @@ class CNNZooConfig:
 
 def cnn_zoo_spec(activation: str) -> WeightSpaceSpec:
     """The weight space of the generated nets with the given activation."""
-    return spec_of(small_cnn_zoo(torch.nn.ReLU if activation == "relu" else torch.nn.Tanh, padding=1))
+    spec = spec_of(small_cnn_zoo(torch.nn.ReLU if activation == "relu" else torch.nn.Tanh, padding=1))
+    assert isinstance(spec, WeightSpaceSpec)
+    return spec
 
 
 def sample_hyperparameters(
@@ -123,7 +125,8 @@ def _forward(
     return torch.baddbmm(params[7].unsqueeze(1), pooled, params[6].transpose(1, 2))
 
 
-def _evaluate(params: list[torch.Tensor], activation: str, images: torch.Tensor, labels: torch.Tensor, masks: torch.Tensor):
+def _evaluate(params: list[torch.Tensor], activation: str, images: torch.Tensor, labels: torch.Tensor,
+              masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-net accuracy and loss over the examples each net's mask selects: ``masks (N, M)``."""
     with torch.no_grad():
         n = params[0].shape[0]
@@ -147,7 +150,9 @@ def train_cnn_chunk(
         raise ValueError(f"train_cnn_chunk trains nets of one activation at a time, got {sorted(activations)}")
     activation = activations.pop()
     n = len(hyper["activation"])
-    to = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float64), dtype=torch.float32)  # noqa: E731
+    def to(a: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(np.asarray(a, dtype=np.float64), dtype=torch.float32)
+
     lr, wd, dropout = to(hyper["learning_rate"]), to(hyper["weight_decay"]), to(hyper["dropout"])
     kind = torch.as_tensor([OPTIMIZERS.index(o) for o in hyper["optimizer"]])
     params = [p.requires_grad_() for p in _init(n, to(hyper["init_scale"]), generator)]
@@ -178,12 +183,12 @@ def train_cnn_chunk(
                 for p, g, m, v in zip(params, grads, first_moment, second_moment):
                     shape = (-1, *([1] * (p.dim() - 1)))
                     g = torch.nan_to_num(g + wd.view(shape) * p, nan=0.0, posinf=0.0, neginf=0.0)
-                    k = kind.view(shape)
-                    m.copy_(torch.where(k == 0, 0.9 * m + 0.1 * g, torch.where(k == 1, 0.9 * m + g, m)))
-                    v.copy_(torch.where(k == 0, 0.999 * v + 0.001 * g * g, torch.where(k == 2, 0.9 * v + 0.1 * g * g, v)))
+                    opt = kind.view(shape)
+                    m.copy_(torch.where(opt == 0, 0.9 * m + 0.1 * g, torch.where(opt == 1, 0.9 * m + g, m)))
+                    v.copy_(torch.where(opt == 0, 0.999 * v + 0.001 * g * g, torch.where(opt == 2, 0.9 * v + 0.1 * g * g, v)))
                     adam = (m / (1 - 0.9**step)) / ((v / (1 - 0.999**step)).sqrt() + 1e-8)
                     rms = g / (v.sqrt() + 1e-8)
-                    update = torch.where(k == 0, adam, torch.where(k == 1, m, rms))
+                    update = torch.where(opt == 0, adam, torch.where(opt == 1, m, rms))
                     p.sub_(lr.view(shape) * update)
                     # diverged nets stay in the zoo (as in the original), but with finite weights
                     p.copy_(torch.nan_to_num(p, nan=0.0, posinf=1e6, neginf=-1e6).clamp_(-1e6, 1e6))
@@ -212,14 +217,15 @@ class CNNRecipe(ZooRecipe):
             raise ValueError(f"unknown dataset {self.config.dataset!r}; available: digits")
         return load_digits()
 
-    def run_chunk(self, k: int, data: object, generator: torch.Generator) -> tuple[np.ndarray, dict[str, list]]:
+    def run_chunk(self, k: int, data: object, generator: torch.Generator) -> tuple[np.ndarray, dict[str, list[object]]]:
         config = self.config
         first = k * config.chunk
         n = min(config.chunk, config.size - first)
         hyper = sample_hyperparameters(n, generator, config.activations)
 
         def train(sub: dict[str, np.ndarray]) -> tuple[dict[int, np.ndarray], dict[str, np.ndarray]]:
-            saved, metrics = train_cnn_chunk(sub, data, config, generator)  # type: ignore[arg-type]
+            assert isinstance(data, ImageSplit)
+            saved, metrics = train_cnn_chunk(sub, data, config, generator)
             return {epoch: f.flatten()[:, 0].numpy() for epoch, f in saved.items()}, metrics
 
         return rows_by_activation(hyper, first, train)
@@ -238,6 +244,14 @@ class CNNRecipe(ZooRecipe):
         return f"{self.config.size} nets × {len(self.config.checkpoints)} checkpoints"
 
 
-def generate_cnn_zoo(out: str | Path, config: CNNZooConfig = CNNZooConfig(), **options: object) -> Path | None:
-    """Generate a CNN zoo; see :func:`nfkit.data.generators.runner.generate_zoo` for ``shard``, ``workers``, ``overwrite``, ``progress``."""
-    return generate_zoo(out, CNNRecipe(config), **options)  # type: ignore[arg-type]
+def generate_cnn_zoo(
+    out: str | Path,
+    config: CNNZooConfig = CNNZooConfig(),
+    *,
+    shard: tuple[int, int] | None = None,
+    workers: int = 1,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> Path | None:
+    """Generate (or resume) a CNN zoo into ``out``; the options are :func:`~nfkit.data.generators.runner.generate_zoo`'s."""
+    return generate_zoo(out, CNNRecipe(config), shard=shard, workers=workers, overwrite=overwrite, progress=progress)

@@ -107,8 +107,9 @@ class INRRecipe(ZooRecipe):
             raise ValueError(f"digits has {len(data.train_labels)} images; size {self.config.size} is larger")
         return data.train_images, data.train_labels
 
-    def run_chunk(self, k: int, data: object, generator: torch.Generator) -> tuple[np.ndarray, dict[str, list]]:
-        images, labels = data  # type: ignore[misc]
+    def run_chunk(self, k: int, data: object, generator: torch.Generator) -> tuple[np.ndarray, dict[str, list[object]]]:
+        assert isinstance(data, tuple)
+        images, labels = data
         first = k * self.config.chunk
         ids = np.arange(first, min(first + self.config.chunk, self.config.size))
         fitted, mse = fit_sirens(images[ids], self.config, generator)
@@ -126,6 +127,14 @@ class INRRecipe(ZooRecipe):
         return siren_spec(1, self.config.hidden, W0)
 
 
-def generate_inr_zoo(out: str | Path, config: INRZooConfig = INRZooConfig(), **options: object) -> Path | None:
-    """Generate an INR zoo; see :func:`nfkit.data.generators.runner.generate_zoo` for the options."""
-    return generate_zoo(out, INRRecipe(config), **options)  # type: ignore[arg-type]
+def generate_inr_zoo(
+    out: str | Path,
+    config: INRZooConfig = INRZooConfig(),
+    *,
+    shard: tuple[int, int] | None = None,
+    workers: int = 1,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> Path | None:
+    """Generate (or resume) a INR zoo into ``out``; the options are :func:`~nfkit.data.generators.runner.generate_zoo`'s."""
+    return generate_zoo(out, INRRecipe(config), shard=shard, workers=workers, overwrite=overwrite, progress=progress)

@@ -67,7 +67,7 @@ class ZooRecipe(abc.ABC):
         """The training data every chunk uses (loaded once per process)."""
 
     @abc.abstractmethod
-    def run_chunk(self, k: int, data: object, generator: torch.Generator) -> tuple[np.ndarray, dict[str, list]]:
+    def run_chunk(self, k: int, data: object, generator: torch.Generator) -> tuple[np.ndarray, dict[str, list[object]]]:
         """Train chunk ``k``: flattened networks ``(rows, P)`` and their table (a ``net_id`` column included)."""
 
     @abc.abstractmethod
@@ -110,7 +110,7 @@ def rows_by_activation(
     hyper: dict[str, np.ndarray],
     first: int,
     train: Callable[[dict[str, np.ndarray]], tuple[dict[int, np.ndarray], dict[str, np.ndarray]]],
-) -> tuple[np.ndarray, dict[str, list]]:
+) -> tuple[np.ndarray, dict[str, list[object]]]:
     """Train a chunk's nets one activation at a time and lay out its rows and table.
 
     Args:
@@ -120,7 +120,7 @@ def rows_by_activation(
     Returns ``(rows (R, P), table)`` with a ``net_id`` column, the hyperparameters and the metrics.
     """
     rows: list[np.ndarray] = []
-    table: dict[str, list] = {}
+    table: dict[str, list[object]] = {}
     for activation in sorted(set(hyper["activation"])):
         members = np.flatnonzero(hyper["activation"] == activation)
         sub = {key: value[members] for key, value in hyper.items()}
@@ -190,7 +190,8 @@ def _worker(work: str, recipe: ZooRecipe, chunks: list[int], n_chunks: int, prog
 
 
 def _merge(out: Path, work: Path, recipe: ZooRecipe, n_chunks: int, overwrite: bool) -> Zoo:
-    weights, columns = [], {}
+    weights: list[np.ndarray] = []
+    columns: dict[str, list[np.ndarray]] = {}
     for k in range(n_chunks):
         chunk = _read_chunk(_chunk_path(work, k))
         if chunk is None:

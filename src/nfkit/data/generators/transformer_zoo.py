@@ -23,6 +23,7 @@ from torch.func import functional_call, grad, vmap
 
 from nfkit.data.generators.runner import ZooRecipe, checked_schedule, choice, generate_zoo, log_uniform, rows_by_activation
 from nfkit.data.generators.sources import ImageSplit, TokenSplit, load_digits, topic_mixture_text
+from nfkit.errors import ZooFormatError
 from nfkit.data.zoo_format import Zoo
 from nfkit.spaces.convert import load_into, spec_of, weights_of
 from nfkit.spaces.transformer_spec import TransformerSpec
@@ -68,10 +69,11 @@ class TransformerZooConfig:
 
     def network(self, activation: str = "relu") -> SmallTransformer:
         """A fresh network of this zoo's architecture."""
-        common = dict(d_model=self.d_model, heads=self.heads, d_ff=self.d_ff, blocks=self.blocks, activation=activation)
         if self.dataset == "digits":
-            return SmallTransformer(**common, patch=2, image=8, classes=10)  # type: ignore[arg-type]
-        return SmallTransformer(**common, vocab=64, max_len=16, classes=4)  # type: ignore[arg-type]
+            return SmallTransformer(d_model=self.d_model, heads=self.heads, d_ff=self.d_ff, blocks=self.blocks,
+                                    activation=activation, patch=2, image=8, classes=10)
+        return SmallTransformer(d_model=self.d_model, heads=self.heads, d_ff=self.d_ff, blocks=self.blocks,
+                                activation=activation, vocab=64, max_len=16, classes=4)
 
 
 def _load(dataset: str) -> ImageSplit | TokenSplit:
@@ -108,7 +110,8 @@ def _init(net: SmallTransformer, n: int, std: torch.Tensor, generator: torch.Gen
     return params
 
 
-def _evaluate(net: SmallTransformer, params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor, masks: torch.Tensor):
+def _evaluate(net: SmallTransformer, params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor,
+              masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     with torch.no_grad():
         logits = vmap(lambda p: functional_call(net, p, (x,)))(params)  # (N, M, classes)
         losses = F.cross_entropy(logits.transpose(1, 2), y.expand(len(masks), -1), reduction="none").double()
@@ -117,7 +120,9 @@ def _evaluate(net: SmallTransformer, params: dict[str, torch.Tensor], x: torch.T
         return (correct * masks).sum(1) / count, torch.nan_to_num(losses * masks, nan=1e6).sum(1) / count
 
 
-def train_chunk(hyper: dict[str, np.ndarray], data: ImageSplit | TokenSplit, config: TransformerZooConfig, generator: torch.Generator):
+def train_chunk(
+    hyper: dict[str, np.ndarray], data: ImageSplit | TokenSplit, config: TransformerZooConfig, generator: torch.Generator
+) -> tuple[dict[int, np.ndarray], dict[str, np.ndarray]]:
     """Train nets of one activation together; return ``({epoch: flat weights (N, P)}, metrics checkpoint-major)``."""
     (activation,) = set(hyper["activation"])
     net = config.network(activation).eval()  # no dropout: eval and train forward agree
@@ -140,7 +145,9 @@ def train_chunk(hyper: dict[str, np.ndarray], data: ImageSplit | TokenSplit, con
         return F.cross_entropy(functional_call(net, p, (x,)), y)
 
     gradient = vmap(grad(loss))
-    saved, metrics, step = {}, {k: [] for k in ("epoch", "test_accuracy", "test_loss", "train_accuracy", "train_loss")}, 0
+    saved: dict[int, np.ndarray] = {}
+    metrics: dict[str, list[np.ndarray]] = {k: [] for k in ("epoch", "test_accuracy", "test_loss", "train_accuracy", "train_loss")}
+    step = 0
     for epoch in range(1, config.epochs + 1):
         for _ in range(m // config.batch_size):
             step += 1
@@ -186,11 +193,12 @@ class TransformerRecipe(ZooRecipe):
     def load_data(self) -> ImageSplit | TokenSplit:
         return _load(self.config.dataset)
 
-    def run_chunk(self, k: int, data: object, generator: torch.Generator) -> tuple[np.ndarray, dict[str, list]]:
+    def run_chunk(self, k: int, data: object, generator: torch.Generator) -> tuple[np.ndarray, dict[str, list[object]]]:
         config = self.config
         first = k * config.chunk
         hyper = _sample(min(config.chunk, config.size - first), config, generator)
-        return rows_by_activation(hyper, first, lambda sub: train_chunk(sub, data, config, generator))  # type: ignore[arg-type]
+        assert isinstance(data, (ImageSplit, TokenSplit))
+        return rows_by_activation(hyper, first, lambda sub: train_chunk(sub, data, config, generator))
 
     def spec(self, table: dict[str, np.ndarray]) -> TransformerSpec:
         kinds = sorted(set(table["activation"]))
@@ -204,14 +212,25 @@ class TransformerRecipe(ZooRecipe):
         return f"{self.config.size} transformers × {len(self.config.checkpoints)} checkpoints"
 
 
-def generate_transformer_zoo(out: str | Path, config: TransformerZooConfig = TransformerZooConfig(), **options: object) -> Path | None:
-    """Generate a transformer zoo; see :func:`nfkit.data.generators.runner.generate_zoo` for ``shard``, ``workers``, ``overwrite``, ``progress``."""
-    return generate_zoo(out, TransformerRecipe(config), **options)  # type: ignore[arg-type]
+def generate_transformer_zoo(
+    out: str | Path,
+    config: TransformerZooConfig = TransformerZooConfig(),
+    *,
+    shard: tuple[int, int] | None = None,
+    workers: int = 1,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> Path | None:
+    """Generate (or resume) a transformer zoo into ``out``; the options are :func:`~nfkit.data.generators.runner.generate_zoo`'s."""
+    return generate_zoo(out, TransformerRecipe(config), shard=shard, workers=workers, overwrite=overwrite, progress=progress)
 
 
 def zoo_network(zoo: Zoo, row: int) -> SmallTransformer:
     """The ``nn.Module`` of row ``row`` of a generated transformer zoo, weights loaded (eval mode)."""
-    settings = dict(zoo.metadata["generator"])  # type: ignore[arg-type]
+    generator_settings = zoo.metadata["generator"]
+    if not isinstance(generator_settings, dict):
+        raise ZooFormatError("the zoo's metadata has no generator settings; it was not made by nfkit zoo generate transformer")
+    settings = dict(generator_settings)
     settings["checkpoints"], settings["activations"] = tuple(settings["checkpoints"]), tuple(settings["activations"])
     config = TransformerZooConfig(**settings)
     net = config.network(str(zoo.table["activation"][row]))

@@ -21,6 +21,7 @@ import random
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -103,9 +104,9 @@ def _spec_from_layout(entries: list[LayoutEntry], activation: Activation, path: 
             if len(shape) != 2:
                 raise ZooFormatError(f"{path}: dense kernel {name} has shape {shape}; expected (in, out)")
             n_in, n_out = shape
-            reduction = "global_avg_pool" if specs and specs[-1].kind == "conv" else None
+            reduction: Literal["global_avg_pool"] | None = "global_avg_pool" if specs and specs[-1].kind == "conv" else None
             specs.append(
-                LayerSpec("dense", n_out, n_in, bias=bool(bias), activation=act, input_reduction=reduction, name=name)  # type: ignore[arg-type]
+                LayerSpec("dense", n_out, n_in, bias=bool(bias), activation=act, input_reduction=reduction, name=name)
             )
     return WeightSpaceSpec(tuple(specs))
 
