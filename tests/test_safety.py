@@ -199,24 +199,12 @@ def test_invalid_manifest_json_names_the_file(zoo_dir, tmp_path, capsys):
 # 3. killed generation: no orphans, no stale lock
 
 
-def _children(pid: int) -> set[int]:
-    found = set()
-    for task in os.listdir(f"/proc/{pid}/task"):
-        with open(f"/proc/{pid}/task/{task}/children") as f:
-            found |= {int(p) for p in f.read().split()}
-    return found
 
 
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ")[1][0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
-def test_killing_the_generator_leaves_no_live_worker(tmp_path, sig):
+def test_killing_the_generator_leaves_no_live_worker(tmp_path, sig, processes):
     out = tmp_path / "zoo"
     parent = subprocess.Popen(
         [sys.executable, "-m", "nfkit.cli", "zoo", "generate", "cnn", "--out", str(out), "--size", "400", "--chunk", "50",
@@ -228,15 +216,15 @@ def test_killing_the_generator_leaves_no_live_worker(tmp_path, sig):
         deadline = time.monotonic() + 60
         while len(workers) < 2 and time.monotonic() < deadline:  # the pool's workers and helpers have started
             time.sleep(0.2)
-            workers = _children(parent.pid)
+            workers = processes.children(parent.pid)
         assert len(workers) >= 2, "the workers never started"
         time.sleep(1.0)
         parent.send_signal(sig)
         parent.wait(20)
         deadline = time.monotonic() + 5
-        while any(_alive(p) for p in workers) and time.monotonic() < deadline:
+        while any(processes.alive(p) for p in workers) and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert not any(_alive(p) for p in workers), "workers outlived their parent"
+        assert not any(processes.alive(p) for p in workers), "workers outlived their parent"
         if sig == signal.SIGTERM:
             err = parent.stderr.read()
             assert parent.returncode == 130 and "interrupted; rerun the same command to resume" in err
@@ -245,7 +233,7 @@ def test_killing_the_generator_leaves_no_live_worker(tmp_path, sig):
         parent.kill()
         parent.wait()
         for pid in workers:
-            if _alive(pid):
+            if processes.alive(pid):
                 os.kill(pid, signal.SIGKILL)
         parent.stderr.close()
 

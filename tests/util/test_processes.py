@@ -31,20 +31,8 @@ _SCRIPT = textwrap.dedent("""
 """)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ")[1][0] != "Z"
-    except FileNotFoundError:
-        return False
 
 
-def _children(pid: int) -> set[int]:
-    found = set()
-    for task in os.listdir(f"/proc/{pid}/task"):
-        with open(f"/proc/{pid}/task/{task}/children") as f:
-            found |= {int(p) for p in f.read().split()}
-    return found
 
 
 def _start(tmp_path):
@@ -55,31 +43,31 @@ def _start(tmp_path):
     return parent, workers
 
 
-def _gone_within(pids: set[int], seconds: float) -> bool:
+def _gone_within(pids: set[int], seconds: float, alive) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        if not any(_alive(p) for p in pids):
+        if not any(alive(p) for p in pids):
             return True
         time.sleep(0.1)
     return False
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM, signal.SIGINT])
-def test_workers_die_with_their_parent(tmp_path, sig):
+def test_workers_die_with_their_parent(tmp_path, sig, processes):
     parent, workers = _start(tmp_path)
-    others = _children(parent.pid)  # the workers and multiprocessing's helpers
+    others = processes.children(parent.pid)  # the workers and multiprocessing's helpers
     try:
         assert workers <= others
         parent.send_signal(sig)
         parent.wait(15)
-        assert _gone_within(others, 5), f"orphans left after {sig.name}"
+        assert _gone_within(others, 5, processes.alive), f"orphans left after {sig.name}"
         if sig != signal.SIGKILL:  # a clean stop: the parent sees the interrupt, no worker prints a traceback
             assert parent.returncode == 130
             assert "Traceback" not in parent.stderr.read()
     finally:
         parent.kill()
         for pid in others:
-            if _alive(pid):
+            if processes.alive(pid):
                 os.kill(pid, signal.SIGKILL)
         parent.stdout.close()
         parent.stderr.close()
