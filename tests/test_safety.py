@@ -221,7 +221,7 @@ def test_killing_the_generator_leaves_no_live_worker(tmp_path, sig, processes):
         time.sleep(1.0)
         parent.send_signal(sig)
         parent.wait(20)
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 10
         while any(processes.alive(p) for p in workers) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert not any(processes.alive(p) for p in workers), "workers outlived their parent"

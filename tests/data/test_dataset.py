@@ -54,3 +54,23 @@ def test_centering_would_break_scaling():
     norm = Normalization.fit(SPEC.randn(20, dtype=torch.float64) + 1, permutations(SPEC.hidden_sizes))
     with pytest.raises(AssertionError):
         assert_equivariant(norm, positive_scalings(SPEC.hidden_sizes), SPEC.randn(3, dtype=torch.float64))
+
+
+def test_augmentation_draws_from_the_networks_group_not_the_models():
+    """An invariant model is exactly invariant to its own group; augmenting with it would change nothing."""
+    import nfkit.models
+    from nfkit.data.dataset import AUGMENT_SCALE_RANGE, network_augmentation
+    from nfkit.groups import Factor
+    from nfkit.spaces import WeightSpaceSpec
+
+    siren = WeightSpaceSpec.mlp([2, 6, 6, 1], "sine")
+    augmentation = network_augmentation(siren, seed=0)
+    assert augmentation.group.factors == {Factor.PERMUTATION, Factor.SIGN_FLIP}
+    relu = WeightSpaceSpec.mlp([2, 6, 6, 1], "relu")
+    assert network_augmentation(relu).group.scale_range == AUGMENT_SCALE_RANGE
+    # statnn declares permutations only: the sign flips the augmentation adds change what it sees
+    model = nfkit.models.invariant("statnn", siren).double().eval()
+    x = siren.randn(1, dtype=torch.float64)
+    with torch.no_grad():
+        outputs = {round(float(model(network_augmentation(siren, seed=s)(x)).sum()), 9) for s in range(4)}
+    assert len(outputs) > 1

@@ -128,3 +128,32 @@ def test_empty_selection_is_an_error(tmp_path, zoo_nets):
     write_zoo(tmp_path, zoo_nets)
     with pytest.raises(ZooFormatError, match="no rows"):
         load_small_cnn_zoo(tmp_path, activation="gelu")
+
+
+def test_rebuilt_networks_reproduce_their_recorded_accuracies(tmp_path):
+    """module_from_spec of a loaded zoo is the published stride-2 network, not a stride-1 one."""
+    from nfkit.spaces import module_from_spec
+
+    torch.manual_seed(0)
+    images = torch.randn(300, 1, 28, 28)
+    teacher = small_cnn_zoo()
+    with torch.no_grad():
+        labels = teacher(images).argmax(-1)
+    nets = []
+    for k in range(6):
+        net = small_cnn_zoo()
+        with torch.no_grad():  # students between the teacher and a random net, so accuracies spread
+            for p, q in zip(net.parameters(), teacher.parameters()):
+                p.mul_(k / 5).add_(q, alpha=1 - k / 5)
+            accuracy = (net(images).argmax(-1) == labels).double().mean().item()
+        nets.append((net, "relu", 86, accuracy))
+    write_zoo(tmp_path, nets)
+    zoo = load_small_cnn_zoo(tmp_path, step=None)
+    assert [layer.stride for layer in zoo.spec.layers[:3]] == [(2, 2)] * 3
+    recorded = zoo.table["test_accuracy"].astype(float)
+    assert recorded.max() - recorded.min() > 0.3
+    for row in range(len(zoo)):
+        net = load_into(module_from_spec(zoo.spec), zoo.features, index=row)
+        with torch.no_grad():
+            accuracy = (net(images).argmax(-1) == labels).double().mean().item()
+        assert accuracy == pytest.approx(recorded[row], abs=1e-9)

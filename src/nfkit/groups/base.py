@@ -93,6 +93,10 @@ class Group(abc.ABC):
         """The continuous, function-preserving subgroup (positive scalings, GL blocks) drawing scales from
         ``scale_range``, or ``None`` if this group has none."""
 
+    @abc.abstractmethod
+    def with_scale_range(self, low: float, high: float) -> Group:
+        """The same group, drawing continuous scales (positive scalings, GL scales) log-uniformly from ``[low, high]``."""
+
     @property
     @abc.abstractmethod
     def commutes_with_centering(self) -> bool:

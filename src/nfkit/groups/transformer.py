@@ -226,6 +226,10 @@ class TransformerGroup(Group):
         parts = [f.value for f in FACTOR_ORDER if f in self.factors]
         return " × ".join(parts) if parts else "trivial"
 
+    def with_scale_range(self, low: float, high: float) -> TransformerGroup:
+        """The same group, drawing GL elements' overall scale from ``[low, high]``."""
+        return TransformerGroup(self.spec, self.factors, condition=self.condition, scale_range=(low, high))
+
     def restrict(self, factors: Iterable[TransformerFactor]) -> TransformerGroup:
         """The group with exactly ``factors`` (same spec and sampling ranges)."""
         return TransformerGroup(self.spec, factors, condition=self.condition, scale_range=self.scale_range)

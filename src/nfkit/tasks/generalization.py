@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nfkit.data.dataset import Compose, Normalization, SymmetryAugmentation, WeightDataset
+from nfkit.data.dataset import Compose, Normalization, WeightDataset, network_augmentation
 from nfkit.data.zoo_format import Zoo
 from nfkit.errors import TaskMismatchError
 from nfkit.groups.base import Group
@@ -121,12 +121,13 @@ def generalization_datasets(
 
     Normalisation statistics come from the training split and commute with ``group`` (see
     :class:`~nfkit.data.Normalization`), so normalise-then-model keeps the model's symmetry.
-    Augmentation (training split only) applies a random element of ``group`` to each network.
+    Augmentation (training split only) applies a random element of the *network's* group to each
+    network (:func:`~nfkit.data.dataset.network_augmentation`): the model's own group would change nothing.
     """
     labels = zoo.column(target)
     features = zoo.features
     norm = Normalization.fit(features[zoo.splits["train"]], group)
-    steps = [SymmetryAugmentation(group, torch.Generator().manual_seed(seed))] if augment else []
+    steps = [network_augmentation(zoo.spec, seed)] if augment else []
     full = WeightDataset(features, labels)
     return GeneralizationData(
         train=full.subset(zoo.splits["train"], Compose(*steps, norm)),

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nfkit.data.dataset import Compose, Normalization, SymmetryAugmentation, WeightDataset
+from nfkit.data.dataset import Compose, Normalization, WeightDataset, network_augmentation
 from nfkit.data.zoo_format import Zoo
 from nfkit.errors import TaskMismatchError
 from nfkit.tasks.metrics import accuracy
@@ -49,7 +49,7 @@ class INRClassificationTask(Task):
         classes = int(labels.max()) + 1
         net = registry.invariant(model, zoo.spec, classes, **options)
         norm = Normalization.fit(zoo.features[zoo.splits["train"]], net.group)
-        steps = [SymmetryAugmentation(net.group, torch.Generator().manual_seed(seed))] if augment else []
+        steps = [network_augmentation(zoo.spec, seed)] if augment else []  # the network's group, not the model's
         full = WeightDataset(zoo.features, labels)
         data = {
             "train": full.subset(zoo.splits["train"], Compose(*steps, norm)),

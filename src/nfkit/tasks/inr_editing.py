@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nfkit.data.dataset import Normalization, SymmetryAugmentation, WeightDataset
-from nfkit.data.generators.sources import load_digits
+from nfkit.data.dataset import Normalization, WeightDataset, network_augmentation
+from nfkit.data.generators.sources import load_images
 from nfkit.data.zoo_format import Zoo
 from nfkit.errors import TaskMismatchError
 from nfkit.models import registry
@@ -94,11 +94,13 @@ class INREditingTask(Task):
         if zoo.kind != "inr" or "image" not in zoo.table:
             raise TaskMismatchError(f"INR editing needs an INR zoo of the digits (an image column); this is a {zoo.kind} zoo "
                                     f"(for CNN and transformer zoos: --task generalization)")
-        images = load_digits(test_fraction=0.0).train_images[torch.as_tensor(zoo.table["image"].astype(int))]
+        generator = zoo.metadata.get("generator")
+        dataset = str(generator.get("dataset", "digits")) if isinstance(generator, dict) else "digits"
+        images = load_images(dataset, test_fraction=0.0).train_images[torch.as_tensor(zoo.table["image"].astype(int))]
         targets = dilate(images)
         net = registry.equivariant(model, zoo.spec, 1, **options)
         editor = WeightEditor(net, Normalization.fit(zoo.features[zoo.splits["train"]], net.group))
-        steps = SymmetryAugmentation(net.group, torch.Generator().manual_seed(seed)) if augment else None
+        steps = network_augmentation(zoo.spec, seed) if augment else None  # the network's group, not the model's
         full = WeightDataset(zoo.features, targets)
         data = {"train": full.subset(zoo.splits["train"], steps), "val": full.subset(zoo.splits["val"]),
                 "test": full.subset(zoo.splits["test"])}

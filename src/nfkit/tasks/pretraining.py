@@ -70,10 +70,13 @@ def pretrain(
     val: WeightDataset,
     config: TrainConfig,
     progress: Callable[[str], None] | None = None,
+    *,
+    render_size: int | None = None,
 ) -> dict[str, object]:
     """Run the pretraining stage ``model`` declares, if any; return its record for ``metrics.json``.
 
-    ``{}`` for a model without one; ``{"pretraining": "skipped: …"}`` when the weight space cannot
+    ``render_size`` (the side of the images the INRs were fitted to, from the zoo) overrides the
+    model's own ``render_size``, so a 28×28 zoo is pretrained on 28×28 renders. ``{}`` for a model without one; ``{"pretraining": "skipped: …"}`` when the weight space cannot
     serve it (nothing to render); else ``{"pretrain_val_mse": …}``. Epochs come from the model's
     ``pretrain_epochs``; batch size, learning rate and seed from ``config``; no early stopping.
     """
@@ -84,8 +87,8 @@ def pretrain(
     if not is_siren(spec):
         what = spec.describe() if spec is not None else "this model's input"
         return {"pretraining": f"skipped: {what} is not a SIREN weight space, nothing to render"}
-    task = PRETRAINING[stage](model)
+    task = PRETRAINING[stage](model) if render_size is None else INRReconstructionTask(render_size)
     settings = TrainConfig(epochs=int(getattr(model, "pretrain_epochs", 10)), batch_size=config.batch_size,
                            learning_rate=config.learning_rate, patience=None, seed=config.seed)
     result = fit(model, task, task.targets(train), task.targets(val), settings, progress=progress)
-    return {"pretrain_val_mse": result.best_metrics["mse"]}
+    return {"pretrain_val_mse": result.best_metrics["mse"], "pretrain_render_size": int(task.coords.shape[0] ** 0.5)}

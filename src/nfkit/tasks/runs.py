@@ -169,7 +169,7 @@ def _train_in(out: Path, config: dict[str, object], net: nn.Module, task: Task, 
         # run restores the pretrained weights from its checkpoint and the record from pretraining.json
         if not (out / "checkpoint.pt").exists():
             labelled = None if progress is None else (lambda line: progress(f"pretraining {line}"))
-            pretraining = pretrain(net, data["train"], data["val"], train, labelled)
+            pretraining = pretrain(net, data["train"], data["val"], train, labelled, render_size=zoo.image_side)
             pretraining["pretrain_seconds"] = round(time.perf_counter() - start, 2)
             if is_main_process():
                 atomic_write_text(pretraining_path, json.dumps(pretraining, indent=1))

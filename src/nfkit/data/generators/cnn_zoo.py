@@ -1,7 +1,8 @@
 """Generate a CNN zoo in the Small CNN Zoo style (Unterthiner et al. 2020), many nets at once.
 
 Each net is the Small CNN Zoo network (3 × conv 16, 3×3 stride 2, global average pooling,
-dense 10; padding 1 so that 8×8 digits fit) with its own sampled hyperparameters: activation
+dense 10; padding 1 so that 8×8 digits fit, none on 28×28 MNIST as in the published zoo) with its
+own sampled hyperparameters: activation
 (ReLU or Tanh), optimizer (Adam, SGD with momentum 0.9, RMSprop), learning rate, initialisation
 scale, dropout, weight decay and training fraction. Accuracies therefore spread widely.
 
@@ -20,12 +21,20 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from nfkit.data.generators.runner import (
+    ZooRecipe,
+    checked_schedule,
+    choice,
+    generate_zoo,
+    log_uniform,
+    rows_by_activation,
+)
+from nfkit.data.generators.sources import IMAGE_DATASETS, ImageSplit, load_images
+from nfkit.errors import InvalidOptionError
 from nfkit.nets.architectures import small_cnn_zoo
-from nfkit.data.generators.runner import ZooRecipe, checked_schedule, choice, generate_zoo, log_uniform, rows_by_activation
-from nfkit.data.generators.sources import ImageSplit, load_digits
+from nfkit.spaces.activations import Activation
 from nfkit.spaces.convert import spec_of
 from nfkit.spaces.features import WeightSpaceFeatures
-from nfkit.spaces.activations import Activation
 from nfkit.spaces.spec import WeightSpaceSpec
 
 __all__ = [
@@ -60,8 +69,10 @@ class CNNZooConfig:
     def __post_init__(self) -> None:
         checkpoints = checked_schedule(self.size, self.chunk, self.epochs, self.checkpoints)
         object.__setattr__(self, "checkpoints", checkpoints)
+        if self.dataset not in IMAGE_DATASETS:
+            raise InvalidOptionError(f"unknown dataset {self.dataset!r}; available: {', '.join(IMAGE_DATASETS)}")
         if not self.activations or not set(self.activations) <= set(ACTIVATIONS):
-            raise ValueError(f"activations must be among {ACTIVATIONS}, got {self.activations}")
+            raise InvalidOptionError(f"activations must be among {ACTIVATIONS}, got {self.activations}")
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready settings."""
@@ -71,9 +82,18 @@ class CNNZooConfig:
         return d
 
 
-def cnn_zoo_spec(activation: str) -> WeightSpaceSpec:
-    """The weight space of the generated nets with the given activation."""
-    spec = spec_of(small_cnn_zoo(torch.nn.ReLU if activation == "relu" else torch.nn.Tanh, padding=1))
+#: Pixels (nets × examples × image pixels) evaluated at once: the 8×8 digits fit in one slice, as
+#: they always have; 28×28 MNIST goes in slices of a few hundred examples.
+_EVAL_PIXELS = 2**25
+
+#: Conv padding per dataset: 1 so that 8×8 digits fit (8 → 4 → 2 → 1); none on 28×28 MNIST, as in the
+#: published Small CNN Zoo (28 → 13 → 6 → 2).
+PADDING = {"digits": 1, "mnist": 0}
+
+
+def cnn_zoo_spec(activation: str, dataset: str = "digits") -> WeightSpaceSpec:
+    """The weight space of the generated nets with the given activation, on ``dataset``'s images."""
+    spec = spec_of(small_cnn_zoo(torch.nn.ReLU if activation == "relu" else torch.nn.Tanh, padding=PADDING[dataset]))
     assert isinstance(spec, WeightSpaceSpec)
     return spec
 
@@ -107,7 +127,8 @@ def _init(n: int, scales: torch.Tensor, generator: torch.Generator) -> list[torc
 
 
 def _forward(
-    params: list[torch.Tensor], x: torch.Tensor, activation: str, dropout: torch.Tensor | None, generator: torch.Generator | None
+    params: list[torch.Tensor], x: torch.Tensor, activation: str, dropout: torch.Tensor | None, generator: torch.Generator | None,
+    padding: int = 1,
 ) -> torch.Tensor:
     """Logits ``(N, B, 10)`` of N nets on their own batches ``x: (N, B, 1, H, W)``."""
     n, b = x.shape[:2]
@@ -115,7 +136,7 @@ def _forward(
     h = x.transpose(0, 1).reshape(b, n, *x.shape[3:])
     for i in range(3):
         w, bias = params[2 * i], params[2 * i + 1]
-        h = F.conv2d(h, w.reshape(-1, *w.shape[2:]), bias.reshape(-1), stride=2, padding=1, groups=n)
+        h = F.conv2d(h, w.reshape(-1, *w.shape[2:]), bias.reshape(-1), stride=2, padding=padding, groups=n)
         h = act(h)
         if dropout is not None:
             keep = 1.0 - dropout.repeat_interleave(_WIDTH).view(1, -1, 1, 1)
@@ -126,13 +147,21 @@ def _forward(
 
 
 def _evaluate(params: list[torch.Tensor], activation: str, images: torch.Tensor, labels: torch.Tensor,
-              masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-net accuracy and loss over the examples each net's mask selects: ``masks (N, M)``."""
+              masks: torch.Tensor, padding: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-net accuracy and loss over the examples each net's mask selects: ``masks (N, M)``.
+
+    Examples go through in slices so that memory stays bounded on 28×28 images (every net sees every
+    example; the sums are exact whatever the slice size)."""
     with torch.no_grad():
         n = params[0].shape[0]
-        logits = _forward(params, images.unsqueeze(0).expand(n, *images.shape), activation, None, None)
-        losses = F.cross_entropy(logits.transpose(1, 2), labels.expand(n, -1), reduction="none")
-        correct = (logits.argmax(dim=-1) == labels).to(torch.float64)
+        step = max(1, _EVAL_PIXELS // (n * images[0].numel()))
+        loss_parts, correct_parts = [], []
+        for start in range(0, len(labels), step):
+            x, y = images[start : start + step], labels[start : start + step]
+            logits = _forward(params, x.unsqueeze(0).expand(n, *x.shape), activation, None, None, padding)
+            loss_parts.append(F.cross_entropy(logits.transpose(1, 2), y.expand(n, -1), reduction="none"))
+            correct_parts.append((logits.argmax(dim=-1) == y).to(torch.float64))
+        losses, correct = torch.cat(loss_parts, dim=1), torch.cat(correct_parts, dim=1)
         count = masks.sum(dim=1).clamp_min(1)
         return (correct * masks).sum(dim=1) / count, (losses.double() * masks).sum(dim=1) / count
 
@@ -169,14 +198,15 @@ def train_cnn_chunk(
     steps_per_epoch = n_train // config.batch_size
     saved: dict[int, WeightSpaceFeatures] = {}
     metrics: dict[str, list[np.ndarray]] = {k: [] for k in ("epoch", "test_accuracy", "test_loss", "train_accuracy", "train_loss")}
-    spec = cnn_zoo_spec(activation)
+    spec = cnn_zoo_spec(activation, config.dataset)
+    padding = PADDING[config.dataset]
     step = 0
     for epoch in range(1, config.epochs + 1):
         for _ in range(steps_per_epoch):
             step += 1
             picks = (torch.rand(n, config.batch_size, generator=generator) * subset_size.unsqueeze(1)).long()
             idx = torch.gather(order, 1, picks)
-            logits = _forward(params, data.train_images[idx], activation, dropout, generator)
+            logits = _forward(params, data.train_images[idx], activation, dropout, generator, padding)
             loss = F.cross_entropy(logits.reshape(-1, 10), data.train_labels[idx].reshape(-1), reduction="sum") / config.batch_size
             grads = torch.autograd.grad(loss, params)
             with torch.no_grad():
@@ -193,8 +223,8 @@ def train_cnn_chunk(
                     # diverged nets stay in the zoo (as in the original), but with finite weights
                     p.copy_(torch.nan_to_num(p, nan=0.0, posinf=1e6, neginf=-1e6).clamp_(-1e6, 1e6))
         if epoch in config.checkpoints:
-            test_acc, test_loss = _evaluate(params, activation, data.test_images, data.test_labels, test_masks)
-            train_acc, train_loss = _evaluate(params, activation, data.train_images, data.train_labels, train_masks)
+            test_acc, test_loss = _evaluate(params, activation, data.test_images, data.test_labels, test_masks, padding)
+            train_acc, train_loss = _evaluate(params, activation, data.train_images, data.train_labels, train_masks, padding)
             weights = [params[2 * i].detach().clone()[:, None] for i in range(4)]
             biases = [params[2 * i + 1].detach().clone()[:, None] for i in range(4)]
             saved[epoch] = WeightSpaceFeatures(spec, weights, biases)
@@ -213,9 +243,7 @@ class CNNRecipe(ZooRecipe):
         self.config = config
 
     def load_data(self) -> ImageSplit:
-        if self.config.dataset != "digits":
-            raise ValueError(f"unknown dataset {self.config.dataset!r}; available: digits")
-        return load_digits()
+        return load_images(self.config.dataset)
 
     def run_chunk(self, k: int, data: object, generator: torch.Generator) -> tuple[np.ndarray, dict[str, list[object]]]:
         config = self.config
@@ -232,7 +260,7 @@ class CNNRecipe(ZooRecipe):
 
     def spec(self, table: dict[str, np.ndarray]) -> WeightSpaceSpec:
         kinds = sorted(set(table["activation"]))
-        spec = cnn_zoo_spec(kinds[0])
+        spec = cnn_zoo_spec(kinds[0], self.config.dataset)
         if len(kinds) == 1:
             return spec
         mixed = Activation("mixed")

@@ -17,8 +17,9 @@ import numpy as np
 import torch
 
 from nfkit.data.generators.runner import ZooRecipe, generate_zoo
+from nfkit.data.generators.sources import IMAGE_DATASETS, ImageSplit, load_images
 from nfkit.data.published.inr_sets import siren_spec
-from nfkit.data.generators.sources import ImageSplit, load_digits
+from nfkit.errors import InvalidOptionError
 from nfkit.spaces.features import WeightSpaceFeatures
 from nfkit.spaces.render import W0, coordinate_grid, render_sirens
 from nfkit.spaces.spec import WeightSpaceSpec
@@ -29,7 +30,12 @@ __all__ = ["INRZooConfig", "INRRecipe", "generate_inr_zoo", "coordinate_grid", "
 
 @dataclass(frozen=True)
 class INRZooConfig:
-    """Settings of a generated INR zoo (stored in its manifest)."""
+    """Settings of a generated INR zoo (stored in its manifest).
+
+    ``size`` images of ``dataset`` (``digits``: 8×8, at most 1,797; ``mnist``: 28×28, at most 5,000),
+    each fitted ``views`` times from independent initialisations (the NFN paper's augmented copies);
+    splits are by image, so no image is in two splits.
+    """
 
     size: int = 1797
     seed: int = 0
@@ -41,14 +47,23 @@ class INRZooConfig:
     #: every SIREN starts from one common initialisation (drawn from ``seed``), so that weight
     #: differences encode the images; otherwise each draws its own, as in the NFN and DWS sets
     shared_init: bool = False
+    views: int = 1
 
     def __post_init__(self) -> None:
-        if min(self.size, self.steps, self.hidden, self.chunk) <= 0:
-            raise ValueError("size, steps, hidden and chunk must be positive")
+        for name in ("size", "steps", "hidden", "chunk", "views"):
+            if getattr(self, name) <= 0:
+                raise InvalidOptionError(f"{name} must be a positive integer, got {getattr(self, name)}")
+        if self.dataset not in IMAGE_DATASETS:
+            raise InvalidOptionError(f"unknown dataset {self.dataset!r}; available: {', '.join(IMAGE_DATASETS)}")
+        if self.size > IMAGE_DATASETS[self.dataset]:
+            raise InvalidOptionError(f"{self.dataset} has {IMAGE_DATASETS[self.dataset]} images; size {self.size} is larger")
 
     def to_dict(self) -> dict[str, object]:
-        """JSON-ready settings."""
-        return asdict(self)
+        """JSON-ready settings (``views`` only when not 1, so earlier zoos keep their settings)."""
+        d = asdict(self)
+        if self.views == 1:
+            del d["views"]
+        return d
 
 
 def _siren_init(n: int, hidden: int, generator: torch.Generator) -> list[torch.Tensor]:
@@ -100,27 +115,32 @@ class INRRecipe(ZooRecipe):
         self.config = config
 
     def load_data(self) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.config.dataset != "digits":
-            raise ValueError(f"unknown dataset {self.config.dataset!r}; available: digits")
-        data: ImageSplit = load_digits(test_fraction=0.0)
-        if self.config.size > len(data.train_labels):
-            raise ValueError(f"digits has {len(data.train_labels)} images; size {self.config.size} is larger")
+        data: ImageSplit = load_images(self.config.dataset, test_fraction=0.0)
         return data.train_images, data.train_labels
+
+    def num_nets(self) -> int:
+        return self.config.size * self.config.views
+
+    def split_units(self, table: dict[str, np.ndarray]) -> tuple[np.ndarray, int]:
+        return table["image"].astype(np.int64), self.config.size
 
     def run_chunk(self, k: int, data: object, generator: torch.Generator) -> tuple[np.ndarray, dict[str, list[object]]]:
         assert isinstance(data, tuple)
         images, labels = data
         first = k * self.config.chunk
-        ids = np.arange(first, min(first + self.config.chunk, self.config.size))
-        fitted, mse = fit_sirens(images[ids], self.config, generator)
+        ids = np.arange(first, min(first + self.config.chunk, self.num_nets()))
+        image = ids % self.config.size  # net n fits image n mod size, its view n // size
+        fitted, mse = fit_sirens(images[image], self.config, generator)
         psnr = 10 * torch.log10(4.0 / mse.clamp_min(1e-30))
-        table = {
+        table: dict[str, list[object]] = {
             "net_id": ids.tolist(),
-            "image": ids.tolist(),
-            "label": labels[ids].tolist(),
+            "image": image.tolist(),
+            "label": labels[image].tolist(),
             "mse": mse.tolist(),
             "psnr": psnr.tolist(),
         }
+        if self.config.views > 1:
+            table["view"] = (ids // self.config.size).tolist()
         return fitted.flatten()[:, 0].numpy(), table
 
     def spec(self, table: dict[str, np.ndarray]) -> WeightSpaceSpec:

@@ -32,7 +32,12 @@ import torch
 
 from nfkit.data.dataset import Normalization
 from nfkit.data.zoo_format import Zoo, refuse_unless_replaceable, save_zoo
-from nfkit.errors import ZooFormatError, FolderInUseError, InvalidOptionError, NotOursError
+from nfkit.errors import (
+    FolderInUseError,
+    InvalidOptionError,
+    NotOursError,
+    ZooFormatError,
+)
 from nfkit.spaces.spec import WeightSpaceSpec
 from nfkit.spaces.transformer_spec import TransformerSpec
 from nfkit.util.files import atomic_write_bytes, exclusive_lock, make_dir
@@ -78,6 +83,18 @@ class ZooRecipe(abc.ABC):
         """A line for the progress report."""
         return f"{self.config.size} nets, {rows} rows"
 
+    def num_nets(self) -> int:
+        """How many networks the zoo trains (``config.size``; an INR zoo with views trains more)."""
+        return int(self.config.size)
+
+    def split_units(self, table: dict[str, np.ndarray]) -> tuple[np.ndarray, int]:
+        """Per row, the unit a split keeps together, and how many units there are.
+
+        By default the net (all checkpoints of a net share its split); an INR zoo with several views
+        of an image keeps every view of that image in one split.
+        """
+        return table["net_id"].astype(np.int64), int(self.config.size)
+
 
 def log_uniform(n: int, low: float, high: float, generator: torch.Generator) -> np.ndarray:
     """``n`` draws, log-uniform on ``[low, high]`` (float64)."""
@@ -97,7 +114,7 @@ def checked_schedule(size: int, chunk: int, epochs: int, checkpoints: tuple[int,
             raise InvalidOptionError(f"{name} must be a positive integer, got {value}")
     epochs_kept = tuple(sorted(set(checkpoints)))
     if not epochs_kept or not set(epochs_kept) <= set(range(1, epochs + 1)):
-        raise ValueError(f"checkpoints {epochs_kept} must be epochs in 1..{epochs}")
+        raise InvalidOptionError(f"checkpoints {epochs_kept} must be epochs in 1..{epochs}")
     return epochs_kept
 
 
@@ -209,14 +226,13 @@ def _merge(out: Path, work: Path, recipe: ZooRecipe, n_chunks: int, overwrite: b
     flat, table = flat[order], {key: value[order] for key, value in table.items()}
     spec = recipe.spec(table)
     features = spec.unflatten(torch.from_numpy(flat)[:, None])
-    size = recipe.config.size
-    nets = np.random.default_rng(recipe.config.seed).permutation(size)
+    unit_of_row, size = recipe.split_units(table)
+    units = np.random.default_rng(recipe.config.seed).permutation(size)
     a = int(SPLIT_FRACTIONS[0] * size)
     b = a + int(SPLIT_FRACTIONS[1] * size)
     split_of = np.empty(size, dtype=object)
-    split_of[nets[:a]], split_of[nets[a:b]], split_of[nets[b:]] = "train", "val", "test"
-    net_of_row = table["net_id"].astype(np.int64)
-    splits = {s: np.flatnonzero(split_of[net_of_row] == s) for s in ("train", "val", "test")}
+    split_of[units[:a]], split_of[units[a:b]], split_of[units[b:]] = "train", "val", "test"
+    splits = {s: np.flatnonzero(split_of[unit_of_row] == s) for s in ("train", "val", "test")}
     norm = Normalization.fit(features[splits["train"]], spec.symmetry_group())
     metadata = {"generator": recipe.config.to_dict(), "normalization": {"shifts": norm.shifts, "scales": norm.scales}}
     zoo = Zoo(recipe.kind, spec, features, table, splits, metadata)
@@ -285,7 +301,7 @@ def generate_zoo(
         )
     if not settings_path.exists():
         atomic_write_bytes(settings_path, settings.encode())
-    n_chunks = math.ceil(config.size / config.chunk)
+    n_chunks = math.ceil(recipe.num_nets() / config.chunk)
     mine = [k for k in range(n_chunks) if k % shard_count == shard_index]
     start = time.perf_counter()
     with exclusive_lock(work / f"shard-{shard_index}-of-{shard_count}", f"shard {shard_index}/{shard_count} of {out}"):

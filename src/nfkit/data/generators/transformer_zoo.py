@@ -21,13 +21,25 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call, grad, vmap
 
-from nfkit.data.generators.runner import ZooRecipe, checked_schedule, choice, generate_zoo, log_uniform, rows_by_activation
-from nfkit.data.generators.sources import ImageSplit, TokenSplit, load_digits, topic_mixture_text
-from nfkit.errors import ZooFormatError
+from nfkit.data.generators.runner import (
+    ZooRecipe,
+    checked_schedule,
+    choice,
+    generate_zoo,
+    log_uniform,
+    rows_by_activation,
+)
+from nfkit.data.generators.sources import (
+    ImageSplit,
+    TokenSplit,
+    load_digits,
+    topic_mixture_text,
+)
 from nfkit.data.zoo_format import Zoo
+from nfkit.errors import InvalidOptionError, ZooFormatError
+from nfkit.nets.transformer import SmallTransformer
 from nfkit.spaces.convert import load_into, spec_of, weights_of
 from nfkit.spaces.transformer_spec import TransformerSpec
-from nfkit.nets.transformer import SmallTransformer
 
 __all__ = ["TransformerZooConfig", "TransformerRecipe", "generate_transformer_zoo", "zoo_network", "OPTIMIZERS"]
 
@@ -57,9 +69,9 @@ class TransformerZooConfig:
         checkpoints = checked_schedule(self.size, self.chunk, self.epochs, self.checkpoints)
         object.__setattr__(self, "checkpoints", checkpoints)
         if self.dataset not in DATASETS:
-            raise ValueError(f"unknown dataset {self.dataset!r}; available: {', '.join(DATASETS)}")
+            raise InvalidOptionError(f"unknown dataset {self.dataset!r}; available: {', '.join(DATASETS)}")
         if not self.activations or not set(self.activations) <= set(ACTIVATIONS):
-            raise ValueError(f"activations must be among {ACTIVATIONS}, got {self.activations}")
+            raise InvalidOptionError(f"activations must be among {ACTIVATIONS}, got {self.activations}")
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready settings."""

@@ -80,6 +80,10 @@ def read_layout(path: Path) -> list[LayoutEntry]:
     return entries
 
 
+#: Every conv layer of the Small CNN Zoo has stride 2 and no padding (28 → 13 → 6 → 2).
+_STRIDE = (2, 2)
+
+
 def _layer_order(name: str) -> tuple[int, int]:
     kind, _, index = name.partition("_")
     return (0 if kind == "conv2d" else 1, int(index) if index else 0)
@@ -99,7 +103,10 @@ def _spec_from_layout(entries: list[LayoutEntry], activation: Activation, path: 
             if len(shape) != 4:
                 raise ZooFormatError(f"{path}: conv kernel {name} has shape {shape}; expected (kh, kw, in, out)")
             kh, kw, n_in, n_out = shape
-            specs.append(LayerSpec("conv", n_out, n_in, kernel=(kh, kw), bias=bool(bias), activation=act, name=name))
+            # the published architecture (Unterthiner et al. 2020): Conv2D(16, 3, stride 2, "valid"); layout.csv
+            # records shapes only, so the stride and padding come from the paper, not the file
+            specs.append(LayerSpec("conv", n_out, n_in, kernel=(kh, kw), bias=bool(bias), activation=act,
+                                   stride=_STRIDE, padding=(0, 0), name=name))
         else:
             if len(shape) != 2:
                 raise ZooFormatError(f"{path}: dense kernel {name} has shape {shape}; expected (in, out)")
