@@ -37,7 +37,7 @@ from nfkit.spaces.features import WeightSpaceFeatures
 from nfkit.spaces.spec import WeightSpaceSpec
 from nfkit.spaces.transformer_features import TransformerFeatures
 from nfkit.spaces.transformer_spec import TransformerSpec, spec_from_dict
-from nfkit.util.files import atomic_write_bytes, make_staging_dir
+from nfkit.util.files import atomic_write_bytes, make_staging_dir, write_csv_columns
 
 __all__ = [
     "FORMAT",
@@ -109,16 +109,6 @@ class Zoo:
         return torch.as_tensor(self.table[name].astype(np.float64), dtype=torch.float32)
 
 
-def _write_csv(path: Path, table: dict[str, np.ndarray]) -> None:
-    names = list(table)
-    rows = len(next(iter(table.values()))) if table else 0
-    with path.open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(names)
-        for i in range(rows):
-            writer.writerow([table[n][i] for n in names])
-
-
 def _read_csv(path: Path) -> dict[str, np.ndarray]:
     with path.open(newline="") as f:
         reader = csv.reader(f)
@@ -178,7 +168,7 @@ def save_zoo(zoo: Zoo, path: str | Path, *, overwrite: bool = False) -> Path:
     try:
         flat = zoo.features.flatten()[:, 0].detach().cpu().to(torch.float32).numpy()
         np.save(staging / "weights.npy", flat)
-        _write_csv(staging / "labels.csv", zoo.table)
+        write_csv_columns(staging / "labels.csv", zoo.table)
         manifest = {
             "format": FORMAT,
             "version": VERSION,

@@ -27,7 +27,7 @@ from nfkit.tasks.task import Splits, Task
 from nfkit.util.files import write_csv_rows
 from nfkit.util.plots import pyplot
 
-__all__ = ["GeneralizationTask", "GeneralizationData", "generalization_datasets", "rescaled", "RESCALE_RANGE"]
+__all__ = ["GeneralizationTask", "GeneralizationData", "generalization_datasets", "normalised_splits", "rescaled", "RESCALE_RANGE"]
 
 #: Per-neuron factors of the rescaling test (Monomial-NFN's augmentation range U[1, 10³]).
 RESCALE_RANGE = (1.0, 1e3)
@@ -67,8 +67,7 @@ class GeneralizationTask(Task):
             raise TaskMismatchError(f"generalization prediction needs a zoo of trained nets with a test_accuracy column; "
                                     f"this is a {zoo.kind} zoo (for INR zoos: --task inr-classification or inr-editing)")
         net = registry.invariant(model, zoo.spec, 1, **options)
-        data = generalization_datasets(zoo, net.group, augment=augment, seed=seed)
-        return net, {"train": data.train, "val": data.val, "test": data.test}
+        return net, generalization_datasets(zoo, net.group, augment=augment, seed=seed).as_splits()
 
     def extra_metrics(self, model: nn.Module, data: Splits, zoo: Zoo, seed: int) -> dict[str, float]:
         """The test metrics again on the test nets moved by function-preserving rescalings (``rescaled_test_*``)."""
@@ -108,6 +107,10 @@ class GeneralizationData:
     test: WeightDataset
     normalization: Normalization
 
+    def as_splits(self) -> Splits:
+        """``{"train", "val", "test"}`` → dataset."""
+        return {"train": self.train, "val": self.val, "test": self.test}
+
 
 def generalization_datasets(
     zoo: Zoo,
@@ -124,11 +127,15 @@ def generalization_datasets(
     Augmentation (training split only) applies a random element of the *network's* group to each
     network (:func:`~nfkit.data.dataset.network_augmentation`): the model's own group would change nothing.
     """
-    labels = zoo.column(target)
-    features = zoo.features
-    norm = Normalization.fit(features[zoo.splits["train"]], group)
+    return normalised_splits(zoo, zoo.column(target), group, augment=augment, seed=seed)
+
+
+def normalised_splits(zoo: Zoo, labels: torch.Tensor, group: Group, *, augment: bool = False, seed: int = 0) -> GeneralizationData:
+    """The zoo's splits with ``labels``, normalised for ``group`` (statistics of the training split), the training
+    split augmented with the network's group when asked. Shared by every task that reads normalised weights."""
+    norm = Normalization.fit(zoo.features[zoo.splits["train"]], group)
     steps = [network_augmentation(zoo.spec, seed)] if augment else []
-    full = WeightDataset(features, labels)
+    full = WeightDataset(zoo.features, labels)
     return GeneralizationData(
         train=full.subset(zoo.splits["train"], Compose(*steps, norm)),
         val=full.subset(zoo.splits["val"], norm),

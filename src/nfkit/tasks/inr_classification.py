@@ -12,12 +12,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nfkit.data.dataset import Compose, Normalization, WeightDataset, network_augmentation
+from nfkit.data.dataset import WeightDataset
 from nfkit.data.zoo_format import Zoo
 from nfkit.errors import TaskMismatchError
 from nfkit.tasks.metrics import accuracy
 from nfkit.models import registry
 from nfkit.spaces.features import WeightSpaceFeatures
+from nfkit.tasks.generalization import normalised_splits
 from nfkit.tasks.loop import predict
 from nfkit.tasks.task import Splits, Task
 from nfkit.util.files import write_csv_rows
@@ -48,15 +49,7 @@ class INRClassificationTask(Task):
         labels = zoo.column("label").long()
         classes = int(labels.max()) + 1
         net = registry.invariant(model, zoo.spec, classes, **options)
-        norm = Normalization.fit(zoo.features[zoo.splits["train"]], net.group)
-        steps = [network_augmentation(zoo.spec, seed)] if augment else []  # the network's group, not the model's
-        full = WeightDataset(zoo.features, labels)
-        data = {
-            "train": full.subset(zoo.splits["train"], Compose(*steps, norm)),
-            "val": full.subset(zoo.splits["val"], norm),
-            "test": full.subset(zoo.splits["test"], norm),
-        }
-        return net, data
+        return net, normalised_splits(zoo, labels, net.group, augment=augment, seed=seed).as_splits()
 
     def write_outputs(self, out: Path, model: nn.Module, data: Splits, zoo: Zoo, metrics: dict[str, object]) -> dict[str, object]:
         """``predictions.csv``: row, true and predicted class of every test INR."""

@@ -20,6 +20,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
+
 from nfkit.errors import FolderInUseError, NfkitError
 
 __all__ = [
@@ -30,6 +32,7 @@ __all__ = [
     "make_dir",
     "exclusive_lock",
     "lock_path_for",
+    "write_csv_columns",
     "write_csv_rows",
 ]
 
@@ -140,17 +143,24 @@ def _read_pid(path: Path) -> int | None:
         return None
 
 
-def write_csv_rows(path: Path, rows: Sequence[Mapping[str, object]]) -> None:
-    """Write dict rows (keys of the first row as the header) atomically; nothing for no rows."""
-    if not rows:
-        return
+def write_csv_columns(path: Path, columns: Mapping[str, Sequence[object] | np.ndarray]) -> None:
+    """Write named columns of equal length as a CSV (header, then one line per row), atomically."""
+    names = list(columns)
+    rows = len(next(iter(columns.values()))) if columns else 0
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with tmp.open("w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
+            writer = csv.writer(f)
+            writer.writerow(names)
+            for i in range(rows):
+                writer.writerow([columns[n][i] for n in names])
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def write_csv_rows(path: Path, rows: Sequence[Mapping[str, object]]) -> None:
+    """Write dict rows (keys of the first row as the header) atomically; nothing for no rows."""
+    if rows:
+        write_csv_columns(path, {name: [row[name] for row in rows] for name in rows[0]})
