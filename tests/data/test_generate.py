@@ -116,7 +116,7 @@ def test_cli_generate_and_info(tmp_path, capsys):
                  "--activations", "relu"]) == 0
     assert main(["zoo", "info", str(out)]) == 0
     text = capsys.readouterr().out
-    assert "cnn zoo, 6 rows" in text and "relu" in text and "test_accuracy" in text
+    assert "cnn zoo (nfkit format), 6 rows" in text and "relu" in text and "test_accuracy" in text
 
 
 def test_a_zoo_schedule_is_checked():

@@ -144,10 +144,12 @@ def _zoo_generate(args: argparse.Namespace) -> int:
 def _zoo_info(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from nfkit.data.zoo_format import load_zoo
+    from nfkit.data.formats import open_zoo
 
-    zoo = load_zoo(args.path)
-    print(f"{args.path}: {zoo.kind} zoo, {len(zoo)} rows, {zoo.spec.describe()}")
+    zoo = open_zoo(args.path, format=args.format)
+    print(f"{args.path}: {zoo.kind} zoo ({zoo.metadata.get('format', 'nfkit')} format), {len(zoo)} rows, {zoo.spec.describe()}")
+    if isinstance(zoo.metadata.get("split"), str):
+        print(f"split: {zoo.metadata['split']}")
     print("splits: " + ", ".join(f"{k} {len(v)}" for k, v in zoo.splits.items()))
     for name in ("test_accuracy", "train_accuracy", "psnr"):
         if name in zoo.table:
@@ -188,7 +190,7 @@ def _train(args: argparse.Namespace) -> int:
     )
     _maybe_init_distributed()
     metrics = run_task(args.task, args.zoo, args.model, args.out, options=options, train=config,
-                       augment=args.augment, overwrite=args.overwrite)
+                       augment=args.augment, overwrite=args.overwrite, zoo_format=args.format, activation=args.activation)
     from nfkit.tasks.loop import is_main_process
 
     if is_main_process():
@@ -254,6 +256,8 @@ def _bench(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``nfkit`` command."""
+    from nfkit.data.formats import FORMATS
+
     parser = _Parser(prog="nfkit", description="Neural functional networks on the weights of networks.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     check = sub.add_parser("check", help="check the declared symmetry of every registered model (float64)",
@@ -308,8 +312,9 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_argument("--overwrite", action="store_true",
                           help="replace an existing zoo folder (only one nfkit wrote; anything else is refused)")
     generate.set_defaults(run=_zoo_generate)
-    info = zoo_sub.add_parser("info", help="summarise a zoo folder (verifies its checksums)")
-    info.add_argument("path", help="a zoo folder written by nfkit zoo generate")
+    info = zoo_sub.add_parser("info", help="summarise a zoo folder (verifies an nfkit zoo's checksums)")
+    info.add_argument("path", help="a zoo folder in any format nfkit train reads")
+    info.add_argument("--format", choices=FORMATS, help="the zoo's format (default: detected)")
     info.set_defaults(run=_zoo_info)
 
     train = sub.add_parser("train", help="train a model on a task over a zoo (torchrun-ready)",
@@ -317,7 +322,12 @@ def build_parser() -> argparse.ArgumentParser:
                            "the run; prints a line per epoch (and a bar on a terminal).")
     train.add_argument("--task", default="generalization", choices=["generalization", "inr-classification", "inr-editing"],
                        help="generalization (CNN or transformer zoo), inr-classification or inr-editing (INR zoo)")
-    train.add_argument("--zoo", required=True, help="an nfkit zoo folder (nfkit zoo generate cnn|inr|transformer)")
+    train.add_argument("--zoo", required=True,
+                       help="a zoo folder: nfkit's (nfkit zoo generate), a Small CNN Zoo, an NFN SIREN folder, a DWS INR "
+                       "folder or splits JSON, or a Small Transformer Zoo (detected)")
+    train.add_argument("--format", choices=FORMATS, help="the zoo's format, when detection is not wanted (default: detected)")
+    train.add_argument("--activation", choices=["relu", "tanh", "gelu"],
+                       help="keep only networks with this hidden activation (mixed zoos; default: all)")
     train.add_argument("--model", required=True, help="a registered model family (nfkit check lists them)")
     train.add_argument("--out", required=True, help="the run folder (resumed if it holds the same run)")
     train.add_argument("--hidden-channels", type=positive_int, nargs="+",

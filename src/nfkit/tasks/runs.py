@@ -25,7 +25,8 @@ import torch.distributed as dist
 from torch import nn
 
 import nfkit
-from nfkit.data.zoo_format import Zoo, load_zoo
+from nfkit.data.formats import open_zoo
+from nfkit.data.zoo_format import Zoo
 from nfkit.errors import NotOursError, UnknownNameError
 from nfkit.tasks.loop import TrainConfig, fit, is_main_process
 from nfkit.tasks.pretraining import pretrain
@@ -88,8 +89,13 @@ def run_task(
     augment: bool = False,
     overwrite: bool = False,
     progress: Callable[[str], None] | None = say,
+    zoo_format: str | None = None,
+    activation: str | None = None,
 ) -> dict[str, object]:
     """Train ``model`` on a task (:data:`nfkit.tasks.TASKS`) over a zoo; write the run folder ``out``; return its metrics.
+
+    The zoo may be in any format :func:`~nfkit.data.formats.open_zoo` reads (detected unless
+    ``zoo_format`` names it); ``activation`` keeps one hidden activation's networks of a mixed zoo.
 
     Everything that can be checked (task, zoo, model, options) is checked before ``out`` is touched.
     ``out`` may be new, empty, the same run (resumed), or, with ``overwrite``, another nfkit run; a
@@ -102,11 +108,15 @@ def run_task(
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise NotOursError(f"{out} is a file; --out must be a run folder (new, or one nfkit train wrote)")
-    zoo = load_zoo(zoo_path)
+    zoo = open_zoo(zoo_path, format=zoo_format, activation=activation)
+    if progress is not None and isinstance(zoo.metadata.get("split"), str):
+        progress(f"zoo: {zoo.metadata['split']}")
     config = {
         "task": task_name,
         "zoo": str(Path(zoo_path).resolve()),
-        "zoo_checksum": zoo.files["weights.npy"],
+        "zoo_format": zoo.metadata.get("format", "nfkit"),
+        "zoo_checksum": zoo.files.get("weights.npy"),
+        "activation": activation,
         "model": model,
         "options": options or {},
         "augment": augment,
@@ -230,7 +240,9 @@ def evaluate_run(run: str | Path, zoo_path: str | Path | None = None) -> dict[st
         raise NotOursError(f"{run / 'config.json'} is missing or is not an nfkit run configuration")
     if not (run / "best_model.pt").is_file():
         raise NotOursError(f"{run} has no best_model.pt: the run has not finished an epoch; rerun its nfkit train command")
-    zoo = load_zoo(zoo_path or config["zoo"])
+    activation = config.get("activation")
+    zoo = open_zoo(zoo_path or config["zoo"], format=None if zoo_path else config.get("zoo_format"),
+                   activation=activation if isinstance(activation, str) else None)
     seed = int(config["train"].get("seed", 0))
     task = TASKS[config["task"]]()
     net, data = task.setup(zoo, config["model"], config["options"], augment=False, seed=seed)

@@ -125,8 +125,10 @@ def load_nfn_sirens(
     """Load an NFN SIREN folder ``root/<prefix>_<label>s/net<idx>.pth``.
 
     Only folders whose prefix is exactly ``prefix`` are read (``<prefix>_aug<k>`` copies are not
-    picked up by accident). Networks are ordered by ``idx``; the first ``split_points[0]`` are
-    train, the next ones up to ``split_points[1]`` val, the rest test.
+    picked up by accident). Networks are ordered by ``idx`` (the image's index in the dataset); the
+    first ``split_points[0]`` are train, the next ones up to ``split_points[1]`` val, the rest test.
+    A folder with no more networks than ``split_points[1]`` cannot follow that protocol (it would be
+    all train): it is split 70/10/20 by position instead, and ``metadata["split"]`` says so.
     """
     root = Path(root)
     if not root.is_dir():
@@ -147,8 +149,16 @@ def load_nfn_sirens(
     if len(set(indices)) != len(indices):
         raise ZooFormatError(f"{root}: some net<idx>.pth index appears in two label folders")
     n = len(found)
-    a, b = min(split_points[0], n), min(split_points[1], n)
+    if n > split_points[1]:
+        a, b = split_points
+        split_note = f"published split: train {a}, val {b - a}, test {n - b} (by image index)"
+    else:  # a smaller folder: never a silent train-only split
+        a, b = int(round(0.7 * n)), int(round(0.8 * n))
+        split_note = (f"{n} networks, not enough for the published split at {split_points[0]}/{split_points[1]}: "
+                      f"proportional 70/10/20 by image index instead (train {a}, val {b - a}, test {n - b})")
     splits = {"train": np.arange(0, a), "val": np.arange(a, b), "test": np.arange(b, n)}
     spec = siren_spec(out_features)
     paths = [p for _, _, p in found]
-    return _zoo(spec, _features(paths, spec, NFN_NAMES), [l for _, l, _ in found], splits, paths, "nfn", root)
+    zoo = _zoo(spec, _features(paths, spec, NFN_NAMES), [l for _, l, _ in found], splits, paths, "nfn-sirens", root)
+    zoo.metadata["split"] = split_note
+    return zoo
