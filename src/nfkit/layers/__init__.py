@@ -15,8 +15,12 @@ from nfkit.layers.monomial import MonomialInvariantMap, MonomialLinear, Monomial
 from nfkit.layers.nft import ChannelLinear, IOEmbedding, NFTAttention, NFTBlock
 from nfkit.layers.np import NPLinear, NPPool
 from nfkit.layers.perceiver import PerceiverPooling
-from nfkit.layers.permutation_basis import PermutationEquivariantLinear, PermutationInvariantPool
+from nfkit.layers.permutation_basis import (
+    PermutationEquivariantLinear,
+    PermutationInvariantPool,
+)
 from nfkit.layers.pointwise import ChannelNorm, FeatureActivation, FeatureDropout
+from nfkit.layers.probe import ProbeFeatures
 from nfkit.layers.statistics import Flattened, LayerStatistics
 from nfkit.layers.transformer_network import (
     GLSafeActivation,
@@ -60,6 +64,7 @@ __all__ = [
     "PerceiverPooling",
     "PermutationEquivariantLinear",
     "PermutationInvariantPool",
+    "ProbeFeatures",
     "TransformerLinear",
     "TransformerReadout",
     "WithInput",

@@ -11,6 +11,7 @@ from nfkit.models import (  # noqa: F401  (they register their families)
     inr2array,
     magep_nfn,
     nft_nfn,
+    probe,
     stacked,
     transformer_nfn,
 )

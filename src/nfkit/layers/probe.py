@@ -1,0 +1,58 @@
+"""Probe features: a network's outputs at probe inputs (ProbeGen, Kahana et al., ICLR 2025; the NG-64
+probing of Kofinas et al., ICLR 2024).
+
+A network's function does not change under any symmetry of its weights, so its values at fixed
+inputs are invariant to the whole group, exactly (they are what the weights mean). For an INR the
+natural probes are a coordinate grid, and the probe features are the rendered image; otherwise the
+probes are learned inputs.
+"""
+
+from __future__ import annotations
+
+from typing import final
+
+import torch
+from torch import nn
+
+from nfkit.spaces.features import WeightSpaceFeatures
+from nfkit.spaces.functional import evaluate_networks
+from nfkit.spaces.render import coordinate_grid
+from nfkit.spaces.spec import WeightSpaceSpec
+
+__all__ = ["ProbeFeatures"]
+
+
+@final
+class ProbeFeatures(nn.Module):
+    """Every network's outputs at ``N`` probe inputs, flattened.
+
+    Args:
+        spec: the networks' weight space.
+        grid: for networks on 2-D coordinates (INRs): probe a fixed ``grid × grid`` coordinate grid
+            over ``[-1, 1]²`` (the render). 0: use learned probes.
+        probes: how many learned probe inputs (initialised standard normal).
+        input_size: the side of a CNN's square input images (a spec does not record it).
+
+    Shapes:
+        features ``(B, C, …)`` (channel 0 is the network) → ``(B, N · n_L)``.
+    """
+
+    def __init__(self, spec: WeightSpaceSpec, *, grid: int = 0, probes: int = 64, input_size: int = 8) -> None:
+        super().__init__()
+        first = spec.layers[0]
+        if grid > 0:
+            if first.kind != "dense" or first.n_in != 2:
+                raise ValueError(f"grid probes are for networks on 2-D coordinates; this one takes {first.n_in} inputs")
+            self.register_buffer("inputs", coordinate_grid(grid, grid))
+        else:
+            shape = (first.n_in,) if first.kind == "dense" else (first.n_in, input_size, input_size)
+            self.inputs = nn.Parameter(torch.randn(probes, *shape))
+        self.outputs = spec.layers[-1].n_out
+        self.grid = grid
+
+    def num_outputs(self, channels: int) -> int:
+        """``N · n_L`` (probe values of the network in channel 0)."""
+        return int(self.inputs.shape[0]) * self.outputs
+
+    def forward(self, features: WeightSpaceFeatures) -> torch.Tensor:
+        return evaluate_networks(features, self.inputs).flatten(1)
