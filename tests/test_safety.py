@@ -411,7 +411,7 @@ def test_every_option_has_help_and_shows_its_default(capsys):
             assert action.help, f"{name} {action.option_strings or action.dest} has no help"
     assert main(["train", "--help"]) == 0
     text = " ".join(capsys.readouterr().out.split())
-    for shown in ("(default: 20)", "(default: 32)", "(default: 0.001)", "(default: 0.01)", "(default: 5)", "(default: 0)"):
+    for shown in ("(default: 20)", "(default: 32)", "(default: 0.001)", "(default: 0.01)", "5 for generalization", "(default: 0)"):
         assert shown in text
 
 
@@ -515,3 +515,12 @@ def test_a_resumed_inr2array_run_keeps_its_pretraining_record(tmp_path):
                      train=TrainConfig(epochs=1), progress=None)
     assert again["pretrain_val_mse"] == first["pretrain_val_mse"]
     assert first["train_seconds"] >= first["pretrain_seconds"] > 0
+
+
+def test_early_stopping_defaults_to_the_tasks():
+    """Generalization stops after 5 flat epochs; INR classification, stuck on a plateau for 5-15 epochs, does not."""
+    from nfkit.cli.main import _patience
+
+    assert _patience(None, "generalization") == 5
+    assert _patience(None, "inr-classification") is None
+    assert _patience(0, "generalization") is None and _patience(3, "inr-classification") == 3

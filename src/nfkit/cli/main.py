@@ -186,7 +186,7 @@ def _train(args: argparse.Namespace) -> int:
         return 2
     config = TrainConfig(
         epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, weight_decay=args.weight_decay,
-        patience=args.patience or None, seed=args.seed, compile=args.compile,
+        patience=_patience(getattr(args, "patience", None), args.task), seed=args.seed, compile=args.compile,
     )
     _maybe_init_distributed()
     metrics = run_task(args.task, args.zoo, args.model, args.out, options=options, train=config,
@@ -196,6 +196,15 @@ def _train(args: argparse.Namespace) -> int:
     if is_main_process():
         _print_metrics(metrics)
     return 0
+
+
+def _patience(given: int | None, task: str) -> int | None:
+    """``--patience`` (0: off), or the task's default when it was left out."""
+    from nfkit.tasks import TASKS
+
+    if given is None:
+        return TASKS[task].default_patience
+    return given or None
 
 
 def _model_options(pairs: list[str] | None) -> dict[str, object]:
@@ -338,8 +347,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--batch-size", type=positive_int, default=32, help="networks per step")
     train.add_argument("--lr", type=positive_float, default=1e-3, help="AdamW's peak learning rate (warmup, then cosine)")
     train.add_argument("--weight-decay", type=nonnegative_float, default=0.01, help="AdamW's weight decay")
-    train.add_argument("--patience", type=nonnegative_int, default=5,
-                       help="stop after this many epochs without a better validation score; 0: never stop early")
+    train.add_argument("--patience", type=nonnegative_int, default=argparse.SUPPRESS,
+                       help="stop after this many epochs without a better validation score; 0: never stop early "
+                       "(default: the task's: 5 for generalization; off for INR tasks, whose loss sits on a plateau "
+                       "for 5-15 epochs before it falls)")
     train.add_argument("--seed", type=int, default=0, help="seed of initialisation, shuffling and augmentation")
     train.add_argument("--augment", action="store_true", help="apply random elements of the model's group to training nets")
     train.add_argument("--compile", action="store_true", help="torch.compile the model")

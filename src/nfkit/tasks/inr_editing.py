@@ -63,6 +63,7 @@ class INREditingTask(Task):
     name = "inr-editing"
     primary = "mse"
     maximize = False
+    default_patience = None
 
     def __init__(self, height: int = 8, width: int = 8) -> None:
         self.height, self.width = height, width

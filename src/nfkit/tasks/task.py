@@ -30,6 +30,8 @@ class Task(abc.ABC):
     #: the validation metric that selects the best epoch, and whether higher is better
     primary: str
     maximize: bool
+    #: early stopping when the command line does not say (None: off)
+    default_patience: int | None = 5
 
     @abc.abstractmethod
     def loss(self, model: nn.Module, features: WeightSpaceFeatures, targets: torch.Tensor) -> torch.Tensor:
