@@ -54,3 +54,18 @@ def test_a_bad_head_or_grid_is_refused():
         ProbeFeatures(spec, grid=8)
     with pytest.raises(ValueError, match="head must be"):
         nfkit.models.invariant("probe", spec, head="transformer")
+
+
+def test_tasks_feed_probe_models_the_raw_weights(tmp_path):
+    """Normalising a tensor changes the function it computes, so a model that evaluates networks gets them raw."""
+    from nfkit.data.generators.inr_zoo import INRZooConfig, generate_inr_zoo
+    from nfkit.data.zoo_format import load_zoo
+    from nfkit.tasks import TASKS
+
+    generate_inr_zoo(tmp_path / "z", INRZooConfig(size=10, steps=5, chunk=10), progress=False)
+    zoo = load_zoo(tmp_path / "z")
+    net, data = TASKS["inr-classification"]().setup(zoo, "probe", {"hidden_channels": [8]})
+    x, _ = data["train"][0]
+    assert torch.equal(x.flatten(), zoo.features[int(zoo.splits["train"][0])].flatten())
+    _, normalised = TASKS["inr-classification"]().setup(zoo, "statnn", {})
+    assert not torch.equal(normalised["train"][0][0].flatten(), x.flatten())

@@ -130,6 +130,12 @@ class Normalization:
     scales: tuple[float, ...]
 
     @staticmethod
+    def identity(features: WeightSpaceFeatures | TransformerFeatures) -> Normalization:
+        """The normalisation that changes nothing (shift 0, scale 1 per tensor)."""
+        count = len(list(features.tensors()))
+        return Normalization((0.0,) * count, (1.0,) * count)
+
+    @staticmethod
     def fit(features: WeightSpaceFeatures | TransformerFeatures, group: Group) -> Normalization:
         """Statistics of a training set (features of batch N) for ``group``.
 

@@ -39,11 +39,14 @@ class WeightSpaceModel(nn.Module, abc.ABC):
         group: the group it is equivariant or invariant to (checked by :mod:`nfkit.testing`).
         in_channels: channels of its input features.
         check_inputs: whether ``forward`` rejects NaN/Inf inputs (a cheap reduction per tensor).
+        reads_raw_weights: whether the model needs the weights as they are (it evaluates the networks,
+            as probe features do): tasks then skip input normalisation, which would change the functions.
     """
 
     spec: WeightSpaceSpec | TransformerSpec
     group: Group
     in_channels: int
+    reads_raw_weights: bool = False
 
     def __init__(self, spec: WeightSpaceSpec | TransformerSpec, group: Group, in_channels: int, *, check_inputs: bool = True) -> None:
         super().__init__()

@@ -74,8 +74,10 @@ def probe_invariant(
         model_head = mlp_head(readout.num_outputs(in_channels), hidden_channels, out_features, dropout)
     else:
         raise ValueError(f"head must be 'cnn' or 'mlp', got {head!r}")
-    return StackedInvariantModel(spec, spec.symmetry_group(), in_channels, out_features, trunk=nn.Identity(),
-                                 readout=readout, head=model_head)
+    model = StackedInvariantModel(spec, spec.symmetry_group(), in_channels, out_features, trunk=nn.Identity(),
+                                  readout=readout, head=model_head)
+    model.reads_raw_weights = True  # normalising a tensor would change the function the probes read
+    return model
 
 
 register(

@@ -67,7 +67,9 @@ class GeneralizationTask(Task):
             raise TaskMismatchError(f"generalization prediction needs a zoo of trained nets with a test_accuracy column; "
                                     f"this is a {zoo.kind} zoo (for INR zoos: --task inr-classification or inr-editing)")
         net = registry.invariant(model, zoo.spec, 1, **options)
-        return net, generalization_datasets(zoo, net.group, augment=augment, seed=seed).as_splits()
+        raw = bool(getattr(net, "reads_raw_weights", False))
+        return net, normalised_splits(zoo, zoo.column("test_accuracy"), net.group, augment=augment, seed=seed,
+                                      normalize=not raw).as_splits()
 
     def extra_metrics(self, model: nn.Module, data: Splits, zoo: Zoo, seed: int) -> dict[str, float]:
         """The test metrics again on the test nets moved by function-preserving rescalings (``rescaled_test_*``)."""
@@ -130,10 +132,14 @@ def generalization_datasets(
     return normalised_splits(zoo, zoo.column(target), group, augment=augment, seed=seed)
 
 
-def normalised_splits(zoo: Zoo, labels: torch.Tensor, group: Group, *, augment: bool = False, seed: int = 0) -> GeneralizationData:
+def normalised_splits(zoo: Zoo, labels: torch.Tensor, group: Group, *, augment: bool = False, seed: int = 0,
+                      normalize: bool = True) -> GeneralizationData:
     """The zoo's splits with ``labels``, normalised for ``group`` (statistics of the training split), the training
-    split augmented with the network's group when asked. Shared by every task that reads normalised weights."""
-    norm = Normalization.fit(zoo.features[zoo.splits["train"]], group)
+    split augmented with the network's group when asked. Shared by every task that reads normalised weights.
+
+    ``normalize=False`` keeps the weights as they are (an identity normalisation), for models that
+    evaluate the networks: rescaling a tensor changes the function it computes."""
+    norm = Normalization.fit(zoo.features[zoo.splits["train"]], group) if normalize else Normalization.identity(zoo.features)
     steps = [network_augmentation(zoo.spec, seed)] if augment else []
     full = WeightDataset(zoo.features, labels)
     return GeneralizationData(

@@ -51,7 +51,8 @@ class INRClassificationTask(Task):
         labels = zoo.column("label").long()
         classes = int(labels.max()) + 1
         net = registry.invariant(model, zoo.spec, classes, **options)
-        return net, normalised_splits(zoo, labels, net.group, augment=augment, seed=seed).as_splits()
+        raw = bool(getattr(net, "reads_raw_weights", False))
+        return net, normalised_splits(zoo, labels, net.group, augment=augment, seed=seed, normalize=not raw).as_splits()
 
     def write_outputs(self, out: Path, model: nn.Module, data: Splits, zoo: Zoo, metrics: dict[str, object]) -> dict[str, object]:
         """``predictions.csv``: row, true and predicted class of every test INR."""
