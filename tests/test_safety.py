@@ -524,3 +524,20 @@ def test_early_stopping_defaults_to_the_tasks():
     assert _patience(None, "generalization") == 5
     assert _patience(None, "inr-classification") is None
     assert _patience(0, "generalization") is None and _patience(3, "inr-classification") == 3
+
+
+def test_bad_published_files_are_one_line_through_the_cli(tmp_path, capsys):
+    """The loaders' errors reach the user as one line now that nfkit reads those folders directly."""
+    nfn = tmp_path / "nfn"
+    (nfn / "randinit_smaller_3s").mkdir(parents=True)
+    state = _siren_state(("net.0.linear", "net.1.linear", "net.2"))
+    state["net.2.weight"][0, 1] = float("nan")
+    torch.save(state, nfn / "randinit_smaller_3s" / "net0.pth")
+    _fails_cleanly(capsys, ["zoo", "info", str(nfn)], "net0.pth", "NaN")
+    dws = tmp_path / "dws"
+    dws.mkdir()
+    (dws / "splits.json").write_text(json.dumps([1, 2]))
+    _fails_cleanly(capsys, ["train", "--task", "inr-classification", "--zoo", str(dws / "splits.json"), "--model", "np",
+                            "--out", str(tmp_path / "r")], "must hold an object")
+    (dws / "splits.json").write_text(json.dumps({"train": {"path": ["a.pth"], "label": ["seven"]}}))
+    _fails_cleanly(capsys, ["zoo", "info", str(dws)], "class indices")
