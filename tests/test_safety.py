@@ -519,7 +519,7 @@ def test_a_resumed_inr2array_run_keeps_its_pretraining_record(tmp_path):
 
 def test_early_stopping_defaults_to_the_tasks():
     """Generalization stops after 5 flat epochs; INR classification, stuck on a plateau for 5-15 epochs, does not."""
-    from nfkit.cli.main import _patience
+    from nfkit.cli.options import patience as _patience
 
     assert _patience(None, "generalization") == 5
     assert _patience(None, "inr-classification") is None

@@ -19,14 +19,14 @@ from dataclasses import dataclass
 
 import torch
 
-from nfkit.nets.architectures import CHECK_ARCHITECTURES
 from nfkit.errors import UnsupportedArchitectureError
 from nfkit.groups.base import Group
 from nfkit.models import registry
 from nfkit.models.base import WeightSpaceModel
+from nfkit.nets.architectures import CHECK_ARCHITECTURES
 from nfkit.spaces.convert import spec_of
-from nfkit.util.table import format_table
 from nfkit.testing import DEFAULT_BREAK_THRESHOLD, check_symmetry
+from nfkit.util.table import format_table
 
 __all__ = ["ARCHITECTURES", "CheckRow", "run_checks", "format_rows"]
 

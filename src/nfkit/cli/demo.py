@@ -12,19 +12,19 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
 from nfkit.data.generators.cnn_zoo import CNNZooConfig, generate_cnn_zoo
 from nfkit.data.zoo_format import load_zoo
-from nfkit.util.table import format_table
 from nfkit.tasks.loop import TrainConfig
 from nfkit.util.processes import worker_pool
 from nfkit.util.progress import say as say_line
+from nfkit.util.table import format_table
 
 __all__ = ["DEMO_MODELS", "run_demo"]
 

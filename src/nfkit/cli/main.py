@@ -8,46 +8,29 @@ command and its workers and exits with 130. Output lines are flushed as they are
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import sys
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, NoReturn
+from collections.abc import Mapping, Sequence
+
+from nfkit.cli.options import (
+    Parser,
+    default_workers,
+    given,
+    model_options,
+    nonnegative_float,
+    nonnegative_int,
+    patience,
+    positive_float,
+    positive_int,
+    shard,
+)
 
 __all__ = ["main", "build_parser"]
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse with every default shown and usage errors on one line."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("formatter_class", argparse.ArgumentDefaultsHelpFormatter)
-        super().__init__(*args, **kwargs)
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _number(kind: Callable[[str], float], minimum: float, strict: bool, what: str) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}") from None
-        if isinstance(value, float) and not math.isfinite(value):
-            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
-        if value < minimum or (strict and value == minimum):
-            raise argparse.ArgumentTypeError(f"must be {what}, got {text!r}")
-        return value
-
-    parse.__name__ = what  # argparse names the type in some messages
-    return parse
 
 
-positive_int = _number(int, 0, True, "a positive integer")
-nonnegative_int = _number(int, 0, False, "an integer ≥ 0")
-positive_float = _number(float, 0.0, True, "a positive number")
-nonnegative_float = _number(float, 0.0, False, "a number ≥ 0")
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -80,63 +63,48 @@ def _params(args: argparse.Namespace) -> int:
     return 0
 
 
-def _shard(text: str) -> tuple[int, int]:
-    try:
-        index, count = (int(x) for x in text.split("/"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--shard takes i/n, e.g. 0/2; got {text!r}") from None
-    if not 0 <= index < count:
-        raise argparse.ArgumentTypeError(f"--shard {text}: need 0 <= i < n")
-    return index, count
 
 
-def _default_workers() -> int:
-    import os
-
-    if "WORLD_SIZE" in os.environ:  # under torchrun every rank is already a process
-        return 1
-    return max(1, min(2, os.cpu_count() or 1))
 
 
-def _given(value: int | None, default: int) -> int:
-    """``value`` unless the option was left out (0 is a value, and is refused by the parser, not replaced)."""
-    return default if value is None else value
 
 
 def _zoo_generate(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     result: Path | None
-    shard, workers, overwrite = args.shard, args.workers, args.overwrite
+    options = {"shard": args.shard, "workers": args.workers, "overwrite": args.overwrite}
     if args.kind == "cnn":
         from nfkit.data.generators.cnn_zoo import CNNZooConfig, generate_cnn_zoo
 
-        epochs = _given(args.epochs, 8)
+        epochs = given(args.epochs, 8)
         cnn = CNNZooConfig(
-            size=_given(args.size, 2000), seed=args.seed, epochs=epochs, dataset=args.dataset or "digits",
+            size=given(args.size, 2000), seed=args.seed, epochs=epochs, dataset=args.dataset or "digits",
             checkpoints=tuple(args.checkpoints or (1, max(1, epochs // 2), epochs)),
-            chunk=_given(args.chunk, 200), activations=tuple(args.activations or ("relu", "tanh")),
+            chunk=given(args.chunk, 200), activations=tuple(args.activations or ("relu", "tanh")),
         )
-        result = generate_cnn_zoo(args.out, cnn, shard=shard, workers=workers, overwrite=overwrite)
+        result = generate_cnn_zoo(args.out, cnn, **options)
     elif args.kind == "inr":
         from nfkit.data.generators.inr_zoo import INRZooConfig, generate_inr_zoo
-
         from nfkit.data.generators.sources import IMAGE_DATASETS
 
         dataset = args.dataset or "digits"
-        inr = INRZooConfig(size=_given(args.size, IMAGE_DATASETS.get(dataset, 0)), seed=args.seed, steps=args.steps,
-                           chunk=_given(args.chunk, 200), dataset=dataset, shared_init=args.shared_init, views=args.views)
-        result = generate_inr_zoo(args.out, inr, shard=shard, workers=workers, overwrite=overwrite)
+        inr = INRZooConfig(size=given(args.size, IMAGE_DATASETS.get(dataset, 0)), seed=args.seed, steps=args.steps,
+                           chunk=given(args.chunk, 200), dataset=dataset, shared_init=args.shared_init, views=args.views)
+        result = generate_inr_zoo(args.out, inr, **options)
     else:
-        from nfkit.data.generators.transformer_zoo import TransformerZooConfig, generate_transformer_zoo
+        from nfkit.data.generators.transformer_zoo import (
+            TransformerZooConfig,
+            generate_transformer_zoo,
+        )
 
-        epochs = _given(args.epochs, 30)
+        epochs = given(args.epochs, 30)
         transformer = TransformerZooConfig(
-            size=_given(args.size, 1000), seed=args.seed, epochs=epochs, chunk=_given(args.chunk, 100),
+            size=given(args.size, 1000), seed=args.seed, epochs=epochs, chunk=given(args.chunk, 100),
             checkpoints=tuple(args.checkpoints or (max(1, epochs // 3), epochs)), dataset=args.dataset or "digits",
             blocks=args.blocks, activations=tuple(args.activations or ("relu", "gelu")),
         )
-        result = generate_transformer_zoo(args.out, transformer, shard=shard, workers=workers, overwrite=overwrite)
+        result = generate_transformer_zoo(args.out, transformer, **options)
     print(result if result is not None else f"this shard's chunks are done; {args.out} is written when the last shard finishes")
     return 0
 
@@ -165,13 +133,12 @@ def _zoo_info(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from nfkit.tasks.runs import run_task
-    from nfkit.tasks.loop import TrainConfig
-
     from nfkit.models import available
+    from nfkit.tasks.loop import TrainConfig
+    from nfkit.tasks.runs import run_task
 
     try:
-        options = _model_options(args.option)
+        options = model_options(args.option)
     except ValueError as error:
         print(f"nfkit train: {error}", file=sys.stderr)
         return 2
@@ -186,7 +153,7 @@ def _train(args: argparse.Namespace) -> int:
         return 2
     config = TrainConfig(
         epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, weight_decay=args.weight_decay,
-        patience=_patience(getattr(args, "patience", None), args.task), seed=args.seed, compile=args.compile,
+        patience=patience(getattr(args, "patience", None), args.task), seed=args.seed, compile=args.compile,
     )
     _maybe_init_distributed()
     metrics = run_task(args.task, args.zoo, args.model, args.out, options=options, train=config,
@@ -198,27 +165,8 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _patience(given: int | None, task: str) -> int | None:
-    """``--patience`` (0: off), or the task's default when it was left out."""
-    from nfkit.tasks import TASKS
-
-    if given is None:
-        return TASKS[task].default_patience
-    return given or None
 
 
-def _model_options(pairs: list[str] | None) -> dict[str, object]:
-    """``["statistics=true", "head_hidden=[256,256]"]`` → keyword options (values read as JSON, else text)."""
-    options: dict[str, object] = {}
-    for pair in pairs or []:
-        key, sep, text = pair.partition("=")
-        if not sep or not key.isidentifier():
-            raise ValueError(f"--option takes KEY=VALUE with a Python identifier as KEY, got {pair!r}")
-        try:
-            options[key] = json.loads(text)
-        except json.JSONDecodeError:
-            options[key] = text
-    return options
 
 
 def _maybe_init_distributed() -> None:
@@ -267,8 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``nfkit`` command."""
     from nfkit.data.formats import FORMATS
 
-    parser = _Parser(prog="nfkit", description="Neural functional networks on the weights of networks.")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser = Parser(prog="nfkit", description="Neural functional networks on the weights of networks.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     check = sub.add_parser("check", help="check the declared symmetry of every registered model (float64)",
                            description="Check every registered model's declared symmetry in float64 on small real "
                            "architectures (whole group, each factor, negative control); prints progress per family.")
@@ -288,7 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     params.set_defaults(run=_params)
 
     zoo = sub.add_parser("zoo", help="generate and inspect model zoos")
-    zoo_sub = zoo.add_subparsers(dest="zoo_command", required=True, parser_class=_Parser)
+    zoo_sub = zoo.add_subparsers(dest="zoo_command", required=True, parser_class=Parser)
     generate = zoo_sub.add_parser("generate", help="train a zoo (resumable; shardable with --shard or torchrun)",
                                   description="Train a zoo of networks on built-in data. Resumable: rerun the same "
                                   "command after a kill. Ctrl-C stops every worker.")
@@ -315,8 +263,8 @@ def build_parser() -> argparse.ArgumentParser:
                           help="inr: independent fits of every image (splits are by image)")
     generate.add_argument("--shared-init", action="store_true",
                           help="inr: start every SIREN from one common initialisation (weights then encode the image)")
-    generate.add_argument("--shard", type=_shard, help="i/n: do every n-th chunk starting at i (default: torchrun rank)")
-    generate.add_argument("--workers", type=positive_int, default=_default_workers(),
+    generate.add_argument("--shard", type=shard, help="i/n: do every n-th chunk starting at i (default: torchrun rank)")
+    generate.add_argument("--workers", type=positive_int, default=default_workers(),
                           help="local processes (default: 2 or the number of cores, if fewer)")
     generate.add_argument("--overwrite", action="store_true",
                           help="replace an existing zoo folder (only one nfkit wrote; anything else is refused)")

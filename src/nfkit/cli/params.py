@@ -6,9 +6,9 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from nfkit.nets.architectures import REFERENCE_ARCHITECTURES
 from nfkit.errors import UnsupportedArchitectureError
 from nfkit.models import registry
+from nfkit.nets.architectures import REFERENCE_ARCHITECTURES
 from nfkit.spaces.convert import spec_of
 from nfkit.util.table import format_table
 

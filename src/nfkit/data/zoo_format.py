@@ -96,11 +96,16 @@ class Zoo:
         return len(self.features)
 
     @property
-    def image_side(self) -> int | None:
-        """The side of the square images an INR zoo's networks were fitted to (8 digits, 28 MNIST), if known."""
+    def dataset(self) -> str | None:
+        """The image or text dataset a generated zoo was trained or fitted on (``"digits"``, ``"mnist"``, …), if recorded."""
         generator = self.metadata.get("generator")
         dataset = generator.get("dataset") if isinstance(generator, dict) else None
-        return {"digits": 8, "mnist": 28}.get(str(dataset)) if self.kind == "inr" else None
+        return str(dataset) if dataset is not None else None
+
+    @property
+    def image_side(self) -> int | None:
+        """The side of the square images an INR zoo's networks were fitted to (8 digits, 28 MNIST), if known."""
+        return {"digits": 8, "mnist": 28}.get(self.dataset or "") if self.kind == "inr" else None
 
     def column(self, name: str) -> torch.Tensor:
         """A numeric column as a float32 tensor."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Callable, Sequence
-from typing import Protocol, TypeVar, final
+from typing import TypeVar, final
 
 import torch
 from torch import nn
@@ -24,7 +24,6 @@ __all__ = [
     "EquivariantModel",
     "StackedInvariantModel",
     "StackedEquivariantModel",
-    "Readout",
     "equivariant_stack",
     "stack_width",
     "mlp_head",
@@ -191,13 +190,6 @@ class StackedEquivariantModel(EquivariantModel):
     def forward(self, features: WeightSpaceFeatures) -> WeightSpaceFeatures:
         self.validate(features)
         return self.project(self.readout(self.trunk(features)))
-
-
-class Readout(Protocol):
-    """An invariant pool: features with ``C`` channels → ``(B, num_outputs(C))``. The one way to ask a
-    readout its width: every pool in :mod:`nfkit.layers` has ``num_outputs``."""
-
-    def num_outputs(self, channels: int) -> int: ...
 
 
 def equivariant_stack(

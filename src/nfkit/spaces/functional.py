@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from nfkit.errors import SpecMismatchError
 from nfkit.spaces.features import WeightSpaceFeatures
@@ -55,16 +54,8 @@ def evaluate_networks(features: WeightSpaceFeatures, inputs: torch.Tensor, chann
                 h = h.transpose(0, 1)
             h = torch.baddbmm(bias.unsqueeze(1), h, w.transpose(1, 2))
         if layer.activation is not None:
-            h = _activation(layer.activation)(h)
+            h = layer.activation.module()(h)
     if h.dim() == 4:
         raise SpecMismatchError("the network ends in a conv layer; evaluate_networks expects a dense output layer")
     return h
 
-
-_CACHE: dict[object, nn.Module] = {}
-
-
-def _activation(activation: object) -> nn.Module:
-    if activation not in _CACHE:
-        _CACHE[activation] = activation.module()  # type: ignore[attr-defined]
-    return _CACHE[activation]

@@ -95,9 +95,7 @@ class INREditingTask(Task):
         if zoo.kind != "inr" or "image" not in zoo.table:
             raise TaskMismatchError(f"INR editing needs an INR zoo of the digits (an image column); this is a {zoo.kind} zoo "
                                     f"(for CNN and transformer zoos: --task generalization)")
-        generator = zoo.metadata.get("generator")
-        dataset = str(generator.get("dataset", "digits")) if isinstance(generator, dict) else "digits"
-        images = load_images(dataset, test_fraction=0.0).train_images[torch.as_tensor(zoo.table["image"].astype(int))]
+        images = load_images(zoo.dataset or "digits", test_fraction=0.0).train_images[torch.as_tensor(zoo.table["image"].astype(int))]
         targets = dilate(images)
         net = registry.equivariant(model, zoo.spec, 1, **options)
         editor = WeightEditor(net, Normalization.fit(zoo.features[zoo.splits["train"]], net.group))

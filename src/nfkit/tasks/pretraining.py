@@ -58,9 +58,9 @@ class INRReconstructionTask(Task):
         return WeightDataset(data.features, images, data.transform)
 
 
-#: Stage name → how to build its task from the model.
-PRETRAINING: dict[str, Callable[[nn.Module], INRReconstructionTask]] = {
-    "inr-reconstruction": lambda model: INRReconstructionTask(int(getattr(model, "render_size", 8))),
+#: Stage name → how to build its task from the model and the zoo's image side (None: the model's own).
+PRETRAINING: dict[str, Callable[[nn.Module, int | None], INRReconstructionTask]] = {
+    "inr-reconstruction": lambda model, side: INRReconstructionTask(side or int(getattr(model, "render_size", 8))),
 }
 
 
@@ -87,7 +87,7 @@ def pretrain(
     if not is_siren(spec):
         what = spec.describe() if spec is not None else "this model's input"
         return {"pretraining": f"skipped: {what} is not a SIREN weight space, nothing to render"}
-    task = PRETRAINING[stage](model) if render_size is None else INRReconstructionTask(render_size)
+    task = PRETRAINING[stage](model, render_size)
     settings = TrainConfig(epochs=int(getattr(model, "pretrain_epochs", 10)), batch_size=config.batch_size,
                            learning_rate=config.learning_rate, patience=None, seed=config.seed)
     result = fit(model, task, task.targets(train), task.targets(val), settings, progress=progress)

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -212,20 +213,9 @@ def _train_in(out: Path, config: dict[str, object], net: nn.Module, task: Task, 
     return metrics
 
 
-def run_generalization(
-    zoo_path: str | Path,
-    model: str,
-    out: str | Path,
-    *,
-    options: dict[str, object] | None = None,
-    train: TrainConfig = TrainConfig(),
-    augment: bool = False,
-    overwrite: bool = False,
-    progress: Callable[[str], None] | None = say,
-) -> dict[str, object]:
-    """:func:`run_task` for generalization prediction."""
-    return run_task("generalization", zoo_path, model, out, options=options, train=train, augment=augment,
-                    overwrite=overwrite, progress=progress)
+def run_generalization(zoo_path: str | Path, model: str, out: str | Path, **options: Any) -> dict[str, object]:
+    """:func:`run_task` for generalization prediction (the same keyword options)."""
+    return run_task("generalization", zoo_path, model, out, **options)
 
 
 def evaluate_run(run: str | Path, zoo_path: str | Path | None = None) -> dict[str, float]:

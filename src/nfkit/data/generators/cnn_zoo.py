@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -272,14 +273,7 @@ class CNNRecipe(ZooRecipe):
         return f"{self.config.size} nets × {len(self.config.checkpoints)} checkpoints"
 
 
-def generate_cnn_zoo(
-    out: str | Path,
-    config: CNNZooConfig = CNNZooConfig(),
-    *,
-    shard: tuple[int, int] | None = None,
-    workers: int = 1,
-    overwrite: bool = False,
-    progress: bool = True,
-) -> Path | None:
-    """Generate (or resume) a CNN zoo into ``out``; the options are :func:`~nfkit.data.generators.runner.generate_zoo`'s."""
-    return generate_zoo(out, CNNRecipe(config), shard=shard, workers=workers, overwrite=overwrite, progress=progress)
+def generate_cnn_zoo(out: str | Path, config: CNNZooConfig = CNNZooConfig(), **options: Any) -> Path | None:
+    """Generate (or resume) a CNN zoo into ``out``; ``options`` are :func:`~nfkit.data.generators.runner.generate_zoo`'s
+    (``shard``, ``workers``, ``overwrite``, ``progress``)."""
+    return generate_zoo(out, CNNRecipe(config), **options)

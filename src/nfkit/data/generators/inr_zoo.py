@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -147,14 +148,7 @@ class INRRecipe(ZooRecipe):
         return siren_spec(1, self.config.hidden, W0)
 
 
-def generate_inr_zoo(
-    out: str | Path,
-    config: INRZooConfig = INRZooConfig(),
-    *,
-    shard: tuple[int, int] | None = None,
-    workers: int = 1,
-    overwrite: bool = False,
-    progress: bool = True,
-) -> Path | None:
-    """Generate (or resume) a INR zoo into ``out``; the options are :func:`~nfkit.data.generators.runner.generate_zoo`'s."""
-    return generate_zoo(out, INRRecipe(config), shard=shard, workers=workers, overwrite=overwrite, progress=progress)
+def generate_inr_zoo(out: str | Path, config: INRZooConfig = INRZooConfig(), **options: Any) -> Path | None:
+    """Generate (or resume) a INR zoo into ``out``; ``options`` are :func:`~nfkit.data.generators.runner.generate_zoo`'s
+    (``shard``, ``workers``, ``overwrite``, ``progress``)."""
+    return generate_zoo(out, INRRecipe(config), **options)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -224,17 +225,10 @@ class TransformerRecipe(ZooRecipe):
         return f"{self.config.size} transformers × {len(self.config.checkpoints)} checkpoints"
 
 
-def generate_transformer_zoo(
-    out: str | Path,
-    config: TransformerZooConfig = TransformerZooConfig(),
-    *,
-    shard: tuple[int, int] | None = None,
-    workers: int = 1,
-    overwrite: bool = False,
-    progress: bool = True,
-) -> Path | None:
-    """Generate (or resume) a transformer zoo into ``out``; the options are :func:`~nfkit.data.generators.runner.generate_zoo`'s."""
-    return generate_zoo(out, TransformerRecipe(config), shard=shard, workers=workers, overwrite=overwrite, progress=progress)
+def generate_transformer_zoo(out: str | Path, config: TransformerZooConfig = TransformerZooConfig(), **options: Any) -> Path | None:
+    """Generate (or resume) a transformer zoo into ``out``; ``options`` are :func:`~nfkit.data.generators.runner.generate_zoo`'s
+    (``shard``, ``workers``, ``overwrite``, ``progress``)."""
+    return generate_zoo(out, TransformerRecipe(config), **options)
 
 
 def zoo_network(zoo: Zoo, row: int) -> SmallTransformer:
