@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 from nfkit.data.generators.runner import (
     ZooRecipe,
+    checked_choices,
     checked_schedule,
     choice,
     generate_zoo,
@@ -31,7 +32,6 @@ from nfkit.data.generators.runner import (
     rows_by_activation,
 )
 from nfkit.data.generators.sources import IMAGE_DATASETS, ImageSplit, load_images
-from nfkit.errors import InvalidOptionError
 from nfkit.nets.architectures import small_cnn_zoo
 from nfkit.spaces.activations import Activation
 from nfkit.spaces.convert import spec_of
@@ -70,10 +70,7 @@ class CNNZooConfig:
     def __post_init__(self) -> None:
         checkpoints = checked_schedule(self.size, self.chunk, self.epochs, self.checkpoints)
         object.__setattr__(self, "checkpoints", checkpoints)
-        if self.dataset not in IMAGE_DATASETS:
-            raise InvalidOptionError(f"unknown dataset {self.dataset!r}; available: {', '.join(IMAGE_DATASETS)}")
-        if not self.activations or not set(self.activations) <= set(ACTIVATIONS):
-            raise InvalidOptionError(f"activations must be among {ACTIVATIONS}, got {self.activations}")
+        checked_choices(self.dataset, IMAGE_DATASETS, self.activations, ACTIVATIONS)
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready settings."""

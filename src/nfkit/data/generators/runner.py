@@ -23,7 +23,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +52,7 @@ __all__ = [
     "choice",
     "rows_by_activation",
     "checked_schedule",
+    "checked_choices",
 ]
 
 #: Fractions of nets (not rows: all checkpoints of a net share its split) in train, val, test.
@@ -116,6 +117,19 @@ def checked_schedule(size: int, chunk: int, epochs: int, checkpoints: tuple[int,
     if not epochs_kept or not set(epochs_kept) <= set(range(1, epochs + 1)):
         raise InvalidOptionError(f"checkpoints {epochs_kept} must be epochs in 1..{epochs}")
     return epochs_kept
+
+
+def checked_choices(dataset: str, datasets: Iterable[str], activations: tuple[str, ...], allowed: tuple[str, ...]) -> None:
+    """Refuse a dataset or activations a recipe does not offer, with the ones it does.
+
+    Example:
+        >>> checked_choices("digits", ("digits", "mnist"), ("relu",), ("relu", "tanh"))
+    """
+    options = tuple(datasets)
+    if dataset not in options:
+        raise InvalidOptionError(f"unknown dataset {dataset!r}; available: {', '.join(options)}")
+    if not activations or not set(activations) <= set(allowed):
+        raise InvalidOptionError(f"activations must be among {allowed}, got {activations}")
 
 
 def choice(n: int, options: tuple[str, ...], generator: torch.Generator) -> np.ndarray:

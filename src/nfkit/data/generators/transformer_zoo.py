@@ -24,6 +24,7 @@ from torch.func import functional_call, grad, vmap
 
 from nfkit.data.generators.runner import (
     ZooRecipe,
+    checked_choices,
     checked_schedule,
     choice,
     generate_zoo,
@@ -37,7 +38,7 @@ from nfkit.data.generators.sources import (
     topic_mixture_text,
 )
 from nfkit.data.zoo_format import Zoo
-from nfkit.errors import InvalidOptionError, ZooFormatError
+from nfkit.errors import ZooFormatError
 from nfkit.nets.transformer import SmallTransformer
 from nfkit.spaces.convert import load_into, spec_of, weights_of
 from nfkit.spaces.transformer_spec import TransformerSpec
@@ -69,10 +70,7 @@ class TransformerZooConfig:
     def __post_init__(self) -> None:
         checkpoints = checked_schedule(self.size, self.chunk, self.epochs, self.checkpoints)
         object.__setattr__(self, "checkpoints", checkpoints)
-        if self.dataset not in DATASETS:
-            raise InvalidOptionError(f"unknown dataset {self.dataset!r}; available: {', '.join(DATASETS)}")
-        if not self.activations or not set(self.activations) <= set(ACTIVATIONS):
-            raise InvalidOptionError(f"activations must be among {ACTIVATIONS}, got {self.activations}")
+        checked_choices(self.dataset, DATASETS, self.activations, ACTIVATIONS)
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready settings."""
