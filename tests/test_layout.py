@@ -28,6 +28,7 @@ ORDER = {
     "models": 6,
     "data": 7,
     "tasks": 8,
+    "optim": 8,
     "cli": 9,
     "bench": 9,
 }

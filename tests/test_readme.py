@@ -38,7 +38,8 @@ import shlex  # noqa: E402
 from nfkit.cli import build_parser, main  # noqa: E402
 
 #: options that only set how much work a command does, shrunk for the test
-_SHRINK = {"--size": "10", "--epochs": "1", "--steps": "5", "--chunk": "5", "--workers": "1"}
+_SHRINK = {"--size": "10", "--epochs": "1", "--steps": "5", "--chunk": "5", "--workers": "1", "--iterations": "1",
+           "--pairs": "1", "--truncation": "2", "--horizon": "2", "--seeds": "1", "--every": "2"}
 
 
 def _nfkit_commands() -> list[list[str]]:
@@ -72,6 +73,10 @@ def _shrunk(argv: list[str]) -> list[str]:
         work = {"--size", "--chunk", "--workers", "--steps" if argv[2] == "inr" else "--epochs"}
     elif argv[0] == "train":
         work = {"--epochs"}
+    elif argv[:2] == ["optim", "meta-train"]:
+        work = {"--iterations", "--pairs", "--truncation", "--horizon"}
+    elif argv[:2] == ["optim", "eval"]:
+        work = {"--steps", "--seeds", "--every"}
     else:
         work = set()
     for option in sorted(work - set(argv)):

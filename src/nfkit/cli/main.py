@@ -15,6 +15,7 @@ from nfkit.cli.options import (
     Parser,
     default_workers,
     given,
+    init_distributed_from_env,
     model_options,
     nonnegative_float,
     nonnegative_int,
@@ -155,7 +156,7 @@ def _train(args: argparse.Namespace) -> int:
         epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, weight_decay=args.weight_decay,
         patience=patience(getattr(args, "patience", None), args.task), seed=args.seed, compile=args.compile,
     )
-    _maybe_init_distributed()
+    init_distributed_from_env()
     metrics = run_task(args.task, args.zoo, args.model, args.out, options=options, train=config,
                        augment=args.augment, overwrite=args.overwrite, zoo_format=args.format, activation=args.activation)
     from nfkit.tasks.loop import is_main_process
@@ -167,15 +168,6 @@ def _train(args: argparse.Namespace) -> int:
 
 
 
-
-
-def _maybe_init_distributed() -> None:
-    import os
-
-    import torch.distributed as dist
-
-    if "WORLD_SIZE" in os.environ and int(os.environ["WORLD_SIZE"]) > 1 and not dist.is_initialized():
-        dist.init_process_group("gloo")
 
 
 def _print_metrics(metrics: Mapping[str, object]) -> None:
@@ -331,6 +323,10 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--overwrite", action="store_true", help="replace those files if they exist")
     bench.set_defaults(run=_bench)
 
+    from nfkit.cli.optim import add_optim_commands
+
+    add_optim_commands(sub)
+
     demo = sub.add_parser("demo", help="the main job: zoo, six models, Kendall τ table, rescaling test")
     demo.add_argument("--out", default="nfkit-demo", help="folder for the zoo, the runs and the tables")
     demo.add_argument("--size", type=positive_int, default=800, help="networks in the zoo")
@@ -357,7 +353,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as stop:  # usage errors (one line, already printed) and --help
         return stop.code if isinstance(stop.code, int) else 2
-    name = " ".join(p for p in ("nfkit", args.command, getattr(args, "zoo_command", None)) if p)
+    name = " ".join(p for p in ("nfkit", args.command, getattr(args, "zoo_command", None), getattr(args, "optim_command", None)) if p)
     from nfkit.util.processes import interruptible
 
     try:

@@ -20,6 +20,7 @@ __all__ = [
     "given",
     "patience",
     "model_options",
+    "init_distributed_from_env",
 ]
 
 
@@ -100,3 +101,13 @@ def model_options(pairs: list[str] | None) -> dict[str, object]:
         except json.JSONDecodeError:
             options[key] = text
     return options
+
+
+def init_distributed_from_env() -> None:
+    """Join the process group when launched by ``torchrun`` with more than one process (gloo: CPU-safe)."""
+    import os
+
+    import torch.distributed as dist
+
+    if "WORLD_SIZE" in os.environ and int(os.environ["WORLD_SIZE"]) > 1 and not dist.is_initialized():
+        dist.init_process_group("gloo")

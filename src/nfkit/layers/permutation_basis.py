@@ -93,7 +93,14 @@ class Field:
     def pools(self, x: torch.Tensor, kept_sets: Sequence[tuple[int, ...]]) -> dict[tuple[int, ...], torch.Tensor]:
         """:meth:`pool` for several kept sets at once (one full-size gradient in backward)."""
         reduced = [k for k in kept_sets if self.pooled_dims(k)]
-        means: tuple[torch.Tensor, ...] = _Means.apply(x, tuple(self.pooled_dims(k) for k in reduced)) if reduced else ()  # type: ignore[no-untyped-call]  # autograd.Function.apply is untyped
+        dims = tuple(self.pooled_dims(k) for k in reduced)
+        means: tuple[torch.Tensor, ...]
+        if not (torch.is_grad_enabled() and x.requires_grad):
+            # nothing to differentiate: skip the autograd.Function's per-call overhead (a third of a
+            # small layer's time, measured on a learned optimizer's step)
+            means = tuple(x.mean(dim=d) for d in dims)
+        else:
+            means = _Means.apply(x, dims) if reduced else ()  # type: ignore[no-untyped-call]  # autograd.Function.apply is untyped
         out = dict(zip(reduced, means))
         out.update({k: x for k in kept_sets if not self.pooled_dims(k)})
         return out

@@ -4,6 +4,7 @@ from nfkit.spaces.activations import SUPPORTED_ACTIVATIONS, Activation, Sine
 from nfkit.spaces.convert import (
     SUPPORTED_MODULES,
     from_state_dict,
+    layer_parameters,
     load_into,
     module_from_spec,
     spec_of,
@@ -29,6 +30,7 @@ __all__ = [
     "WeightSpaceSpec",
     "cat_channels",
     "from_state_dict",
+    "layer_parameters",
     "load_into",
     "module_from_spec",
     "spec_from_dict",

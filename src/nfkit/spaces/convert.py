@@ -34,6 +34,7 @@ __all__ = [
     "spec_of",
     "weights_of",
     "load_into",
+    "layer_parameters",
     "module_from_spec",
     "from_state_dict",
     "to_state_dict",
@@ -215,6 +216,32 @@ def weights_of(module: nn.Module) -> WeightSpaceFeatures | TransformerFeatures:
         weights.append(w[None, None])
         biases.append(b[None, None])
     return WeightSpaceFeatures(spec, weights, biases).check_finite(f"{type(module).__name__} parameters")
+
+
+def layer_parameters(module: nn.Module) -> list[tuple[nn.Parameter, nn.Parameter | None]]:
+    """The module's ``(weight, bias)`` parameters in the order of its spec's layers (``None`` for no bias).
+
+    These are the live parameters (not copies): what an optimizer of the weight space updates.
+    Raises :class:`~nfkit.errors.UnsupportedModuleError` as :func:`spec_of` does.
+
+    Example:
+        >>> from torch import nn
+        >>> net = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2, bias=False))
+        >>> [(tuple(w.shape), b is None) for w, b in layer_parameters(net)]
+        [((4, 3), False), ((2, 4), True)]
+    """
+    if is_transformer(module):
+        raise UnsupportedModuleError(f"layer_parameters reads MLPs and CNNs; {type(module).__name__} is a transformer")
+    pairs: list[tuple[nn.Parameter, nn.Parameter | None]] = []
+    for i, (layer, child) in enumerate(_layers_of(module)):
+        weight, bias = child._parameters.get("weight"), child._parameters.get("bias")
+        if not isinstance(weight, nn.Parameter):
+            raise UnsupportedModuleError(
+                f"layer {i + 1} ({layer.name!r}) computes its weight from other tensors (a parametrization); "
+                f"remove it first"
+            )
+        pairs.append((weight, bias if isinstance(bias, nn.Parameter) else None))
+    return pairs
 
 
 def load_into(module: ModuleT, features: WeightSpaceFeatures | TransformerFeatures, index: int | None = None) -> ModuleT:
