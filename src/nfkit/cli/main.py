@@ -91,7 +91,7 @@ def _zoo_generate(args: argparse.Namespace) -> int:
 
         dataset = args.dataset or "digits"
         inr = INRZooConfig(size=given(args.size, IMAGE_DATASETS.get(dataset, 0)), seed=args.seed, steps=args.steps,
-                           chunk=given(args.chunk, 200), dataset=dataset, shared_init=args.shared_init, views=args.views)
+                           chunk=given(args.chunk, 200), dataset=dataset, shared_init=args.shared_init, views=args.views, init=args.init)
         result = generate_inr_zoo(args.out, inr, **options)
     else:
         from nfkit.data.generators.transformer_zoo import (
@@ -255,6 +255,9 @@ def build_parser() -> argparse.ArgumentParser:
                           help="inr: independent fits of every image (splits are by image)")
     generate.add_argument("--shared-init", action="store_true",
                           help="inr: start every SIREN from one common initialisation (weights then encode the image)")
+    generate.add_argument("--init", default="siren", choices=["siren", "narrow"],
+                          help="inr: siren (first layer U(±1/2): a random high-frequency basis that fitting barely moves) "
+                          "or narrow (every layer U(±√(6/n)/30), zero biases, as the DWSNets INR sets)")
     generate.add_argument("--shard", type=shard, help="i/n: do every n-th chunk starting at i (default: torchrun rank)")
     generate.add_argument("--workers", type=positive_int, default=default_workers(),
                           help="local processes (default: 2 or the number of cores, if fewer)")

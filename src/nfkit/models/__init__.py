@@ -12,6 +12,7 @@ from nfkit.models import (  # noqa: F401  (they register their families)
     magep_nfn,
     nft_nfn,
     probe,
+    scalegmn,
     stacked,
     transformer_nfn,
 )

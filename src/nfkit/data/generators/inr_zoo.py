@@ -49,6 +49,10 @@ class INRZooConfig:
     #: differences encode the images; otherwise each draws its own, as in the NFN and DWS sets
     shared_init: bool = False
     views: int = 1
+    #: ``"siren"``: Sitzmann et al.'s initialisation (first layer U(±1/fan_in): a random high-frequency
+    #: basis that fitting barely moves); ``"narrow"``: every layer U(±√(6/fan_in)/ω₀) and zero biases, as
+    #: the DWSNets INR sets (a low-frequency start that fitting must reshape, so the weights carry the image)
+    init: str = "siren"
 
     def __post_init__(self) -> None:
         for name in ("size", "steps", "hidden", "chunk", "views"):
@@ -56,6 +60,8 @@ class INRZooConfig:
                 raise InvalidOptionError(f"{name} must be a positive integer, got {getattr(self, name)}")
         if self.dataset not in IMAGE_DATASETS:
             raise InvalidOptionError(f"unknown dataset {self.dataset!r}; available: {', '.join(IMAGE_DATASETS)}")
+        if self.init not in INITS:
+            raise InvalidOptionError(f"unknown init {self.init!r}; available: {', '.join(INITS)}")
         if self.size > IMAGE_DATASETS[self.dataset]:
             raise InvalidOptionError(f"{self.dataset} has {IMAGE_DATASETS[self.dataset]} images; size {self.size} is larger")
 
@@ -64,17 +70,24 @@ class INRZooConfig:
         d = asdict(self)
         if self.views == 1:
             del d["views"]
+        if self.init == "siren":
+            del d["init"]
         return d
 
 
-def _siren_init(n: int, hidden: int, generator: torch.Generator) -> list[torch.Tensor]:
-    """SIREN initialisation: first layer U(±1/fan_in), others U(±√(6/fan_in)/ω₀); biases likewise."""
+INITS = ("siren", "narrow")
+
+
+def _siren_init(n: int, hidden: int, generator: torch.Generator, init: str = "siren") -> list[torch.Tensor]:
+    """``siren``: first layer U(±1/fan_in), others U(±√(6/fan_in)/ω₀), biases U(±1/√fan_in) (Sitzmann et al.
+    2020, Sec. 3.2); ``narrow``: every layer U(±√(6/fan_in)/ω₀), biases 0 (DWSNets' INRs)."""
     shapes = [(hidden, 2), (hidden, hidden), (1, hidden)]
     params = []
     for i, (n_out, n_in) in enumerate(shapes):
-        bound = 1.0 / n_in if i == 0 else math.sqrt(6.0 / n_in) / W0
+        bound = 1.0 / n_in if i == 0 and init == "siren" else math.sqrt(6.0 / n_in) / W0
         params.append((torch.rand(n, n_out, n_in, generator=generator) * 2 - 1) * bound)
-        params.append((torch.rand(n, n_out, generator=generator) * 2 - 1) / math.sqrt(n_in))
+        bias = (torch.rand(n, n_out, generator=generator) * 2 - 1) / math.sqrt(n_in)
+        params.append(bias if init == "siren" else torch.zeros_like(bias))
     return params
 
 
@@ -85,10 +98,10 @@ def fit_sirens(images: torch.Tensor, config: INRZooConfig, generator: torch.Gene
     target = images.reshape(n, -1, 1)
     spec = siren_spec(1, config.hidden, W0)
     if config.shared_init:
-        common = _siren_init(1, config.hidden, torch.Generator().manual_seed(config.seed))
+        common = _siren_init(1, config.hidden, torch.Generator().manual_seed(config.seed), config.init)
         params = [p.expand(n, *p.shape[1:]).clone().requires_grad_() for p in common]
     else:
-        params = [p.requires_grad_() for p in _siren_init(n, config.hidden, generator)]
+        params = [p.requires_grad_() for p in _siren_init(n, config.hidden, generator, config.init)]
     optimizer = torch.optim.Adam(params, lr=config.learning_rate)
 
     def features() -> WeightSpaceFeatures:
