@@ -61,6 +61,34 @@ class _Gate(nn.Module):
         return z * self.mlp(invariant_of(z, self.signs))
 
 
+class _Round(nn.Module):
+    """One round of message passing: every node state updated from its own and its neighbours' states."""
+
+    def __init__(self, spec: WeightSpaceSpec, in_channels: int, width: int, signs: bool) -> None:
+        super().__init__()
+        layers = spec.num_layers
+        self.signs = signs
+        self.edge_maps = nn.ModuleList(nn.Linear(in_channels * layer.kernel_numel, width, bias=False) for layer in spec.layers)
+        self.self_maps = nn.ModuleList(nn.Linear(width, width, bias=False) for _ in range(layers + 1))
+        self.forward_maps = nn.ModuleList(nn.Linear(width, width, bias=False) for _ in range(layers))
+        self.backward_maps = nn.ModuleList(nn.Linear(width, width, bias=False) for _ in range(layers if signs else 0))
+        self.gates = nn.ModuleList(_Gate(width, signs) for _ in range(layers + 1))
+
+    def forward(self, states: list[torch.Tensor], edges: list[torch.Tensor]) -> list[torch.Tensor]:
+        messages = [edge_map(e) for edge_map, e in zip(self.edge_maps, edges)]  # A w_vu: (B, n_out, n_in, d)
+        updated = []
+        for ell, (h, self_map, gate) in enumerate(zip(states, self.self_maps, self.gates)):
+            z = self_map(h)
+            if ell > 0:  # from the layer before: Σ_u (A w_vu) ⊙ h_u, a mean over the fan-in
+                forward = torch.einsum("bvud,bud->bvd", messages[ell - 1], states[ell - 1]) / states[ell - 1].shape[1]
+                z = z + self.forward_maps[ell - 1](forward)
+            if self.signs and ell < len(states) - 1:  # from the layer after (sign groups only)
+                backward = torch.einsum("bvud,bvd->bud", messages[ell], states[ell + 1]) / states[ell + 1].shape[1]
+                z = z + self.backward_maps[ell](backward)
+            updated.append(h + gate(z))
+        return updated
+
+
 @final
 class ScaleGMNTrunk(nn.Module):
     """Message passing over the neuron graph, node states equivariant to the monomial ``group``.
@@ -84,42 +112,16 @@ class ScaleGMNTrunk(nn.Module):
         self.spec = spec
         self.width = width
         self.signs = Factor.SIGN_FLIP in group.factors
-        layers = spec.num_layers
         self.input_states = nn.Parameter(torch.randn(spec.neuron_sizes[0], width) * 0.5 + 1.0)
-        self.bias_in = nn.ModuleList(nn.Linear(in_channels, width, bias=False) for _ in range(layers))
-        self.edge_maps = nn.ModuleList(
-            nn.ModuleList(nn.Linear(in_channels * layer.kernel_numel, width, bias=False) for layer in spec.layers)
-            for _ in hidden_channels
-        )
-        self.self_maps = nn.ModuleList(
-            nn.ModuleList(nn.Linear(width, width, bias=False) for _ in range(layers + 1)) for _ in hidden_channels
-        )
-        self.forward_maps = nn.ModuleList(
-            nn.ModuleList(nn.Linear(width, width, bias=False) for _ in range(layers)) for _ in hidden_channels
-        )
-        self.backward_maps = nn.ModuleList(
-            nn.ModuleList(nn.Linear(width, width, bias=False) for _ in range(layers if self.signs else 0)) for _ in hidden_channels
-        )
-        self.gates = nn.ModuleList(nn.ModuleList(_Gate(width, self.signs) for _ in range(layers + 1)) for _ in hidden_channels)
+        self.bias_in = nn.ModuleList(nn.Linear(in_channels, width, bias=False) for _ in spec.layers)
+        self.rounds = nn.ModuleList(_Round(spec, in_channels, width, self.signs) for _ in hidden_channels)
 
     def forward(self, features: WeightSpaceFeatures) -> list[torch.Tensor]:
-        batch = features.batch_size
         edges = [_edge_view(w) for w in features.weights]
-        states = [self.input_states.expand(batch, *self.input_states.shape).to(features.dtype)]
+        states = [self.input_states.expand(features.batch_size, *self.input_states.shape).to(features.dtype)]
         states += [m(b.transpose(1, 2)) for m, b in zip(self.bias_in, features.biases)]
-        for r in range(len(self.edge_maps)):
-            messages = [edge_map(e) for edge_map, e in zip(self.edge_maps[r], edges)]  # (B, n_out, n_in, d)
-            updated = []
-            for ell, h in enumerate(states):
-                z = self.self_maps[r][ell](h)
-                if ell > 0:  # from the layer before: Σ_u (A w_vu) ⊙ h_u, a mean over the fan-in
-                    forward = torch.einsum("bvud,bud->bvd", messages[ell - 1], states[ell - 1]) / states[ell - 1].shape[1]
-                    z = z + self.forward_maps[r][ell - 1](forward)
-                if self.signs and ell < len(states) - 1:  # from the layer after (sign groups only)
-                    backward = torch.einsum("bvud,bvd->bud", messages[ell], states[ell + 1]) / states[ell + 1].shape[1]
-                    z = z + self.backward_maps[r][ell](backward)
-                updated.append(h + self.gates[r][ell](z))
-            states = updated
+        for round_ in self.rounds:
+            states = round_(states, edges)
         return states
 
 
