@@ -72,7 +72,8 @@ def test_the_folder_is_only_ever_ours(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("field,value", [("pairs", 0), ("iterations", -1), ("sigma", 0.0), ("meta_lr", float("nan")),
-                                          ("horizon", 6), ("estimator", "adam"), ("tasks", "cifar")])
+                                          ("horizon", 6), ("estimator", "adam"), ("tasks", "cifar"),
+                                          ("learning_rate", 0.0)])
 def test_bad_settings_are_refused(field: str, value: object) -> None:
     from dataclasses import replace
 

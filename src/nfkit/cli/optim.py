@@ -24,7 +24,7 @@ def _meta_train(args: argparse.Namespace) -> int:
     config = MetaConfig(
         tasks=args.tasks, update=args.update, hidden_channels=tuple(args.hidden_channels), iterations=args.iterations,
         pairs=args.pairs, truncation=args.truncation, horizon=args.horizon, sigma=args.sigma, meta_lr=args.meta_lr,
-        estimator=args.estimator, seed=args.seed, checkpoint_every=args.checkpoint_every,
+        estimator=args.estimator, seed=args.seed, checkpoint_every=args.checkpoint_every, learning_rate=args.initial_lr,
     )
     torch.set_num_threads(1)  # tiny networks: one thread per process is fastest, and torchrun adds processes
     init_distributed_from_env()
@@ -145,6 +145,8 @@ def add_optim_commands(sub: Any) -> None:
     meta.add_argument("--truncation", type=positive_int, default=defaults.truncation, help="inner steps per unroll")
     meta.add_argument("--horizon", type=positive_int, default=defaults.horizon,
                       help="inner steps before a pair starts a new task (a multiple of --truncation)")
+    meta.add_argument("--initial-lr", type=positive_float, default=defaults.learning_rate,
+                      help="the rule's step size α before meta-training")
     meta.add_argument("--sigma", type=positive_float, default=defaults.sigma, help="perturbation scale")
     meta.add_argument("--meta-lr", type=positive_float, default=defaults.meta_lr, help="Adam's learning rate on the rule")
     meta.add_argument("--estimator", default=defaults.estimator, choices=ESTIMATORS,

@@ -75,6 +75,8 @@ class MetaConfig:
         estimator: ``"pes"`` (unbiased) or ``"es"`` (truncated, biased).
         seed: every random draw derives from it.
         checkpoint_every: iterations between checkpoints.
+        base: the rule's base direction (``"adam"`` or ``"momentum"``).
+        learning_rate: the rule's initial step size α (meta-training moves it).
     """
 
     tasks: str = "mlp"
@@ -90,6 +92,7 @@ class MetaConfig:
     seed: int = 0
     checkpoint_every: int = 10
     base: str = field(default="adam")
+    learning_rate: float = 3e-3
 
     def __post_init__(self) -> None:
         if self.tasks not in DISTRIBUTIONS:
@@ -101,7 +104,7 @@ class MetaConfig:
         for name in ("iterations", "pairs", "truncation", "horizon", "checkpoint_every"):
             if int(getattr(self, name)) < 1:
                 raise InvalidOptionError(f"{name} must be a positive integer, not {getattr(self, name)}")
-        for name in ("sigma", "meta_lr"):
+        for name in ("sigma", "meta_lr", "learning_rate"):
             value = getattr(self, name)
             if not (value > 0 and math.isfinite(value)):
                 raise InvalidOptionError(f"{name} must be a positive number, not {value}")
@@ -242,7 +245,7 @@ def meta_train(
     assert isinstance(spec, WeightSpaceSpec)
     with torch.random.fork_rng():  # the rule's initialisation is seeded too, without touching the caller's RNG
         torch.manual_seed(config.seed)
-        rule = UpdateRule(spec, config.update, config.hidden_channels, config.base)
+        rule = UpdateRule(spec, config.update, config.hidden_channels, config.base, config.learning_rate)
     theta = parameters_to_vector(rule.parameters()).detach().clone().requires_grad_(True)
     meta_optimizer = torch.optim.Adam([theta], lr=config.meta_lr)
     with contextlib.ExitStack() as stack:
