@@ -9,6 +9,7 @@ accordingly, and the checker tests it.
 
 from __future__ import annotations
 
+import math
 from typing import final
 
 import torch
@@ -17,7 +18,7 @@ from torch import nn
 from nfkit.spaces.activations import Activation
 from nfkit.spaces.features import WeightSpaceFeatures
 
-__all__ = ["FeatureActivation", "ChannelNorm", "FeatureDropout"]
+__all__ = ["FeatureActivation", "ChannelNorm", "FeatureDropout", "GaussianFourierFeatures"]
 
 
 @final
@@ -89,3 +90,45 @@ class FeatureDropout(nn.Module):
 
     def forward(self, features: WeightSpaceFeatures) -> WeightSpaceFeatures:
         return features.map(self.dropout)
+
+
+@final
+class GaussianFourierFeatures(nn.Module):
+    """Random Fourier features of every entry's channels: ``x ↦ [sin(2π xB), cos(2π xB)]``, ``B ~ N(0, σ²)``.
+
+    Tancik et al. 2020; the input layer of the NFN and Monomial-NFN INR classifiers (Zhou et al.
+    2023, App. C; mapping 128, σ = 3 or 10). Every entry is mapped alike, so it commutes with neuron
+    permutations; sine and cosine together are neither odd nor homogeneous, so it commutes with no
+    sign flip or scaling: a model with those symmetries must use it after a sign- or
+    scale-invariant front, never before.
+
+    Args:
+        in_channels: C.
+        mapping: number of frequencies M (the output has 2M channels).
+        scale: σ, the standard deviation of the frequencies.
+        seed: the frequencies are a fixed buffer drawn from this seed (saved with the model).
+
+    Shapes:
+        features with C channels → features with 2M channels.
+
+    Example:
+        >>> from nfkit.spaces import WeightSpaceSpec
+        >>> GaussianFourierFeatures(1, mapping=8)(WeightSpaceSpec.mlp([2, 4, 1]).randn(3)).channels
+        16
+    """
+
+    def __init__(self, in_channels: int, mapping: int = 128, scale: float = 10.0, seed: int = 0) -> None:
+        super().__init__()
+        if mapping <= 0 or not scale > 0:
+            raise ValueError(f"mapping and scale must be positive, got {mapping} and {scale}")
+        generator = torch.Generator().manual_seed(seed)
+        self.register_buffer("frequencies", torch.randn(in_channels, mapping, generator=generator) * scale)
+        self.out_channels = 2 * mapping
+
+    def _map(self, t: torch.Tensor) -> torch.Tensor:
+        frequencies: torch.Tensor = self.frequencies  # type: ignore[assignment]
+        angles = 2 * math.pi * (t.movedim(1, -1) @ frequencies.to(t.dtype))
+        return torch.cat([angles.sin(), angles.cos()], dim=-1).movedim(-1, 1)
+
+    def forward(self, features: WeightSpaceFeatures) -> WeightSpaceFeatures:
+        return features.map(self._map)

@@ -34,6 +34,7 @@ from nfkit.groups.neurons import HiddenNeuronGroup, permutations
 from nfkit.layers.hnp import HNPLinear, HNPPool
 from nfkit.layers.monomial import MonomialLinear, MonomialPool, equivariant_activation, monomial_group
 from nfkit.layers.np import NPLinear, NPPool
+from nfkit.layers.pointwise import GaussianFourierFeatures
 from nfkit.models.base import StackedEquivariantModel, StackedInvariantModel, equivariant_stack, stack_width
 from nfkit.models.registry import ModelFamily, register
 from nfkit.spaces.spec import WeightSpaceSpec
@@ -73,9 +74,14 @@ def register_stacked(entry: StackedFamily) -> ModelFamily:
     """Register ``entry`` with an invariant and an equivariant builder (options listed in their signatures)."""
 
     def trunk(spec: WeightSpaceSpec, group: Group, in_channels: int, hidden: Sequence[int], normalize: bool,
-              dropout: float) -> nn.Sequential:
-        return equivariant_stack(lambda c, h: entry.linear(spec, c, h, group), in_channels, hidden,
-                                 activation=entry.activation(group), normalize=normalize, dropout=dropout)
+              dropout: float, fourier_features: int = 0, fourier_scale: float = 10.0) -> nn.Sequential:
+        front: list[nn.Module] = []
+        if fourier_features > 0:  # offered only where the group is permutations alone (see below)
+            fourier = GaussianFourierFeatures(in_channels, fourier_features, fourier_scale)
+            front, in_channels = [fourier], fourier.out_channels
+        stack = equivariant_stack(lambda c, h: entry.linear(spec, c, h, group), in_channels, hidden,
+                                  activation=entry.activation(group), normalize=normalize, dropout=dropout)
+        return nn.Sequential(*front, *stack)
 
     def build_invariant(
         spec: WeightSpaceSpec,
@@ -87,12 +93,15 @@ def register_stacked(entry: StackedFamily) -> ModelFamily:
         normalize: bool = False,
         dropout: float = 0.0,
         head_dropout: float = 0.0,
+        fourier_features: int = 0,
+        fourier_scale: float = 10.0,
     ) -> StackedInvariantModel:
         group = entry.group(spec)
-        width = stack_width(in_channels, hidden_channels)
+        width = stack_width(2 * fourier_features if fourier_features > 0 else in_channels, hidden_channels)
         return StackedInvariantModel.with_head(
             spec, group, in_channels, out_features,
-            trunk=trunk(spec, group, in_channels, hidden_channels, normalize, dropout), trunk_width=width,
+            trunk=trunk(spec, group, in_channels, hidden_channels, normalize, dropout, fourier_features, fourier_scale),
+            trunk_width=width,
             readout=entry.pool(spec, width, group), head_hidden=head_hidden, head_dropout=head_dropout,
         )
 
@@ -113,12 +122,12 @@ def register_stacked(entry: StackedFamily) -> ModelFamily:
         )
 
     if not entry.channel_norm:
-        # channel norm and feature dropout break scale equivariance: not offered (the registry checks options
+        # channel norm, feature dropout and Fourier features break scale and sign equivariance: not offered (the registry checks options
         # against the advertised signature, so asking for them is an UnknownOptionError)
         for builder in (build_invariant, build_equivariant):
             signature = inspect.signature(builder)
             setattr(builder, "__signature__", signature.replace(
-                parameters=[p for p in signature.parameters.values() if p.name not in ("normalize", "dropout")]))
+                parameters=[p for p in signature.parameters.values() if p.name not in ("normalize", "dropout", "fourier_features", "fourier_scale")]))
     build_invariant.__doc__ = f"The invariant {entry.name!r} model: features → ``(B, out_features)``. {entry.summary}."
     build_equivariant.__doc__ = f"The equivariant {entry.name!r} model: features → ``out_channels`` channels. {entry.summary}."
     return register(ModelFamily(entry.name, entry.summary, invariant=build_invariant, equivariant=build_equivariant))
