@@ -52,3 +52,21 @@ def test_cli(tmp_path):
     assert main(["zoo", "generate", "inr", "--out", str(tmp_path / "z"), "--size", "3", "--steps", "5", "--workers", "1"]) == 0
     assert len(load_zoo(tmp_path / "z")) == 3
     assert main(["zoo", "generate", "graph", "--out", str(tmp_path / "t")]) == 2
+
+
+def test_narrow_initialisation_is_the_dws_one_and_is_recorded(tmp_path):
+    import math
+
+    from nfkit.data.generators.inr_zoo import _siren_init
+    from nfkit.errors import InvalidOptionError
+
+    g = torch.Generator().manual_seed(0)
+    w1, b1, w2, b2, w3, b3 = _siren_init(4, 32, g, "narrow")
+    assert float(w1.abs().max()) <= math.sqrt(6 / 2) / 30 and float(w2.abs().max()) <= math.sqrt(6 / 32) / 30
+    assert all(float(b.abs().max()) == 0 for b in (b1, b2, b3))
+    assert float(_siren_init(4, 32, g, "siren")[0].abs().max()) > math.sqrt(6 / 2) / 30  # U(±1/2): much wider
+    assert "init" not in INRZooConfig().to_dict() and INRZooConfig(init="narrow").to_dict()["init"] == "narrow"
+    with pytest.raises(InvalidOptionError, match="unknown init"):
+        INRZooConfig(init="wide")
+    out = generate_inr_zoo(tmp_path / "z", INRZooConfig(size=4, steps=3, chunk=4, init="narrow"), workers=1, progress=None)
+    assert out is not None and load_zoo(out).metadata["generator"]["init"] == "narrow"
