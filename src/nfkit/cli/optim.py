@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from nfkit.cli.options import init_distributed_from_env, positive_float, positive_int
+from nfkit.errors import InvalidOptionError
 
 __all__ = ["add_optim_commands"]
 
@@ -43,14 +44,12 @@ def _named(specs: list[str]) -> dict[str, str]:
         name, _, path = spec.rpartition("=") if "=" in spec else ("", "", spec)
         name = name or Path(path).parent.name or Path(path).stem
         if name in named:
-            raise ValueError(f"two optimizers are named {name!r}; name them with NAME=PATH")
+            raise InvalidOptionError(f"two optimizers are named {name!r}; name them with NAME=PATH")
         named[name] = path
     return named
 
 
 def _eval(args: argparse.Namespace) -> int:
-    import sys
-
     import torch
 
     from nfkit.errors import NotOursError
@@ -60,11 +59,7 @@ def _eval(args: argparse.Namespace) -> int:
     from nfkit.util.progress import say
     from nfkit.util.table import format_table
 
-    try:
-        learned = _named(args.optimizer)
-    except ValueError as error:
-        print(f"nfkit optim eval: {error}", file=sys.stderr)
-        return 2
+    learned = _named(args.optimizer)
     out = Path(args.out) if args.out else None
     if out is not None:
         if out.exists() and (not out.is_dir() or any(e.name not in _EVAL_FILES for e in out.iterdir())):

@@ -19,8 +19,9 @@ from nfkit.layers.permutation_basis import (
     PermutationEquivariantLinear,
     PermutationInvariantPool,
 )
-from nfkit.layers.pointwise import ChannelNorm, FeatureActivation, FeatureDropout
+from nfkit.layers.pointwise import ChannelNorm, FeatureActivation, FeatureDropout, GaussianFourierFeatures
 from nfkit.layers.probe import ProbeFeatures
+from nfkit.layers.scalegmn import ScaleGMNDecoder, ScaleGMNReadout, ScaleGMNTrunk
 from nfkit.layers.statistics import Flattened, LayerStatistics
 from nfkit.layers.transformer_network import (
     GLSafeActivation,
@@ -40,6 +41,7 @@ __all__ = [
     "FeatureActivation",
     "FeatureDropout",
     "Flattened",
+    "GaussianFourierFeatures",
     "GLSafeActivation",
     "GraphDecoder",
     "GraphEncoder",
@@ -65,6 +67,9 @@ __all__ = [
     "PermutationEquivariantLinear",
     "PermutationInvariantPool",
     "ProbeFeatures",
+    "ScaleGMNDecoder",
+    "ScaleGMNReadout",
+    "ScaleGMNTrunk",
     "TransformerLinear",
     "TransformerReadout",
     "WithInput",

@@ -37,6 +37,7 @@ from nfkit.spaces.spec import WeightSpaceSpec
 
 __all__ = ["ScaleGMNTrunk", "ScaleGMNReadout", "ScaleGMNDecoder", "invariant_of"]
 
+
 def invariant_of(z: torch.Tensor, signs: bool) -> torch.Tensor:
     """ρ(z) over the last dim: ``|z|`` (sign flips) or ``z / ‖z‖`` (positive scales).
 

@@ -124,6 +124,14 @@ class OptimizerResult:
         }
 
 
+def _adam(rate: float) -> MakeOptimizer:
+    return lambda model: torch.optim.Adam(model.parameters(), lr=rate)
+
+
+def _sgd(rate: float) -> MakeOptimizer:
+    return lambda model: torch.optim.SGD(model.parameters(), lr=rate, momentum=0.9)
+
+
 def _learned(rule: UpdateRule) -> MakeOptimizer:
     return lambda model: LearnedOptimizer(model, rule)
 
@@ -143,20 +151,15 @@ def evaluate(groups: Mapping[str, Sequence[InnerTask]], learned: Mapping[str, st
     rules = {name: r if isinstance(r, UpdateRule) else UpdateRule.load(r) for name, r in learned.items()}
     report: dict[str, list[OptimizerResult]] = {}
     for group, tasks in groups.items():
-        def adam(rate: float) -> MakeOptimizer:
-            return lambda m: torch.optim.Adam(m.parameters(), lr=rate)
-
-        def sgd(rate: float) -> MakeOptimizer:
-            return lambda m: torch.optim.SGD(m.parameters(), lr=rate, momentum=0.9)
-
-        adam_rate, adam_curves = tune(tasks, adam, adam_grid, steps, every)
+        adam_rate, adam_curves = tune(tasks, _adam, adam_grid, steps, every)
         results = [OptimizerResult("adam (tuned)", adam_curves, [step_factor(c, c) for c in adam_curves], adam_rate)]
-        sgd_rate, sgd_curves = tune(tasks, sgd, sgd_grid, steps, every)
+        sgd_rate, sgd_curves = tune(tasks, _sgd, sgd_grid, steps, every)
         results.append(OptimizerResult("sgd+momentum (tuned)", sgd_curves,
                                        [step_factor(a, c) for a, c in zip(adam_curves, sgd_curves)], sgd_rate))
+        spec = spec_of(tasks[0].model())
         for name, rule in rules.items():
             try:
-                rule._shell(spec_of(tasks[0].model()))  # type: ignore[arg-type]
+                rule.network_for(spec)  # type: ignore[arg-type]
             except SpecMismatchError as error:
                 if progress is not None:
                     progress(f"{group}: {name} skipped ({error})")

@@ -15,8 +15,9 @@ that the same task trains the same way every time. Its data ships in packages or
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
@@ -96,6 +97,11 @@ class InnerTask:
 
     def to_dict(self) -> dict[str, object]:
         return {**asdict(self), "hidden": list(self.hidden)}
+
+    @staticmethod
+    def from_dict(data: Mapping[str, Any]) -> InnerTask:
+        """The task :meth:`to_dict` wrote."""
+        return InnerTask(**{**data, "hidden": tuple(data["hidden"])})
 
     def model(self, dtype: torch.dtype = torch.float32) -> nn.Sequential:
         """The freshly initialised network (same seed, same weights)."""

@@ -22,13 +22,12 @@ pairs and the estimates are summed with ``all_reduce``: same result, less time.
 from __future__ import annotations
 
 import contextlib
-import csv
 import io
 import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +46,7 @@ from nfkit.util.files import (
     atomic_write_text,
     exclusive_lock,
     make_dir,
+    write_csv_rows,
 )
 
 __all__ = ["MetaConfig", "meta_train", "MetaResult"]
@@ -91,7 +91,7 @@ class MetaConfig:
     estimator: str = "pes"
     seed: int = 0
     checkpoint_every: int = 10
-    base: str = field(default="adam")
+    base: str = "adam"
     learning_rate: float = 3e-3
 
     def __post_init__(self) -> None:
@@ -177,9 +177,7 @@ class _Pair:
 
     @staticmethod
     def restore(state: dict[str, Any], rule: UpdateRule) -> _Pair:
-        t = state["task"]
-        task = InnerTask(t["dataset"], tuple(t["hidden"]), float(t["init_scale"]), int(t["batch_size"]), int(t["seed"]),
-                         str(t["kind"]))
+        task = InnerTask.from_dict(state["task"])
         pair = _Pair(task, _Particle(task, rule), _Particle(task, rule), int(state["step"]), int(state["horizon"]), state["xi"])
         pair.plus.restore(state["plus"])
         pair.minus.restore(state["minus"])
@@ -301,17 +299,16 @@ def _train(out: Path, config: MetaConfig, rule: UpdateRule, theta: torch.Tensor,
                     "seconds": round(time.perf_counter() - began, 2)})
         if progress is not None and rank == 0:
             progress(f"iteration {iteration + 1}/{config.iterations}: mean training loss {float(estimate[-1]):.4f}")
-        last = iteration + 1 == config.iterations
-        if (iteration + 1) % config.checkpoint_every == 0 or last:
-            _checkpoint(out, config, iteration + 1, theta, meta_optimizer, pairs, log, rule, rank, world, last)
+        if (iteration + 1) % config.checkpoint_every == 0 or iteration + 1 == config.iterations:
+            _checkpoint(out, iteration + 1, theta, meta_optimizer, pairs, log, rule, rank, world)
     if world > 1:
         dist.barrier()
     vector_to_parameters(theta.detach(), rule.parameters())
     return MetaResult(rule, out / "optimizer.pt", [float(r["meta_loss"]) for r in log], time.perf_counter() - began)
 
 
-def _checkpoint(out: Path, config: MetaConfig, iteration: int, theta: torch.Tensor, meta_optimizer: torch.optim.Optimizer,
-                pairs: dict[int, _Pair], log: list[dict[str, Any]], rule: UpdateRule, rank: int, world: int, last: bool) -> None:
+def _checkpoint(out: Path, iteration: int, theta: torch.Tensor, meta_optimizer: torch.optim.Optimizer,
+                pairs: dict[int, _Pair], log: list[dict[str, Any]], rule: UpdateRule, rank: int, world: int) -> None:
     states = {str(p): pair.state() for p, pair in pairs.items()}
     if world > 1:
         gathered: list[Any] = [None] * world
@@ -324,9 +321,5 @@ def _checkpoint(out: Path, config: MetaConfig, iteration: int, theta: torch.Tens
                 "meta_optimizer": meta_optimizer.state_dict(), "pairs": states, "log": log}, buffer)
     # the rule file and log first: a kill between the writes leaves a state that redoes, never skips, work
     rule.save(out / "optimizer.pt")
-    text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=["iteration", "meta_loss", "seconds"])
-    writer.writeheader()
-    writer.writerows(log)
-    atomic_write_text(out / "log.csv", text.getvalue())
+    write_csv_rows(out / "log.csv", log)
     atomic_write_bytes(out / "state.pt", buffer.getvalue())

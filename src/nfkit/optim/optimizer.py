@@ -81,7 +81,7 @@ class LearnedOptimizer(torch.optim.Optimizer):
             rule = update
         else:
             rule = UpdateRule(spec, update, **options).to(dtype=params[0].dtype, device=params[0].device)
-        rule._shell(spec)  # a rule for another layer structure fails here, not at the first step
+        rule.network_for(spec)  # a rule for another layer structure fails here, not at the first step
         super().__init__(params, defaults={})
         self.spec = spec
         self.rule = rule
@@ -105,8 +105,8 @@ class LearnedOptimizer(torch.optim.Optimizer):
             rule = rule.to(dtype=first.dtype, device=first.device)
         return cls(model, rule)
 
-    def _moments(self, p: torch.Tensor) -> tuple[list[torch.Tensor], torch.Tensor, int]:
-        """Update and return ``p``'s momenta (bias-corrected), Adam direction and step; zeros for no gradient."""
+    def _moments(self, p: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor], torch.Tensor, int]:
+        """Update ``p``'s state; return its gradient (zeros if none), bias-corrected momenta, Adam direction, step."""
         grad = p.grad if p.grad is not None else torch.zeros_like(p)
         if grad.is_sparse:
             raise SpecMismatchError("LearnedOptimizer does not take sparse gradients")
@@ -126,7 +126,7 @@ class LearnedOptimizer(torch.optim.Optimizer):
         v = state["second_moment"]
         v.mul_(SECOND_MOMENT_DECAY).addcmul_(grad, grad, value=1 - SECOND_MOMENT_DECAY)
         adam = momenta[0] / ((v / (1 - SECOND_MOMENT_DECAY**t)).sqrt() + ADAM_EPS)
-        return [grad, *momenta], adam, t
+        return grad, momenta, adam, t
 
     @torch.no_grad()
     def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
@@ -146,9 +146,9 @@ class LearnedOptimizer(torch.optim.Optimizer):
                     channels.append([zero] * _NORMALISED)
                     bases.append(zero)
                     continue
-                gradient_terms, adam, step = self._moments(p)
-                base = adam if self.rule.base == "adam" else gradient_terms[1]
-                channels.append([t.to(dtype) for t in (p.detach(), *gradient_terms, adam)])
+                grad, momenta, adam, step = self._moments(p)
+                base = adam if self.rule.base == "adam" else momenta[0]
+                channels.append([t.to(dtype) for t in (p.detach(), grad, *momenta, adam)])
                 bases.append(base.to(dtype))
         count = sum(c[0].numel() for c in channels)
         rms = [torch.sqrt(torch.stack([c[k].square().sum() for c in channels]).sum() / count + 1e-30) for k in range(_NORMALISED)]

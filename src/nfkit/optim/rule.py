@@ -175,8 +175,12 @@ class UpdateRule(nn.Module):
             base=str(config["base"]),
         )
 
-    def _shell(self, spec: WeightSpaceSpec) -> nn.Module:
-        """f built for ``spec``, parameters to be supplied by :meth:`direction` (cached per shape)."""
+    def network_for(self, spec: WeightSpaceSpec) -> nn.Module:
+        """f built for ``spec``, its parameters supplied by :meth:`direction` (cached per shape).
+
+        Raises :class:`~nfkit.errors.SpecMismatchError` when ``spec`` has another layer structure, or
+        sizes the family's parameters depend on.
+        """
         if spec.shape_key == self.spec.shape_key or self.family == PER_PARAMETER:
             return self.network
         key = spec.shape_key
@@ -208,7 +212,7 @@ class UpdateRule(nn.Module):
         Shapes:
             features: ``(1, len(INPUT_CHANNELS), …)``; base: ``(1, 1, …)``; result as ``base``.
         """
-        shell = self._shell(features.spec)
+        shell = self.network_for(features.spec)
         if shell is self.network:
             learned = cast(WeightSpaceFeatures, self.network(features))
         else:
