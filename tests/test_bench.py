@@ -57,6 +57,23 @@ def test_ratios_and_targets_are_reported_against_the_right_reference():
     assert not any("magep" in line for line in lines)  # not measured: no claim either way
 
 
+def test_a_partner_is_timed_alternately_and_its_ratio_has_a_spread():
+    row = measure(Case("np", "mlp:3-4-2", batch=2, channels=2, reps=4, partner="graph"))
+    assert row.status == "ok" and len(row.ratios) == 4 and all(r > 0 for r in row.ratios)
+    median, low, high = row.ratio_summary()
+    assert low <= median <= high
+    assert Measurement.from_json(row.to_json()) == row
+    # the table and the targets read the interleaved ratio, with its range
+    graph = Measurement(Case("graph", "mlp:3-4-2"), "ok", "equivariant", 26, 10, 1.0, 10.0)
+    monomial = Measurement(Case("monomial", "mlp:3-4-2", partner="graph"), "ok", "equivariant", 26, 10, 5.0, 1.0,
+                           ratios=[0.2, 0.25, 0.4])
+    assert "0.25 (0.20–0.40)" in format_comparison([graph, monomial])
+    assert any(line.startswith("met") and "time 0.25 (0.20–0.40)×" in line for line in target_lines([graph, monomial]))
+    # a partner that cannot read the input leaves the row without ratios
+    alone = measure(Case("np", "mlp:3-4-2", batch=2, channels=2, reps=2, partner="transformer-nfn"))
+    assert alone.status == "ok" and alone.ratios == []
+
+
 def test_bench_never_overwrites_saved_results(tmp_path):
     (tmp_path / "bench.md").write_text("earlier results\n")
     with pytest.raises(FileExistsError, match="overwrite"):

@@ -88,16 +88,36 @@ def test_terms_match_the_all_pairs_definitions():
     )
 
 
-@pytest.mark.parametrize("sizes", [[3, 5, 2], [3, 5, 4, 2], [3, 5, 4, 6, 2]])
-def test_equivariant_to_the_whole_monomial_group(sizes):
+@pytest.mark.parametrize("sizes", [[3, 5, 2], [3, 5, 4, 2], [3, 5, 4, 6, 2], [300, 5, 4, 20]])
+@pytest.mark.parametrize("folded", ["auto", "factorised"])
+def test_equivariant_to_the_whole_monomial_group(sizes, folded):
+    # [300, …]: wide enough that "auto" factorises (folded blocks, low-rank Ψ, projected readout)
     spec = WeightSpaceSpec.mlp(sizes)
-    layer = MagepLinear(spec, 2, 3)
+    layer = MagepLinear(spec, 2, 3, folded=folded)
+    assert bool(layer.factorised_fields) == (folded == "factorised" or sizes[0] > 256)
     hs = spec.hidden_sizes
     x = spec.randn(2, 2)
     for group in (layer.group, permutations(hs), positive_scalings(hs), sign_flips(hs)):
         assert_equivariant(layer, group, x)
-    inv = MagepInvariant(spec, 2, 4)
+    inv = MagepInvariant(spec, 2, 4, folded=folded)
     assert_invariant(inv, layer.group, x)
+
+
+def test_wide_inputs_are_factorised_with_linear_parameter_growth():
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    small, large = (MagepLinear(WeightSpaceSpec.mlp([n, 64, 64, 10]), 20, 20) for n in (300, 3000))
+    assert small.factorised_fields and 0 < count(large) - count(small) < 2700 * 500
+    inv = MagepInvariant(WeightSpaceSpec.mlp([784, 64, 64, 10]), 20, 20)
+    assert count(inv) < 200_000 and inv.projections
+    # negative control: the factorised layer still tells input neurons apart (they are not in its group)
+    spec = WeightSpaceSpec.mlp([300, 5, 4, 3])
+    layer = MagepLinear(spec, 2, 3).double()
+    x = spec.randn(2, 2, dtype=torch.float64)
+    perm = torch.randperm(300, generator=torch.Generator().manual_seed(0))
+    permuted = x.with_tensors([x.weights[0][..., perm], *x.weights[1:]], x.biases)
+    with torch.no_grad():
+        y, y_permuted = layer(x).weights[0][..., perm], layer(permuted).weights[0]
+    assert (y - y_permuted).abs().max() > 1e-3 * y.abs().max()
 
 
 def test_invariant_terms_are_gl_invariant_and_the_equivariant_layer_is_not_gl_equivariant():

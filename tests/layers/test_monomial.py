@@ -6,7 +6,7 @@ import torch
 from conftest import make_cnn, make_mlp
 from nfkit.errors import UnsupportedArchitectureError
 from nfkit.groups import Factor, permutations, positive_scalings, sign_flips
-from nfkit.layers.monomial import MonomialInvariantMap, MonomialLinear, monomial_group
+from nfkit.layers.monomial import MonomialInvariantMap, MonomialLinear, MonomialPool, monomial_group
 from nfkit.spaces import WeightSpaceSpec, spec_of
 from nfkit.testing import assert_equivariant, assert_invariant, assert_not_equivariant, check_symmetry
 
@@ -28,10 +28,11 @@ def test_parameter_counts_match_the_paper_layers():
 
 @pytest.mark.parametrize("activation", ["relu", "tanh", "sine"])
 @pytest.mark.parametrize("kind", ["mlp", "mlp-2-layer", "cnn"])
-def test_equivariance(activation, kind):
+@pytest.mark.parametrize("folded", ["exact", "factorised"])
+def test_equivariance(activation, kind, folded):
     net = {"mlp": make_mlp(activation), "mlp-2-layer": make_mlp(activation, (3, 5, 2)), "cnn": make_cnn(activation)}[kind]
     spec = spec_of(net)
-    layer = MonomialLinear(spec, 2, 3)
+    layer = MonomialLinear(spec, 2, 3, folded=folded)
     x = spec.randn(2, 2)
     assert_equivariant(layer, layer.group, x)
     sizes = spec.hidden_sizes
@@ -99,6 +100,22 @@ def test_invariant_map_is_invariant_per_field():
         # scaling alone moves no position, so every output entry must be exactly invariant
         report = check_symmetry(flat, scalings(spec.hidden_sizes), spec.randn(2, 2, dtype=torch.float64))
         assert report.passed, report
+
+
+def test_wide_inputs_are_factorised_by_default_and_keep_the_group():
+    mnist = WeightSpaceSpec.mlp([784, 64, 64, 10], "relu")
+    layer = MonomialLinear(mnist, 32, 32)
+    assert layer.factorised_blocks and count(layer) < 100_000  # the exact W⁽¹⁾ block alone: (32·785)²
+    wide = WeightSpaceSpec.mlp([300, 5, 4, 3], "tanh")
+    layer, pool = MonomialLinear(wide, 2, 3), MonomialPool(wide, 3, monomial_group(wide))
+    assert layer.factorised_blocks and list(pool.projections) == ["0"]
+    x = wide.randn(2, 2, dtype=torch.float64)
+    layer, pool = layer.double(), pool.double()
+    assert_equivariant(layer, layer.group, x)
+    assert_not_equivariant(layer, layer.group * positive_scalings(wide.hidden_sizes), x)
+    pool.group = layer.group
+    assert_invariant(pool, inputs=layer(x))
+    assert pool(layer(x)).shape == (2, pool.num_outputs(3))
 
 
 def test_gradients_are_finite_with_zero_biases():

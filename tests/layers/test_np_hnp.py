@@ -1,5 +1,6 @@
 """NP and HNP against direct, loop-based implementations of the paper's equations."""
 
+import functools
 import itertools
 
 import pytest
@@ -145,9 +146,11 @@ def test_np_equals_the_loop_reference(sizes):
         assert layer(x).allclose(_np_reference(layer, x), rtol=1e-12, atol=1e-12)
 
 
-def test_hnp_equals_the_loop_reference():
+@pytest.mark.parametrize("folded", ["exact", "factorised"])
+def test_hnp_equals_the_loop_reference(folded):
+    # factorised: the same equations with the blocks that touch a folded axis materialised from their factors
     spec = WeightSpaceSpec.mlp([3, 4, 5, 2])
-    layer = HNPLinear(spec, C_IN, C_OUT).double()
+    layer = HNPLinear(spec, C_IN, C_OUT, folded=folded).double()
     x = spec.randn(1, C_IN, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         assert layer(x).allclose(_hnp_reference(layer, x), rtol=1e-12, atol=1e-12)
@@ -165,7 +168,7 @@ def test_parameter_counts():
     assert HNPPool(cnn).num_outputs(1) == (1 * 9 + 1) + (9 + 1) + (3 * 1 + 3)
 
 
-@pytest.mark.parametrize("layer_cls", [NPLinear, HNPLinear])
+@pytest.mark.parametrize("layer_cls", [NPLinear, HNPLinear, functools.partial(HNPLinear, folded="factorised")])
 @pytest.mark.parametrize("net", ["mlp", "cnn", "single-layer"])
 def test_equivariance_and_negative_control(layer_cls, net):
     spec = {
@@ -192,11 +195,41 @@ def test_np_is_equivariant_to_input_permutations_and_hnp_is_not():
     with torch.no_grad():
         np_layer = NPLinear(spec, C_IN, C_OUT).double()
         assert np_layer(_permute_inputs(x, perm)).allclose(_permute_inputs(np_layer(x), perm), rtol=1e-12)
-        hnp_layer = HNPLinear(spec, C_IN, C_OUT).double()
-        assert not hnp_layer(_permute_inputs(x, perm)).allclose(_permute_inputs(hnp_layer(x), perm), rtol=1e-3)
+        for folded in ("exact", "factorised"):
+            hnp_layer = HNPLinear(spec, C_IN, C_OUT, folded=folded).double()
+            assert not hnp_layer(_permute_inputs(x, perm)).allclose(_permute_inputs(hnp_layer(x), perm), rtol=1e-3)
 
 
-@pytest.mark.parametrize("pool_cls", [NPPool, HNPPool])
+def test_hnp_factorises_wide_inputs_by_default_and_keeps_its_group():
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    mnist = WeightSpaceSpec.mlp([784, 64, 64, 10])
+    auto, exact_size = HNPLinear(mnist, 32, 32), 2 * (32 * 784) ** 2  # two W⁽¹⁾ ← W⁽¹⁾ blocks alone
+    assert auto.factorised_groups and count(auto) < exact_size / 1000
+    assert count(HNPLinear(mnist, 32, 32)) < 50 * count(NPLinear(mnist, 32, 32))
+    assert not HNPLinear(WeightSpaceSpec.mlp([64, 32, 10]), 4, 4).factorised_groups  # 8×8 digits stay exact
+    assert HNPPool(mnist).num_outputs(32) < 32 * 784
+    # the factorised layer and pool keep the hidden-permutation group exactly, on a 300-input net
+    wide = WeightSpaceSpec.mlp([300, 5, 4, 3])
+    x = wide.randn(2, C_IN)
+    layer, pool = HNPLinear(wide, C_IN, C_OUT), HNPPool(wide)
+    assert layer.factorised_groups and list(pool.projections) == ["0"]  # W⁽¹⁾ only: 3 outputs stay whole
+    group = permutations(wide.hidden_sizes)
+    assert_equivariant(layer, group, x)
+    pool.group = group
+    assert_invariant(pool, inputs=x)
+
+
+def test_folded_option_is_checked():
+    from nfkit.errors import InvalidOptionError
+
+    spec = WeightSpaceSpec.mlp([3, 4, 2])
+    with pytest.raises(InvalidOptionError, match="folded must be one of"):
+        HNPLinear(spec, 1, 1, folded="low-rank")
+    with pytest.raises(InvalidOptionError, match="folded_rank"):
+        HNPLinear(spec, 1, 1, folded="factorised", folded_rank=0)
+
+
+@pytest.mark.parametrize("pool_cls", [NPPool, HNPPool, functools.partial(HNPPool, folded="factorised")])
 def test_pools_are_invariant(pool_cls):
     spec = spec_of(make_cnn("relu"))
     pool = pool_cls(spec)

@@ -6,6 +6,13 @@ more pass (:func:`peak_step_mib`: the most bytes tensors hold at once during it,
 held before; gradients are zeroed with ``set_to_none`` so they count). Every measurement runs in
 a fresh subprocess.
 
+**Ratios that survive a shared machine.** A case may name a ``partner`` (the row its ratio is
+taken against). The partner is then built in the same process, warmed up too, and the two
+passes alternate ``A, B, A, B, …``. Each adjacent pair gives one time ratio, so a neighbour's load
+falls on both sides of it. The measurement keeps every pair's ratio (:attr:`Measurement.ratios`),
+and the report gives their median and spread. Absolute times can still move with the load;
+ratios taken this way stay put.
+
 The compared stack for a family with an equivariant form is ``equivariant(name, spec,
 hidden_channels=[C, C])``: layers ``1→C→C→1`` with the family's nonlinearities; invariant-only
 families (``statnn``, ``inr2array``) run ``invariant(name, spec, hidden_channels=[C, C])``.
@@ -24,7 +31,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 
 import torch
 from torch import nn
@@ -66,6 +73,7 @@ class Case:
         channels: the stack's hidden channels C.
         reps: timed repetitions.
         device: ``"cpu"`` or ``"cuda"``.
+        partner: a model timed alternately with this one in the same process (``""``: none).
     """
 
     model: str
@@ -74,6 +82,7 @@ class Case:
     channels: int = 32
     reps: int = 5
     device: str = "cpu"
+    partner: str = ""
 
 
 @dataclass
@@ -88,6 +97,14 @@ class Measurement:
     median_s: float = math.nan
     peak_mib: float = math.nan
     note: str = ""
+    #: time ratios to :attr:`Case.partner`, one per alternating pair (empty without a partner)
+    ratios: list[float] = field(default_factory=list)
+
+    def ratio_summary(self) -> tuple[float, float, float] | None:
+        """``(median, min, max)`` of the interleaved time ratios, or ``None`` without them."""
+        if not self.ratios:
+            return None
+        return statistics.median(self.ratios), min(self.ratios), max(self.ratios)
 
     def to_json(self) -> str:
         """One line of JSON."""
@@ -215,26 +232,38 @@ def measure(case: Case) -> Measurement:
     model = model.to(case.device)
     features = features.to(case.device) if case.device != "cpu" else features
     result.parameters = sum(p.numel() for p in model.parameters())
+    partner = None
+    if case.partner:
+        try:
+            partner = _build(replace(case, model=case.partner, partner=""), spec)[0].to(case.device)
+        except (UnsupportedArchitectureError, ValueError):
+            partner = None  # no ratio to take; the row itself still stands
 
-    def step() -> None:
-        model.zero_grad(set_to_none=True)
-        _total(model(features)).backward()
+    def stepper(module: nn.Module) -> Callable[[], None]:
+        def step() -> None:
+            module.zero_grad(set_to_none=True)
+            _total(module(features)).backward()
+        return step
 
-    def sync() -> None:
-        if case.device == "cuda":
-            torch.cuda.synchronize()
-
-    start = time.perf_counter()
-    step()  # warm-up
-    sync()
-    warm = time.perf_counter() - start
-    times = []
-    for _ in range(max(1, min(case.reps, int(LONG_PASS_BUDGET_S / warm)))):
+    def timed(step: Callable[[], None]) -> float:
         start = time.perf_counter()
         step()
-        sync()
-        times.append(time.perf_counter() - start)
+        if case.device == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter() - start
+
+    step = stepper(model)
+    warm = timed(step)  # warm-up
+    partner_step = stepper(partner) if partner is not None else None
+    if partner_step is not None:
+        warm += timed(partner_step)
+    times, partner_times = [], []
+    for _ in range(max(1, min(case.reps, int(LONG_PASS_BUDGET_S / warm)))):
+        times.append(timed(step))
+        if partner_step is not None:
+            partner_times.append(timed(partner_step))  # A, B, A, B: both sides of a ratio see the same load
     result.median_s = statistics.median(times)
+    result.ratios = [a / b for a, b in zip(times, partner_times) if b > 0]
     result.peak_mib = peak_step_mib(step, case.device)
     return result
 

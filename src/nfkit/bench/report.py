@@ -3,6 +3,11 @@
 See :mod:`nfkit.bench.measure` for what one measurement is. Ratios are time and memory divided by those
 of the reference on the same input: ``np`` against ``nfn-np``, ``hnp`` against ``nfn-hnp``, every
 other row against ``nfn-np``; ``monomial`` and ``magep`` are also divided by ``graph``.
+
+Each row is timed alternately with the row its target (or, without one, its reference) names, in
+one process (:attr:`~nfkit.bench.measure.Case.partner`); that ratio is printed as its median over
+the alternating pairs with the range in brackets, ``0.45 (0.41–0.49)``, and the targets are judged
+on the median. Other ratios divide two separately timed rows and carry no spread.
 """
 
 from __future__ import annotations
@@ -32,6 +37,14 @@ def _measured(case: Case, timeout: float, progress: Callable[[Measurement], None
     return row
 
 
+def partner_of(model: str, available: Sequence[str]) -> str:
+    """The row ``model`` is timed alternately with: its target's, else its reference (``""`` if not measured)."""
+    if model in REFERENCE_LAYERS or model == FLOOR:
+        return ""
+    against = next((t.against for t in TARGETS if t.model == model), reference_of(model))
+    return against if against in available else ""
+
+
 def compare(
     models: Sequence[str],
     architectures: Sequence[str] = tuple(BENCH_ARCHITECTURES.values()),
@@ -45,7 +58,7 @@ def compare(
 ) -> list[Measurement]:
     """Measure every model (registered names, ``nfn-np``, ``nfn-hnp``, :data:`~nfkit.bench.FLOOR`) on every architecture."""
     return [
-        _measured(Case(model, architecture, batch, channels, reps, device), timeout, progress)
+        _measured(Case(model, architecture, batch, channels, reps, device, partner_of(model, models)), timeout, progress)
         for architecture in architectures
         for model in models
     ]
@@ -78,7 +91,8 @@ def scaling(
         rows = result[name] = []
         for model in models:
             for architecture in sweep:
-                row = _measured(Case(model, architecture, batch, channels, reps, device), timeout, progress)
+                case = Case(model, architecture, batch, channels, reps, device, partner_of(model, models))
+                row = _measured(case, timeout, progress)
                 rows.append(row)
                 if row.status != "ok":
                     break
@@ -90,7 +104,19 @@ def _index(rows: Sequence[Measurement]) -> dict[tuple[str, str], Measurement]:
 
 
 def _ratio(a: Measurement, b: Measurement | None, attribute: str) -> float:
+    summary = a.ratio_summary() if attribute == "median_s" and b is not None and a.case.partner == b.case.model else None
+    if summary is not None:
+        return summary[0]  # interleaved: the median over alternating pairs
     return getattr(a, attribute) / getattr(b, attribute) if b is not None and getattr(b, attribute) > 0 else math.nan
+
+
+def _time_ratio_cell(a: Measurement, b: Measurement | None) -> str:
+    """The time ratio, with the range over alternating pairs when ``b`` was ``a``'s partner."""
+    summary = a.ratio_summary() if b is not None and a.case.partner == b.case.model else None
+    if summary is None:
+        return _fmt(_ratio(a, b, "median_s"), ".2f")
+    median, low, high = summary
+    return f"{median:.2f} ({low:.2f}–{high:.2f})"
 
 
 def _fmt(x: float, spec: str) -> str:
@@ -121,8 +147,8 @@ def format_comparison(rows: Sequence[Measurement]) -> str:
             graph = ok.get(("graph", architecture)) if r.case.model in GRAPH_RELATIVE else None
             cells = [
                 r.case.model, r.form, f"{r.parameters:,}", f"{r.median_s * 1e3:.1f}", f"{r.peak_mib:.0f}",
-                _fmt(_ratio(r, ref, "median_s"), ".2f"), _fmt(_ratio(r, ref, "peak_mib"), ".2f"),
-                _fmt(_ratio(r, graph, "median_s"), ".2f"), _fmt(_ratio(r, graph, "peak_mib"), ".2f"),
+                _time_ratio_cell(r, ref), _fmt(_ratio(r, ref, "peak_mib"), ".2f"),
+                _time_ratio_cell(r, graph), _fmt(_ratio(r, graph, "peak_mib"), ".2f"),
             ]
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
@@ -132,16 +158,18 @@ def format_comparison(rows: Sequence[Measurement]) -> str:
 def format_scaling(rows: Sequence[Measurement]) -> str:
     """A Markdown table: model, input MLP, its weights, time, peak, and peak per input weight."""
     lines = [
-        "| model | input MLP | weights | time (ms) | peak (MiB) | peak per weight (KiB) |",
-        "|---|---|---:|---:|---:|---:|",
+        "| model | input MLP | weights | time (ms) | peak (MiB) | peak per weight (KiB) | time × partner (interleaved) |",
+        "|---|---|---:|---:|---:|---:|---|",
     ]
     for r in rows:
         arch = r.case.architecture.removeprefix("mlp:")
         if r.status != "ok":
-            lines.append(f"| {r.case.model} | {arch} | | {r.status}: {r.note} | | |")
+            lines.append(f"| {r.case.model} | {arch} | | {r.status}: {r.note} | | | |")
             continue
         per = r.peak_mib * 1024 / r.input_parameters
-        lines.append(f"| {r.case.model} | {arch} | {r.input_parameters:,} | {r.median_s * 1e3:.1f} | {r.peak_mib:.0f} | {per:.2f} |")
+        summary = r.ratio_summary()
+        interleaved = f"{summary[0]:.2f} ({summary[1]:.2f}–{summary[2]:.2f}) × {r.case.partner}" if summary else "—"
+        lines.append(f"| {r.case.model} | {arch} | {r.input_parameters:,} | {r.median_s * 1e3:.1f} | {r.peak_mib:.0f} | {per:.2f} | {interleaved} |")
     return "\n".join(lines)
 
 
@@ -164,19 +192,28 @@ TARGETS = (
 )
 
 
-def target_lines(rows: Sequence[Measurement]) -> list[str]:
-    """One line per target and architecture: the ratios and whether they hold."""
+#: Growth-sweep targets apply from this hidden width on (the issue: "at width ≥ 128").
+GROWTH_TARGET_WIDTH = 128
+
+
+def target_lines(rows: Sequence[Measurement], targets: Sequence[Target] = TARGETS, *, min_width: int = 0) -> list[str]:
+    """One line per target and architecture: the ratios and whether they hold.
+
+    ``min_width`` > 0 reads ``rows`` as a width sweep (``mlp:2-w-w-1``) and skips widths below it.
+    """
     ok = _index(rows)
     lines = []
-    for t in TARGETS:
+    for t in targets:
         for architecture in dict.fromkeys(r.case.architecture for r in rows):
+            if min_width and _sweep_x(architecture, by_width=True) < min_width:
+                continue
             a, b = ok.get((t.model, architecture)), ok.get((t.against, architecture))
             if a is None or b is None:
                 continue
             time_ratio, memory_ratio = _ratio(a, b, "median_s"), _ratio(a, b, "peak_mib")
             holds = time_ratio <= t.time and memory_ratio <= t.memory
             lines.append(
-                f"{'met    ' if holds else 'MISSED '} {t.model} vs {t.against} on {architecture}: time {time_ratio:.2f}× "
+                f"{'met    ' if holds else 'MISSED '} {t.model} vs {t.against} on {architecture}: time {_time_ratio_cell(a, b)}× "
                 f"(target ≤ {t.time}×), memory {memory_ratio:.2f}× (target ≤ {t.memory}×)"
             )
     return lines
@@ -285,7 +322,10 @@ def run_bench(
         results.update(scaling(growth_models, widths=widths, depths=depths, device=device, timeout=timeout, progress=progress))
         case = results["width"][0].case if results["width"] else None
         setting = f"batch {case.batch}, {case.channels} channels, median of {case.reps}" if case else ""
+        graph_targets = [t for t in TARGETS if t.against == "graph"]
         report += [f"## Growth with the input MLP's width (2-w-w-1; {setting})", "", format_scaling(results["width"]), "",
+                   f"### Targets at width ≥ {GROWTH_TARGET_WIDTH}", "",
+                   *target_lines(results["width"], graph_targets, min_width=GROWTH_TARGET_WIDTH), "",
                    f"## Growth with the input MLP's depth (2-64×d-1; {setting})", "", format_scaling(results["depth"]), ""]
     text = "\n".join(report)
     echo("\n" + text)

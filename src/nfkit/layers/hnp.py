@@ -15,13 +15,18 @@ basis: unlike the reference code, the last layer's column context includes
 
 Cost: the first-layer term mixes ``n_0·f·C`` channels into ``n_0·f·C'``, so parameters
 grow as ``(n_0 C)²``; for an MNIST MLP (n_0 = 784) at 32 channels one such block is 629 M
-entries. Use NP, or fewer channels, for wide inputs.
+entries. ``folded="auto"`` (the default) therefore replaces every block that touches a folded
+neuron axis by :class:`~nfkit.layers.folded.FoldedMixer` (rank-R summaries over the folded
+entries plus a per-entry channel mixer) when a field folds more than
+:data:`~nfkit.layers.folded.FOLDED_AUTO_ENTRIES` entries per channel. Acting on folded axes
+only, it keeps the group exactly; ``folded="exact"`` keeps the complete basis at any size.
 """
 
 from __future__ import annotations
 
 from typing import final
 
+from nfkit.layers.folded import DEFAULT_FOLDED_RANK
 from nfkit.layers.permutation_basis import PermutationEquivariantLinear, PermutationInvariantPool
 from nfkit.spaces.spec import WeightSpaceSpec
 
@@ -35,6 +40,9 @@ class HNPLinear(PermutationEquivariantLinear):
     Args:
         spec: the weight space.
         in_channels, out_channels: feature channels C → C'.
+        folded: ``"auto"`` (factorise the folded input/output blocks above
+            :data:`~nfkit.layers.folded.FOLDED_AUTO_ENTRIES` entries), ``"exact"`` or ``"factorised"``.
+        folded_rank: R of the factorised blocks.
 
     Shapes:
         weights ``(B, C, n_i, n_{i-1}, *kernel) → (B, C', n_i, n_{i-1}, *kernel)``,
@@ -47,8 +55,12 @@ class HNPLinear(PermutationEquivariantLinear):
         torch.Size([4, 5, 1])
     """
 
-    def __init__(self, spec: WeightSpaceSpec, in_channels: int, out_channels: int) -> None:
-        super().__init__(spec, in_channels, out_channels, permuted=range(1, spec.num_layers))
+    def __init__(
+        self, spec: WeightSpaceSpec, in_channels: int, out_channels: int, *, folded: str = "auto",
+        folded_rank: int = DEFAULT_FOLDED_RANK,
+    ) -> None:
+        super().__init__(spec, in_channels, out_channels, permuted=range(1, spec.num_layers), folded=folded,
+                         folded_rank=folded_rank)
 
 
 @final
@@ -58,9 +70,13 @@ class HNPPool(PermutationInvariantPool):
     ``W⁽¹⁾`` is averaged over rows (keeps ``n_0·f_1``), ``W⁽ᴸ⁾`` over columns (keeps
     ``n_L·f_L``), hidden weights and biases fully, and ``b⁽ᴸ⁾`` is kept whole.
 
+    With ``folded`` factorising (see :class:`HNPLinear`), a kept input or output index is
+    summarised by :data:`~nfkit.layers.folded.POOLED_FOLDED_RANK` learned projections
+    (:class:`~nfkit.layers.folded.FoldedProjection`) instead of kept whole.
+
     Shapes:
-        features with C channels → ``(B, C·[(n_0 f_1 + 1) + Σ_mid (f_i + 1) + (n_L f_L + n_L)])``.
+        features with C channels → ``(B, C·[(n_0 f_1 + 1) + Σ_mid (f_i + 1) + (n_L f_L + n_L)])`` (exact).
     """
 
-    def __init__(self, spec: WeightSpaceSpec) -> None:
-        super().__init__(spec, permuted=range(1, spec.num_layers))
+    def __init__(self, spec: WeightSpaceSpec, *, folded: str = "auto") -> None:
+        super().__init__(spec, permuted=range(1, spec.num_layers), folded=folded)

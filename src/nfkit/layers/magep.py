@@ -46,6 +46,7 @@ from torch import nn
 
 from nfkit.errors import SpecMismatchError, UnsupportedArchitectureError
 from nfkit.groups.neurons import HiddenNeuronGroup, permutations, positive_scalings, sign_flips
+from nfkit.layers.folded import DEFAULT_FOLDED_RANK, FoldedMixer, FoldedProjection, folded_mode
 from nfkit.layers.permutation_basis import fields_of
 from nfkit.spaces.features import WeightSpaceFeatures
 from nfkit.spaces.spec import WeightSpaceSpec
@@ -124,7 +125,9 @@ class PolynomialTerms(nn.Module):
     ``(B, C·fixed, *hidden axes)``.
     """
 
-    def __init__(self, spec: WeightSpaceSpec, channels: int, learnable_contractions: bool = True) -> None:
+    def __init__(
+        self, spec: WeightSpaceSpec, channels: int, learnable_contractions: bool = True, *, contraction_rank: int | None = None
+    ) -> None:
         super().__init__()
         _check_spec(spec, type(self).__name__)
         self.spec = spec
@@ -132,9 +135,23 @@ class PolynomialTerms(nn.Module):
         L = spec.num_layers
         n0, nL = spec.neuron_sizes[0], spec.neuron_sizes[-1]
         psi_keys = sorted({(s, s - 1) for s in range(1, L + 1)} | {(s, 0) for s in range(1, L + 1)})
-        self.Psi = nn.ParameterDict(
-            {f"{s}_{t}": nn.Parameter(torch.randn(channels, n0, nL) / math.sqrt(n0 * nL)) for s, t in psi_keys}
-        )
+        # Ψ acts on the fixed input and output indices only, so a low-rank Ψ_c = P Q_cᵀ (P shared by
+        # the channels) keeps every symmetry; used when the layer factorises its folded blocks
+        # (n_0·n_L per channel and path pair otherwise)
+        self.contraction_rank = contraction_rank
+        if contraction_rank is None:
+            self.Psi = nn.ParameterDict(
+                {f"{s}_{t}": nn.Parameter(torch.randn(channels, n0, nL) / math.sqrt(n0 * nL)) for s, t in psi_keys}
+            )
+        else:
+            self.Psi = nn.ParameterDict()
+            scale = (n0 * nL * contraction_rank) ** -0.25
+            self.Psi_in = nn.ParameterDict(
+                {f"{s}_{t}": nn.Parameter(torch.randn(n0, contraction_rank) * scale) for s, t in psi_keys}
+            )
+            self.Psi_out = nn.ParameterDict(
+                {f"{s}_{t}": nn.Parameter(torch.randn(channels, nL, contraction_rank) * scale) for s, t in psi_keys}
+            )
         self.psi = nn.ParameterDict(
             {
                 f"{s}_{t}": nn.Parameter(torch.randn(channels, nL) / math.sqrt(nL))
@@ -144,6 +161,12 @@ class PolynomialTerms(nn.Module):
         for p in self.parameters():
             p.requires_grad_(learnable_contractions)
         self.fields = fields_of(spec, range(1, L))
+
+    def contraction(self, key: str) -> torch.Tensor:
+        """``Ψ`` for the path pair ``key = "s_t"``: ``(C, n_0, n_L)``."""
+        if self.contraction_rank is None:
+            return self.Psi[key]
+        return torch.matmul(self.Psi_in[key], self.Psi_out[key].transpose(1, 2))
 
     def terms(self, features: WeightSpaceFeatures) -> dict[str, list[torch.Tensor]]:
         """Inputs of each output field, in field layout; see the module docstring for the lists."""
@@ -167,7 +190,7 @@ class PolynomialTerms(nn.Module):
             return t * scale.view(*scale.shape, *([1] * (t.dim() - 2)))
 
         def WW(s: int, t: int) -> torch.Tensor:  # W_(s,0) Ψ W_(L,t): (B, C, n_s, n_t)
-            return torch.matmul(torch.matmul(prefix[s - 1], self.Psi[f"{s}_{t}"]), suffix[t])
+            return torch.matmul(torch.matmul(prefix[s - 1], self.contraction(f"{s}_{t}")), suffix[t])
 
         def bW(s: int, t: int) -> torch.Tensor:  # b⁽ˢ⁾ (ψ W_(L,t)): (B, C, n_s, n_t)
             row = torch.einsum("cp,bcpt->bct", self.psi[f"{s}_{t}"], suffix[t])
@@ -204,10 +227,6 @@ class PolynomialTerms(nn.Module):
         return inputs
 
 
-def _width(inputs: list[torch.Tensor]) -> int:
-    return sum(t.shape[1] for t in inputs)
-
-
 @final
 class MagepLinear(nn.Module):
     """MAGEP-NFN equivariant polynomial layer (Vo et al. 2025, Sec. 5; see the module docstring).
@@ -216,6 +235,11 @@ class MagepLinear(nn.Module):
         spec: a weight space without kernels, L ≥ 2 (``spec.without_kernels()`` for a CNN).
         in_channels, out_channels: C → C'.
         learnable_contractions: whether ψ and Ψ are trained (default; the reference code froze them).
+        folded, folded_rank: as for :class:`~nfkit.layers.HNPLinear`. When factorising (``"auto"``:
+            more than :data:`~nfkit.layers.folded.FOLDED_AUTO_ENTRIES` inputs or outputs), every
+            field whose terms fold an input or output index is mixed by a
+            :class:`~nfkit.layers.folded.FoldedMixer`, and each Ψ is of rank ``folded_rank``.
+            Both act on the fixed indices only, so the group is unchanged.
 
     Attributes:
         group: hidden permutations × all non-zero diagonal scalings.
@@ -231,24 +255,76 @@ class MagepLinear(nn.Module):
     """
 
     def __init__(
-        self, spec: WeightSpaceSpec, in_channels: int, out_channels: int, *, learnable_contractions: bool = True
+        self,
+        spec: WeightSpaceSpec,
+        in_channels: int,
+        out_channels: int,
+        *,
+        learnable_contractions: bool = True,
+        folded: str = "auto",
+        folded_rank: int = DEFAULT_FOLDED_RANK,
     ) -> None:
         super().__init__()
         self.spec = spec
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.group = _full_monomial(spec)
-        self.terms = PolynomialTerms(spec, in_channels, learnable_contractions)
+        factorise = folded_mode(folded, max(spec.neuron_sizes[0], spec.neuron_sizes[-1]), folded_rank)
+        self.terms = PolynomialTerms(spec, in_channels, learnable_contractions,
+                                     contraction_rank=folded_rank if factorise else None)
         self.fields = self.terms.fields
         with torch.no_grad():
-            widths = {k: _width(v) for k, v in self.terms.terms(spec.zeros(1, in_channels)).items()}
+            # (channels, folded entries) of every input term of every output field
+            layouts = {k: [(in_channels, t.shape[1] // in_channels) for t in v]
+                       for k, v in self.terms.terms(spec.zeros(1, in_channels)).items()}
+        widths = {k: sum(c * f for c, f in v) for k, v in layouts.items()}
+        # factorised: the fields with a folded input or output index among their terms (folded.py);
+        # their dense entry is an empty placeholder
+        self.factorised_fields = tuple(
+            f.name for f in self.fields if factorise and any(entries > 1 for _, entries in layouts[f.name])
+        )
+        # a term folding n_L·n_0 entries (b⁽ᴸ⁾'s inputs) first keeps its n_L outputs and summarises
+        # each one's n_0 inputs by R learned projections
+        n0, nL = spec.neuron_sizes[0], spec.neuron_sizes[-1]
+        self.projections = nn.ModuleDict(
+            {
+                name: nn.ModuleDict(
+                    {str(i): FoldedProjection(n0, folded_rank) for i, (_, n) in enumerate(layouts[name]) if n == n0 * nL and n0 > folded_rank}
+                )
+                for name in self.factorised_fields
+            }
+        )
+        for name in self.factorised_fields:
+            projected = set(self._projections(name))
+            layouts[name] = [(c, nL * folded_rank) if str(i) in projected else (c, n) for i, (c, n) in enumerate(layouts[name])]
         self.mixers = nn.ParameterDict(
             {
-                f.name: nn.Parameter(torch.empty(out_channels * f.fixed, widths[f.name]).uniform_(-1, 1) * math.sqrt(3 / widths[f.name]))
+                f.name: nn.Parameter(
+                    torch.empty(out_channels * f.fixed, widths[f.name]).uniform_(-1, 1) * math.sqrt(3 / widths[f.name])
+                    if f.name not in self.factorised_fields
+                    else torch.empty(0, 0)
+                )
                 for f in self.fields
             }
         )
+        self.folded_mixers = nn.ModuleDict(
+            {
+                f.name: FoldedMixer(
+                    layouts[f.name],
+                    [(out_channels, f.fixed)],
+                    self_pairs=[(0, i) for i, (_, entries) in enumerate(layouts[f.name]) if entries == f.fixed > 1],
+                    rank=folded_rank,
+                )
+                for f in self.fields
+                if f.name in self.factorised_fields
+            }
+        )
         self.constant = nn.Parameter(torch.zeros(out_channels * self.fields[-1].fixed))
+
+    def _projections(self, name: str) -> nn.ModuleDict:
+        projections = self.projections[name]
+        assert isinstance(projections, nn.ModuleDict)
+        return projections
 
     def forward(self, features: WeightSpaceFeatures) -> WeightSpaceFeatures:
         self.spec.require_compatible(features.spec)
@@ -258,8 +334,15 @@ class MagepLinear(nn.Module):
         batch = features.batch_size
         tensors = []
         for f in self.fields:
-            x = torch.cat(inputs[f.name], dim=1)
-            y = torch.matmul(self.mixers[f.name], x.reshape(batch, x.shape[1], -1))
+            if f.name in self.factorised_fields:
+                positions = math.prod(f.axis_sizes)
+                terms = list(inputs[f.name])
+                for key, projection in self._projections(f.name).items():
+                    terms[int(key)] = projection(terms[int(key)])
+                (y,) = self.folded_mixers[f.name]([t.reshape(batch, -1, positions) for t in terms])
+            else:
+                x = torch.cat(inputs[f.name], dim=1)
+                y = torch.matmul(self.mixers[f.name], x.reshape(batch, x.shape[1], -1))
             if f is self.fields[-1]:
                 y = y + self.constant.view(1, -1, 1)
             tensors.append(f.from_field(y.reshape(batch, y.shape[1], *f.axis_sizes), self.out_channels))
@@ -286,15 +369,31 @@ class MagepInvariant(nn.Module):
     """
 
     def __init__(
-        self, spec: WeightSpaceSpec, in_channels: int, out_features: int, *, learnable_contractions: bool = True
+        self,
+        spec: WeightSpaceSpec,
+        in_channels: int,
+        out_features: int,
+        *,
+        learnable_contractions: bool = True,
+        folded: str = "auto",
+        folded_rank: int = DEFAULT_FOLDED_RANK,
     ) -> None:
         super().__init__()
         self.spec = spec
         self.in_channels = in_channels
         self.group = _full_monomial(spec)
-        self.terms = PolynomialTerms(spec, in_channels, learnable_contractions)
+        factorise = folded_mode(folded, max(spec.neuron_sizes[0], spec.neuron_sizes[-1]), folded_rank)
+        self.terms = PolynomialTerms(spec, in_channels, learnable_contractions,
+                                     contraction_rank=folded_rank if factorise else None)
         with torch.no_grad():
-            width = _width(self.terms.terms(spec.zeros(1, in_channels))[f"b{spec.num_layers}"])
+            entries = [t.shape[1] // in_channels for t in self.terms.terms(spec.zeros(1, in_channels))[f"b{spec.num_layers}"]]
+        # factorised: a term folding n_L·n_0 entries per channel keeps its n_L outputs and passes each
+        # one's n_0 inputs on as R learned summaries
+        n0, nL = spec.neuron_sizes[0], spec.neuron_sizes[-1]
+        self.projections = nn.ModuleDict(
+            {str(i): FoldedProjection(n0, folded_rank) for i, n in enumerate(entries) if factorise and n == n0 * nL and n0 > folded_rank}
+        )
+        width = in_channels * sum(nL * folded_rank if str(i) in self.projections else n for i, n in enumerate(entries))
         self.linear = nn.Linear(width, out_features)
         self.out_features = out_features
 
@@ -307,4 +406,6 @@ class MagepInvariant(nn.Module):
     def forward(self, features: WeightSpaceFeatures) -> torch.Tensor:
         self.spec.require_compatible(features.spec)
         invariants = self.terms.terms(features)[f"b{self.spec.num_layers}"]
+        for key, projection in self.projections.items():
+            invariants[int(key)] = projection(invariants[int(key)])
         return self.linear(torch.cat(invariants, dim=1))

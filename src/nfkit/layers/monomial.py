@@ -35,6 +35,7 @@ from torch import nn
 
 from nfkit.errors import SpecMismatchError, UnsupportedArchitectureError
 from nfkit.groups.neurons import Factor, HiddenNeuronGroup
+from nfkit.layers.folded import DEFAULT_FOLDED_RANK, POOLED_FOLDED_RANK, FoldedMixer, FoldedProjection, folded_mode
 from nfkit.layers.permutation_basis import Field, fields_of
 from nfkit.spaces.features import WeightSpaceFeatures
 from nfkit.spaces.spec import WeightSpaceSpec
@@ -93,6 +94,11 @@ class MonomialLinear(nn.Module):
         in_channels, out_channels: feature channels C → C'.
         out_spec: the output's weight space, if not ``spec``: same neurons, other kernels
             (e.g. ``spec.without_kernels()``); kernel entries are channels, so they may change.
+        folded, folded_rank: as for :class:`~nfkit.layers.HNPLinear`: ``"auto"`` factorises the
+            blocks that mix along a folded input/output index
+            (:class:`~nfkit.layers.folded.FoldedMixer`) when it holds more than
+            :data:`~nfkit.layers.folded.FOLDED_AUTO_ENTRIES` entries per channel; a map of the
+            folded entries alone commutes with every scaling and permutation of hidden neurons.
 
     Attributes:
         group: the monomial group it is equivariant to (:func:`monomial_group`).
@@ -110,7 +116,14 @@ class MonomialLinear(nn.Module):
     """
 
     def __init__(
-        self, spec: WeightSpaceSpec, in_channels: int, out_channels: int, *, out_spec: WeightSpaceSpec | None = None
+        self,
+        spec: WeightSpaceSpec,
+        in_channels: int,
+        out_channels: int,
+        *,
+        out_spec: WeightSpaceSpec | None = None,
+        folded: str = "auto",
+        folded_rank: int = DEFAULT_FOLDED_RANK,
     ) -> None:
         super().__init__()
         out_spec = spec if out_spec is None else out_spec
@@ -131,14 +144,35 @@ class MonomialLinear(nn.Module):
             blocks.setdefault(field_character(f, self.group), []).append(n)
         self.characters = tuple(blocks)
         self.blocks: tuple[tuple[int, ...], ...] = tuple(tuple(m) for m in blocks.values())
+        # as in HNP: blocks touching a folded input/output neuron axis may be factorised (folded.py)
+        neuron_folded = {n for n, f in enumerate(self.fields) if len(f.axes) < (1 if f.is_bias else 2)}
+        largest = max((max(self.fields[n].fixed, self.out_fields[n].fixed) for n in neuron_folded), default=0)
+        factorise = bool(neuron_folded) and folded_mode(folded, largest, folded_rank)
+        self.factorised_blocks = tuple(b for b, members in enumerate(self.blocks) if factorise and neuron_folded & set(members))
         self.mixers = nn.ParameterList(
             nn.Parameter(
                 torch.empty(
                     sum(out_channels * self.out_fields[n].fixed for n in members),
                     sum(in_channels * self.fields[n].fixed for n in members),
                 )
+                if b not in self.factorised_blocks
+                else torch.empty(0, 0)
             )
-            for members in self.blocks
+            for b, members in enumerate(self.blocks)
+        )
+        self.folded_mixers = nn.ModuleDict(
+            {
+                str(b): FoldedMixer(
+                    [(in_channels, self.fields[n].fixed) for n in self.blocks[b]],
+                    [(out_channels, self.out_fields[n].fixed) for n in self.blocks[b]],
+                    self_pairs=[
+                        (p, p) for p, n in enumerate(self.blocks[b])
+                        if n in neuron_folded and self.fields[n].fixed == self.out_fields[n].fixed > 1
+                    ],
+                    rank=folded_rank,
+                )
+                for b in self.factorised_blocks
+            }
         )
         # a constant term only where no axis is scaled (b⁽ᴸ⁾, or everything when L = 1)
         constant_rows = sum(
@@ -151,9 +185,13 @@ class MonomialLinear(nn.Module):
         """Xavier-style ``U(±√(3/fan_in))``: each output keeps the scale of its inputs."""
         with torch.no_grad():
             for mixer in self.mixers:
-                bound = math.sqrt(3.0 / mixer.shape[1])
-                mixer.uniform_(-bound, bound)
+                if mixer.numel():
+                    bound = math.sqrt(3.0 / mixer.shape[1])
+                    mixer.uniform_(-bound, bound)
             self.constant.zero_()
+        for folded_mixer in self.folded_mixers.values():
+            assert isinstance(folded_mixer, FoldedMixer)
+            folded_mixer.reset_parameters()
 
     def forward(self, features: WeightSpaceFeatures) -> WeightSpaceFeatures:
         self.spec.require_compatible(features.spec)
@@ -162,10 +200,13 @@ class MonomialLinear(nn.Module):
         inputs = [f.to_field(t) for f, t in zip(self.fields, features.tensors())]
         outputs: list[torch.Tensor | None] = [None] * len(self.fields)
         batch = features.batch_size
-        for character, members, mixer in zip(self.characters, self.blocks, self.mixers):
-            x = torch.cat([inputs[n] for n in members], dim=1)
-            sizes = x.shape[2:]
-            y = torch.matmul(mixer, x.reshape(batch, x.shape[1], -1))
+        for b, (character, members, mixer) in enumerate(zip(self.characters, self.blocks, self.mixers)):
+            sizes = inputs[members[0]].shape[2:]
+            if b in self.factorised_blocks:
+                y = torch.cat(self.folded_mixers[str(b)]([inputs[n].reshape(batch, inputs[n].shape[1], -1) for n in members]), dim=1)
+            else:
+                x = torch.cat([inputs[n] for n in members], dim=1)
+                y = torch.matmul(mixer, x.reshape(batch, x.shape[1], -1))
             if not character:
                 y = y + self.constant.view(1, -1, 1)
             for n, chunk in zip(members, y.split([self.out_channels * self.out_fields[n].fixed for n in members], dim=1)):
@@ -236,17 +277,29 @@ class MonomialPool(nn.Module):
         features with C channels → ``(B, num_outputs(C))``.
     """
 
-    def __init__(self, spec: WeightSpaceSpec, channels: int, group: HiddenNeuronGroup) -> None:
+    def __init__(self, spec: WeightSpaceSpec, channels: int, group: HiddenNeuronGroup, *, folded: str = "auto") -> None:
         super().__init__()
         self.channels = channels
         self.invariant = MonomialInvariantMap(spec, channels, group)
+        fields = self.invariant.fields
+        neuron_folded = [n for n, f in enumerate(fields) if len(f.axes) < (1 if f.is_bias else 2)]
+        factorise = bool(neuron_folded) and folded_mode(folded, max(fields[n].fixed for n in neuron_folded))
+        # a folded input/output index is passed on as learned summaries (after the invariant map: still invariant)
+        self.projections = nn.ModuleDict(
+            {str(n): FoldedProjection(fields[n].fixed, POOLED_FOLDED_RANK) for n in neuron_folded
+             if factorise and fields[n].fixed > POOLED_FOLDED_RANK}
+        )
 
     def num_outputs(self, channels: int) -> int:
         """The readout width for inputs of ``channels`` channels (the number it was built for)."""
         if channels != self.channels:
             raise ValueError(f"this pool was built for {self.channels} channels, not {channels}")
-        return sum(self.invariant.widths)
+        return sum(channels * POOLED_FOLDED_RANK if str(n) in self.projections else width
+                   for n, width in enumerate(self.invariant.widths))
 
     def forward(self, features: WeightSpaceFeatures) -> torch.Tensor:
         fields = self.invariant(features)
-        return torch.cat([x.mean(dim=tuple(range(2, x.dim()))) if x.dim() > 2 else x for x in fields], dim=1)
+        pooled = [x.mean(dim=tuple(range(2, x.dim()))) if x.dim() > 2 else x for x in fields]
+        for key, projection in self.projections.items():
+            pooled[int(key)] = projection(pooled[int(key)])
+        return torch.cat(pooled, dim=1)

@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from nfkit.errors import SpecMismatchError
+from nfkit.layers.folded import DEFAULT_FOLDED_RANK, POOLED_FOLDED_RANK, FoldedMixer, FoldedProjection, folded_mode
 from nfkit.spaces.features import WeightSpaceFeatures
 from nfkit.spaces.spec import WeightSpaceSpec
 
@@ -183,7 +184,16 @@ class PermutationEquivariantLinear(nn.Module):
         with ``out_channels`` channels.
     """
 
-    def __init__(self, spec: WeightSpaceSpec, in_channels: int, out_channels: int, permuted: Iterable[int]) -> None:
+    def __init__(
+        self,
+        spec: WeightSpaceSpec,
+        in_channels: int,
+        out_channels: int,
+        permuted: Iterable[int],
+        *,
+        folded: str = "exact",
+        folded_rank: int = DEFAULT_FOLDED_RANK,
+    ) -> None:
         super().__init__()
         self.spec = spec
         self.in_channels = in_channels
@@ -200,14 +210,36 @@ class PermutationEquivariantLinear(nn.Module):
         self.kept_by_field: tuple[tuple[tuple[int, ...], ...], ...] = tuple(
             tuple(k for k, members in zip(kept_sets, self.members) if n in members) for n in range(len(self.fields))
         )
+        # fields that fold an unpermuted neuron axis (W⁽¹⁾'s inputs, W⁽ᴸ⁾'s and b⁽ᴸ⁾'s outputs under HNP)
+        neuron_folded = {n for n, f in enumerate(self.fields) if len(f.axes) < (1 if f.is_bias else 2)}
+        largest = max((self.fields[n].fixed for n in neuron_folded), default=0)
+        factorise = bool(neuron_folded) and folded_mode(folded, largest, folded_rank)
+        #: groups (by index) whose mixer is a :class:`~nfkit.layers.folded.FoldedMixer`; their dense
+        #: entry in ``mixers`` is an empty placeholder, so exact layers keep their parameter names
+        self.factorised_groups = tuple(
+            g for g, members in enumerate(self.members) if factorise and neuron_folded & set(members)
+        )
         self.mixers = nn.ParameterList(
             nn.Parameter(
                 torch.empty(
                     sum(out_channels * self.fields[n].fixed for n in members),
                     sum(in_channels * self.fields[n].fixed for n in members),
                 )
+                if g not in self.factorised_groups
+                else torch.empty(0, 0)
             )
-            for members in self.members
+            for g, members in enumerate(self.members)
+        )
+        self.folded_mixers = nn.ModuleDict(
+            {
+                str(g): FoldedMixer(
+                    [(in_channels, self.fields[n].fixed) for n in self.members[g]],
+                    [(out_channels, self.fields[n].fixed) for n in self.members[g]],
+                    self_pairs=[(p, p) for p, n in enumerate(self.members[g]) if n in neuron_folded and self.fields[n].fixed > 1],
+                    rank=folded_rank,
+                )
+                for g in self.factorised_groups
+            }
         )
         self.bias = nn.Parameter(torch.empty(sum(out_channels * f.fixed for f in self.fields)))
         self.reset_parameters()
@@ -227,8 +259,13 @@ class PermutationEquivariantLinear(nn.Module):
         sees, PyTorch's default for ``nn.Linear``.
         """
         bounds = [1.0 / math.sqrt(self._fan_in(n)) for n in range(len(self.fields))]
+        for folded_mixer in self.folded_mixers.values():
+            assert isinstance(folded_mixer, FoldedMixer)
+            folded_mixer.reset_parameters()
         with torch.no_grad():
-            for members, mixer in zip(self.members, self.mixers):
+            for g, (members, mixer) in enumerate(zip(self.members, self.mixers)):
+                if g in self.factorised_groups:
+                    continue
                 row = 0
                 for n in members:
                     rows = self.out_channels * self.fields[n].fixed
@@ -253,7 +290,12 @@ class PermutationEquivariantLinear(nn.Module):
             raise KeyError(f"no term {output} ← {input} keeping {kept}")
         row = sum(self.out_channels * self.fields[n].fixed for n in members[: members.index(o)])
         col = sum(self.in_channels * self.fields[n].fixed for n in members[: members.index(i)])
-        return self.mixers[g][
+        matrix = self.mixers[g]
+        if g in self.factorised_groups:
+            folded_mixer = self.folded_mixers[str(g)]
+            assert isinstance(folded_mixer, FoldedMixer)
+            matrix = folded_mixer.dense()
+        return matrix[
             row : row + self.out_channels * self.fields[o].fixed, col : col + self.in_channels * self.fields[i].fixed
         ]
 
@@ -271,12 +313,23 @@ class PermutationEquivariantLinear(nn.Module):
         inputs = [f.to_field(t) for f, t in zip(self.fields, features.tensors())]
         batch = features.batch_size
         pools = [f.pools(x, k) for f, x, k in zip(self.fields, inputs, self.kept_by_field)]
-        full: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * len(self.fields)
+        full: list[tuple[torch.Tensor, torch.Tensor] | torch.Tensor | None] = [None] * len(self.fields)
         broadcast: list[list[torch.Tensor]] = [[] for _ in self.fields]
         bias_chunks = self.bias.split([self.out_channels * f.fixed for f in self.fields])
-        for kept, members, mixer in zip(self.kept_sets, self.members, self.mixers):
+        for g, (kept, members, mixer) in enumerate(zip(self.kept_sets, self.members, self.mixers)):
             parts = [pools[n][kept] for n in members]
-            pooled = (parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)).reshape(batch, -1, math.prod(parts[0].shape[2:]))
+            positions = math.prod(parts[0].shape[2:])
+            if g in self.factorised_groups:
+                mixed = self.folded_mixers[str(g)]([p.reshape(batch, -1, positions) for p in parts])
+                for n, y in zip(members, mixed):
+                    f = self.fields[n]
+                    shape = [size if axis in kept else 1 for axis, size in zip(f.axes, f.axis_sizes)]
+                    if len(kept) == len(f.axes):
+                        full[n] = y
+                    else:
+                        broadcast[n].append(y.reshape(batch, y.shape[1], *shape))
+                continue
+            pooled = (parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)).reshape(batch, -1, positions)
             row = 0
             for n in members:
                 f = self.fields[n]
@@ -297,8 +350,13 @@ class PermutationEquivariantLinear(nn.Module):
             offset = bias_chunks[n].view(1, -1, *([1] * len(f.axes)))
             for t in small:
                 offset = offset + t
-            mixer, pooled = full[n]  # type: ignore[misc]  # every field keeps all its own axes once
+            term = full[n]
             offset = offset.expand(batch, rows, *f.axis_sizes).reshape(batch, rows, -1)
+            assert term is not None  # every field keeps all its own axes once
+            if isinstance(term, torch.Tensor):  # computed by a folded mixer
+                outputs.append((term + offset).reshape(batch, rows, *f.axis_sizes))
+                continue
+            mixer, pooled = term
             if mixer.numel() <= _FUSED_MIXER_LIMIT:  # baddbmm copies the mixer once per batch element
                 y = torch.baddbmm(offset, mixer.expand(batch, *mixer.shape), pooled)
             else:
@@ -314,19 +372,40 @@ class PermutationEquivariantLinear(nn.Module):
 class PermutationInvariantPool(nn.Module):
     """Mean of every field over its permuted axes, concatenated: ``(B, Σ_fields C·fixed)``.
 
+    With ``folded`` factorising (:func:`~nfkit.layers.folded.folded_mode`), a field that folds
+    more than :data:`~nfkit.layers.folded.POOLED_FOLDED_RANK` neurons is passed on as that many
+    learned summaries per channel (:class:`~nfkit.layers.folded.FoldedProjection`).
+
     Shapes:
         input features with ``C`` channels → output ``(B, num_outputs(C))``.
     """
 
-    def __init__(self, spec: WeightSpaceSpec, permuted: Iterable[int]) -> None:
+    def __init__(self, spec: WeightSpaceSpec, permuted: Iterable[int], *, folded: str = "exact") -> None:
         super().__init__()
         self.spec = spec
         self.fields = fields_of(spec, permuted)
+        # a folded neuron axis (W⁽¹⁾'s inputs, W⁽ᴸ⁾'s outputs) is summarised, not kept whole, when factorised
+        neuron_folded = [n for n, f in enumerate(self.fields) if len(f.axes) < (1 if f.is_bias else 2)]
+        largest = max((self.fields[n].fixed for n in neuron_folded), default=0)
+        factorise = bool(neuron_folded) and folded_mode(folded, largest)
+        self.projections = nn.ModuleDict(
+            {
+                str(n): FoldedProjection(self.fields[n].fixed, POOLED_FOLDED_RANK)
+                for n in neuron_folded
+                if factorise and self.fields[n].fixed > POOLED_FOLDED_RANK  # never widen a small field
+            }
+        )
+
+    def _width(self, n: int) -> int:
+        return POOLED_FOLDED_RANK if str(n) in self.projections else self.fields[n].fixed
 
     def num_outputs(self, channels: int) -> int:
         """The output width for features with ``channels`` channels."""
-        return sum(channels * f.fixed for f in self.fields)
+        return sum(channels * self._width(n) for n in range(len(self.fields)))
 
     def forward(self, features: WeightSpaceFeatures) -> torch.Tensor:
         self.spec.require_compatible(features.spec)
-        return torch.cat([f.pool(f.to_field(t), ()) for f, t in zip(self.fields, features.tensors())], dim=1)
+        pooled = [f.pool(f.to_field(t), ()) for f, t in zip(self.fields, features.tensors())]
+        for key, projection in self.projections.items():
+            pooled[int(key)] = projection(pooled[int(key)])
+        return torch.cat(pooled, dim=1)

@@ -34,16 +34,19 @@ __all__ = ["magep_invariant", "magep_equivariant"]
 
 
 def _trunk(
-    spec: WeightSpaceSpec, in_channels: int, hidden_channels: Sequence[int], learnable_contractions: bool
+    spec: WeightSpaceSpec, in_channels: int, hidden_channels: Sequence[int], learnable_contractions: bool, folded: str
 ) -> nn.Sequential:
     if not hidden_channels:
         raise ValueError("magep needs at least one hidden width")
     activation = equivariant_activation(monomial_group(spec))
     inner = spec.without_kernels()
     # a monomial layer folds conv kernels into channels first; the polynomial layers work on the result
-    first = [MonomialLinear(spec, in_channels, hidden_channels[0], out_spec=inner), FeatureActivation(activation)]
-    rest = equivariant_stack(lambda c, h: MagepLinear(inner, c, h, learnable_contractions=learnable_contractions),
-                             hidden_channels[0], hidden_channels, activation=activation)
+    first = [MonomialLinear(spec, in_channels, hidden_channels[0], out_spec=inner, folded=folded),
+             FeatureActivation(activation)]
+    rest = equivariant_stack(
+        lambda c, h: MagepLinear(inner, c, h, learnable_contractions=learnable_contractions, folded=folded),
+        hidden_channels[0], hidden_channels, activation=activation,
+    )
     return nn.Sequential(*first, *rest)
 
 
@@ -56,13 +59,19 @@ def magep_invariant(
     head_hidden: Sequence[int] = (500, 500),
     head_dropout: float = 0.0,
     learnable_contractions: bool = True,
+    folded: str = "auto",
 ) -> StackedInvariantModel:
-    """MAGEP-NFN invariant model: features ``(B, in_channels, …)`` → ``(B, out_features)``."""
+    """MAGEP-NFN invariant model: features ``(B, in_channels, …)`` → ``(B, out_features)``.
+
+    ``folded``: ``"auto"`` factorises the blocks over a folded input/output index above
+    :data:`~nfkit.layers.folded.FOLDED_AUTO_ENTRIES` entries (a 784-input MLP), ``"exact"``, ``"factorised"``.
+    """
     width = stack_width(in_channels, hidden_channels)
     return StackedInvariantModel.with_head(
         spec, monomial_group(spec), in_channels, out_features,
-        trunk=_trunk(spec, in_channels, hidden_channels, learnable_contractions), trunk_width=width,
-        readout=MagepInvariant(spec.without_kernels(), width, width, learnable_contractions=learnable_contractions),
+        trunk=_trunk(spec, in_channels, hidden_channels, learnable_contractions, folded), trunk_width=width,
+        readout=MagepInvariant(spec.without_kernels(), width, width, learnable_contractions=learnable_contractions,
+                               folded=folded),
         head_hidden=head_hidden, head_dropout=head_dropout,
     )
 
@@ -74,16 +83,17 @@ def magep_equivariant(
     in_channels: int = 1,
     hidden_channels: Sequence[int] = (16, 16),
     learnable_contractions: bool = True,
+    folded: str = "auto",
 ) -> StackedEquivariantModel:
-    """MAGEP-NFN equivariant model: features → features with ``out_channels`` channels."""
+    """MAGEP-NFN equivariant model: features → features with ``out_channels`` channels (``folded`` as for the invariant form)."""
     width = hidden_channels[-1] if hidden_channels else in_channels
     return StackedEquivariantModel(
         spec,
         monomial_group(spec),
         in_channels,
         out_channels,
-        trunk=_trunk(spec, in_channels, hidden_channels, learnable_contractions),
-        readout=MonomialLinear(spec.without_kernels(), width, out_channels, out_spec=spec),
+        trunk=_trunk(spec, in_channels, hidden_channels, learnable_contractions, folded),
+        readout=MonomialLinear(spec.without_kernels(), width, out_channels, out_spec=spec, folded=folded),
     )
 
 

@@ -56,30 +56,34 @@ class StackedFamily:
         channel_norm: whether channel norm and feature dropout are offered (they commute with
             permutations only).
         hidden_channels, equivariant_hidden, head_hidden: default widths.
+        folded: whether ``linear`` and ``pool`` take the ``folded`` option (families that fold
+            unpermuted input/output neurons into channels; :mod:`nfkit.layers.folded`).
     """
 
     name: str
     summary: str
-    linear: Callable[[WeightSpaceSpec, int, int, Group], nn.Module]
-    pool: Callable[[WeightSpaceSpec, int, Group], nn.Module]
+    linear: Callable[..., nn.Module]
+    pool: Callable[..., nn.Module]
     group: Callable[[WeightSpaceSpec], Group]
     activation: Callable[[Group], str] = lambda group: "relu"
     channel_norm: bool = True
     hidden_channels: tuple[int, ...] = (16, 16, 16)
     equivariant_hidden: tuple[int, ...] = (16, 16, 16)
     head_hidden: tuple[int, ...] = (256, 256)
+    folded: bool = False
 
 
 def register_stacked(entry: StackedFamily) -> ModelFamily:
     """Register ``entry`` with an invariant and an equivariant builder (options listed in their signatures)."""
 
     def trunk(spec: WeightSpaceSpec, group: Group, in_channels: int, hidden: Sequence[int], normalize: bool,
-              dropout: float, fourier_features: int = 0, fourier_scale: float = 10.0) -> nn.Sequential:
+              dropout: float, fourier_features: int = 0, fourier_scale: float = 10.0, folded: str | None = None) -> nn.Sequential:
+        folding = {} if folded is None else {"folded": folded}
         front: list[nn.Module] = []
         if fourier_features > 0:  # offered only where the group is permutations alone (see below)
             fourier = GaussianFourierFeatures(in_channels, fourier_features, fourier_scale)
             front, in_channels = [fourier], fourier.out_channels
-        stack = equivariant_stack(lambda c, h: entry.linear(spec, c, h, group), in_channels, hidden,
+        stack = equivariant_stack(lambda c, h: entry.linear(spec, c, h, group, **folding), in_channels, hidden,
                                   activation=entry.activation(group), normalize=normalize, dropout=dropout)
         return nn.Sequential(*front, *stack)
 
@@ -95,14 +99,17 @@ def register_stacked(entry: StackedFamily) -> ModelFamily:
         head_dropout: float = 0.0,
         fourier_features: int = 0,
         fourier_scale: float = 10.0,
+        folded: str = "auto",
     ) -> StackedInvariantModel:
         group = entry.group(spec)
+        folding = {"folded": folded} if entry.folded else {}
         width = stack_width(2 * fourier_features if fourier_features > 0 else in_channels, hidden_channels)
         return StackedInvariantModel.with_head(
             spec, group, in_channels, out_features,
-            trunk=trunk(spec, group, in_channels, hidden_channels, normalize, dropout, fourier_features, fourier_scale),
+            trunk=trunk(spec, group, in_channels, hidden_channels, normalize, dropout, fourier_features, fourier_scale,
+                        folded if entry.folded else None),
             trunk_width=width,
-            readout=entry.pool(spec, width, group), head_hidden=head_hidden, head_dropout=head_dropout,
+            readout=entry.pool(spec, width, group, **folding), head_hidden=head_hidden, head_dropout=head_dropout,
         )
 
     def build_equivariant(
@@ -113,14 +120,21 @@ def register_stacked(entry: StackedFamily) -> ModelFamily:
         hidden_channels: Sequence[int] = entry.equivariant_hidden,
         normalize: bool = False,
         dropout: float = 0.0,
+        folded: str = "auto",
     ) -> StackedEquivariantModel:
         group = entry.group(spec)
+        folding = {"folded": folded} if entry.folded else {}
         return StackedEquivariantModel(
             spec, group, in_channels, out_channels,
-            trunk=trunk(spec, group, in_channels, hidden_channels, normalize, dropout),
-            readout=entry.linear(spec, stack_width(in_channels, hidden_channels), out_channels, group),
+            trunk=trunk(spec, group, in_channels, hidden_channels, normalize, dropout, folded=folded if entry.folded else None),
+            readout=entry.linear(spec, stack_width(in_channels, hidden_channels), out_channels, group, **folding),
         )
 
+    if not entry.folded:  # NP permutes every neuron: nothing is folded, the option is not offered
+        for builder in (build_invariant, build_equivariant):
+            signature = inspect.signature(builder)
+            setattr(builder, "__signature__", signature.replace(
+                parameters=[p for p in signature.parameters.values() if p.name != "folded"]))
     if not entry.channel_norm:
         # channel norm, feature dropout and Fourier features break scale and sign equivariance: not offered (the registry checks options
         # against the advertised signature, so asking for them is an UnknownOptionError)
@@ -142,9 +156,9 @@ def _monomial_activation(group: Group) -> str:
     return equivariant_activation(group)
 
 
-def _monomial_pool(spec: WeightSpaceSpec, channels: int, group: Group) -> nn.Module:
+def _monomial_pool(spec: WeightSpaceSpec, channels: int, group: Group, folded: str = "auto") -> nn.Module:
     assert isinstance(group, HiddenNeuronGroup)
-    return MonomialPool(spec, channels, group)
+    return MonomialPool(spec, channels, group, folded=folded)
 
 
 #: The stacked families, one entry each.
@@ -159,14 +173,15 @@ FAMILIES: tuple[StackedFamily, ...] = (
     StackedFamily(
         "hnp",
         "HNP layers, equivariant to hidden-neuron permutations (Zhou et al. 2023, Sec. 3.2)",
-        linear=lambda spec, c, h, group: HNPLinear(spec, c, h),
-        pool=lambda spec, c, group: HNPPool(spec),
+        linear=lambda spec, c, h, group, folded="auto": HNPLinear(spec, c, h, folded=folded),
+        pool=lambda spec, c, group, folded="auto": HNPPool(spec, folded=folded),
         group=_permutations,
+        folded=True,
     ),
     StackedFamily(
         "monomial",
         "Monomial-NFN: equivariant to hidden permutations × scaling or sign flips (Tran et al. 2024)",
-        linear=lambda spec, c, h, group: MonomialLinear(spec, c, h),
+        linear=lambda spec, c, h, group, folded="auto": MonomialLinear(spec, c, h, folded=folded),
         pool=_monomial_pool,
         group=monomial_group,
         activation=_monomial_activation,
@@ -174,6 +189,7 @@ FAMILIES: tuple[StackedFamily, ...] = (
         hidden_channels=(16, 16, 5),
         equivariant_hidden=(16, 16),
         head_hidden=(200, 200),
+        folded=True,
     ),
 )
 

@@ -88,6 +88,8 @@ CHECK_ARCHITECTURES: dict[str, Callable[[], nn.Module]] = {
     "mlp-tanh": lambda: mlp((3, 6, 5, 2), nn.Tanh),
     "siren": lambda: siren(2, 8, 1),
     "mlp-gelu-nobias": lambda: mlp((3, 6, 5, 2), nn.GELU, bias=False),
+    # 784 inputs: HNP, Monomial-NFN and MAGEP-NFN factorise their folded blocks here by default
+    "mlp-784-relu": lambda: mlp((784, 6, 5, 3), nn.ReLU),
     "cnn-relu": lambda: _small_cnn(nn.ReLU),
     "cnn-tanh": lambda: _small_cnn(nn.Tanh),
     "transformer-torch": lambda: torch_encoder(6, 2, 8, 2),
