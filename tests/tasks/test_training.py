@@ -1,6 +1,7 @@
 """The training loop, run folders, the generalization task, torchrun, and the demo."""
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import torch
 
 import nfkit.models as models
 from nfkit.cli import main
+from nfkit.errors import InvalidOptionError
 from nfkit.data.generators.cnn_zoo import CNNZooConfig, generate_cnn_zoo
 from nfkit.data.zoo_format import load_zoo
 from nfkit.tasks.metrics import kendall_tau, r2_score
@@ -83,6 +85,44 @@ def test_run_folder_contents_and_protection(zoo_dir, tmp_path):
     with pytest.raises(FileExistsError, match="another run"):
         run_generalization(zoo_dir, "np", out, train=TrainConfig(epochs=1), progress=None)
     assert json.loads((out / "config.json").read_text())["model"] == "monomial"
+
+
+def test_bf16_training_learns_and_the_trained_model_keeps_its_group_in_float64(zoo_dir, tmp_path):
+    from nfkit.testing import assert_invariant, assert_not_equivariant
+    from nfkit.groups import positive_scalings
+
+    zoo = load_zoo(zoo_dir)
+    torch.manual_seed(0)
+    model = models.invariant("hnp", zoo.spec, hidden_channels=[4])
+    data = generalization_datasets(zoo, model.group)
+    result = fit(model, GeneralizationTask(), data.train, data.val, TrainConfig(epochs=3, precision="bf16", patience=None),
+                 tmp_path / "bf16")
+    losses = [h["train_loss"] for h in result.history]
+    assert all(math.isfinite(v) for v in losses) and losses[-1] < losses[0]
+    assert all(p.dtype == torch.float32 and p.device.type == "cpu" for p in model.parameters())
+    x = zoo.features[:3].to(torch.float64)
+    trained = model.double()
+    assert_invariant(trained, inputs=x)
+    assert_not_equivariant(trained, trained.group * positive_scalings(zoo.spec.hidden_sizes), x)
+    # bf16 really runs the passes in bfloat16: the outputs differ from float32 by bfloat16's rounding, no more
+    from nfkit.tasks.loop import OnDevice
+
+    model32 = model.float().eval()
+    with torch.no_grad():
+        full, half = model32(zoo.features[:8]), OnDevice(model32, "cpu", "bf16")(zoo.features[:8])
+    assert 0 < (full - half).abs().max() < 0.1 * full.abs().max() + 0.05
+
+
+def test_training_options_are_checked_in_one_line(zoo_dir, tmp_path, capsys):
+    with pytest.raises(InvalidOptionError, match="precision must be one of fp32, bf16"):
+        TrainConfig(precision="fp16")
+    if not torch.cuda.is_available():
+        with pytest.raises(InvalidOptionError, match="no CUDA device"):
+            TrainConfig(device="cuda")
+        code = main(["train", "--zoo", str(zoo_dir), "--model", "np", "--out", str(tmp_path / "r"), "--device", "cuda"])
+        err = capsys.readouterr().err.strip()
+        assert code == 2 and "no CUDA device" in err and len(err.splitlines()) == 1
+        assert not (tmp_path / "r").exists()
 
 
 def test_cli_train_and_eval(zoo_dir, tmp_path, capsys):

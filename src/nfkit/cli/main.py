@@ -155,6 +155,7 @@ def _train(args: argparse.Namespace) -> int:
     config = TrainConfig(
         epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, weight_decay=args.weight_decay,
         patience=patience(getattr(args, "patience", None), args.task), seed=args.seed, compile=args.compile,
+        precision=args.precision, device=args.device,
     )
     init_distributed_from_env()
     metrics = run_task(args.task, args.zoo, args.model, args.out, options=options, train=config,
@@ -295,8 +296,12 @@ def build_parser() -> argparse.ArgumentParser:
                        "(default: the task's: 5 for generalization; off for INR tasks, whose loss sits on a plateau "
                        "for 5-15 epochs before it falls)")
     train.add_argument("--seed", type=int, default=0, help="seed of initialisation, shuffling and augmentation")
-    train.add_argument("--augment", action="store_true", help="apply random elements of the model's group to training nets")
+    train.add_argument("--augment", action="store_true",
+                       help="apply random elements of the networks' own symmetry group to training nets")
     train.add_argument("--compile", action="store_true", help="torch.compile the model")
+    train.add_argument("--precision", choices=("fp32", "bf16"), default="fp32",
+                       help="bf16: the model runs under bfloat16 autocast (parameters, optimizer and loss stay float32)")
+    train.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where the model trains")
     train.add_argument("--overwrite", action="store_true",
                        help="replace a different nfkit run in --out (a folder holding anything else is refused)")
     train.set_defaults(run=_train)

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import torch
 import torch.distributed as dist
@@ -28,7 +28,33 @@ from nfkit.tasks.task import Task
 from nfkit.errors import InvalidOptionError
 from nfkit.util.progress import progress_bar
 
-__all__ = ["TrainConfig", "Task", "TrainResult", "fit", "predict", "is_main_process"]
+__all__ = ["TrainConfig", "Task", "TrainResult", "fit", "predict", "is_main_process", "PRECISIONS", "OnDevice"]
+
+#: Training precisions: float32, or bfloat16 autocast.
+PRECISIONS = ("fp32", "bf16")
+
+
+class OnDevice(nn.Module):
+    """Runs ``model`` on ``device`` (optionally under bfloat16 autocast) for inputs and outputs that live on the CPU.
+
+    Inputs (features or tensors) are moved to ``device``; outputs come back to the CPU in float32,
+    with gradients flowing through both moves. Tasks compute their losses and metrics on the CPU
+    whatever the device.
+
+    Shapes:
+        whatever ``model`` takes and returns.
+    """
+
+    def __init__(self, model: nn.Module, device: str, precision: str = "fp32") -> None:
+        super().__init__()
+        self.model = model
+        self.device = torch.device(device)
+        self.precision = precision
+
+    def forward(self, x: Any) -> Any:
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16"):
+            out = self.model(x.to(self.device))
+        return out.to(device="cpu", dtype=torch.float32)
 
 
 @dataclass(frozen=True)
@@ -44,6 +70,11 @@ class TrainConfig:
         patience: stop after this many epochs without a better validation metric (None: never).
         seed: seeds initialisation-independent randomness (shuffling, dropout, augmentation).
         compile: wrap the model in ``torch.compile``.
+        precision: ``"fp32"``, or ``"bf16"``: the model's passes run under ``torch.autocast`` in
+            bfloat16 (parameters, optimizer state and the loss stay float32). Symmetry checks are
+            unaffected: they rebuild the model in float64.
+        device: ``"cpu"`` or ``"cuda"``: where the model trains. Batches are moved there and outputs
+            back, so tasks and datasets stay on the CPU; the trained model is returned on the CPU.
     """
 
     epochs: int = 20
@@ -55,9 +86,17 @@ class TrainConfig:
     patience: int | None = 5
     seed: int = 0
     compile: bool = False
+    precision: str = "fp32"
+    device: str = "cpu"
 
     def __post_init__(self) -> None:
         problems = []
+        if self.precision not in PRECISIONS:
+            problems.append(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.device not in ("cpu", "cuda"):
+            problems.append(f"device must be cpu or cuda, got {self.device!r}")
+        elif self.device == "cuda" and not torch.cuda.is_available():
+            problems.append(f"device cuda: no CUDA device is available here (torch {torch.__version__}); use cpu")
         if type(self.epochs) is not int or self.epochs < 1:
             problems.append(f"epochs must be a positive integer, got {self.epochs!r}")
         if type(self.batch_size) is not int or self.batch_size < 1:
@@ -158,18 +197,24 @@ def fit(
         train, batch_size=config.batch_size, shuffle=sampler is None, sampler=sampler,
         collate_fn=collate, generator=shuffle_generator if sampler is None else None, drop_last=len(train) > config.batch_size,
     )
-    trained: nn.Module = nn.parallel.DistributedDataParallel(model) if distributed else model
+    model.to(config.device)
+    adapted: nn.Module = model if config.device == "cpu" and config.precision == "fp32" else OnDevice(model, config.device, config.precision)
+    trained: nn.Module = nn.parallel.DistributedDataParallel(adapted) if distributed else adapted
     if config.compile:
         trained = cast(nn.Module, torch.compile(trained))  # an OptimizedModule wrapping the model
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(config.epochs * max(1, len(loader)), config.warmup_fraction))
     best_score = -math.inf
-    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    def snapshot() -> dict[str, torch.Tensor]:  # on the CPU, whatever the device
+        return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+    best_state = snapshot()
     result = TrainResult(best_epoch=0, best_metrics={})
     start_epoch, bad_epochs, elapsed = 1, 0, 0.0
     checkpoint_path = run_dir / "checkpoint.pt" if run_dir is not None else None
     if checkpoint_path is not None and checkpoint_path.exists():
-        state = torch.load(checkpoint_path, weights_only=True)
+        state = torch.load(checkpoint_path, weights_only=True, map_location="cpu")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -199,7 +244,7 @@ def fit(
             scheduler.step()
             total += loss.item()
             batches += 1
-        metrics = task.evaluate(model, val)
+        metrics = task.evaluate(adapted, val)
         score = metrics[task.primary] if task.maximize else -metrics[task.primary]
         if math.isnan(score):
             score = -math.inf
@@ -209,7 +254,7 @@ def fit(
         result.history.append(record)
         if score > best_score or result.best_epoch == 0:
             best_score, bad_epochs = score, 0
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            best_state = snapshot()
             result.best_epoch, result.best_metrics = epoch, metrics
         else:
             bad_epochs += 1
@@ -230,6 +275,7 @@ def fit(
         if result.stopped_early:
             break
     model.load_state_dict(best_state)
+    model.to("cpu")
     result.seconds = elapsed + time.perf_counter() - clock
     if run_dir is not None and is_main_process():
         _save_atomic({"model": best_state, "train_config": asdict(config)}, run_dir / "best_model.pt")
