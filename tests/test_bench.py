@@ -74,6 +74,15 @@ def test_a_partner_is_timed_alternately_and_its_ratio_has_a_spread():
     assert alone.status == "ok" and alone.ratios == []
 
 
+def test_compiled_rows_report_their_compile_time_apart(monkeypatch):
+    compiled = []
+    monkeypatch.setattr(torch, "compile", lambda module: compiled.append(module) or module)  # the plumbing, not inductor
+    row = measure(Case("np", "mlp:3-4-2", batch=2, channels=2, reps=2, partner="graph", compile=True))
+    assert len(compiled) == 2 and row.compile_s > 0 and len(row.ratios) == 2
+    assert "compiled in" in format_comparison([row])
+    assert measure(Case("np", "mlp:3-4-2", batch=2, channels=2, reps=1)).compile_s is None
+
+
 def test_bench_never_overwrites_saved_results(tmp_path):
     (tmp_path / "bench.md").write_text("earlier results\n")
     with pytest.raises(FileExistsError, match="overwrite"):

@@ -74,6 +74,8 @@ class Case:
         reps: timed repetitions.
         device: ``"cpu"`` or ``"cuda"``.
         partner: a model timed alternately with this one in the same process (``""``: none).
+        compile: ``torch.compile`` the model (and its partner); the compile time is reported
+            separately (:attr:`Measurement.compile_s`), never inside the timed passes.
     """
 
     model: str
@@ -83,6 +85,7 @@ class Case:
     reps: int = 5
     device: str = "cpu"
     partner: str = ""
+    compile: bool = False
 
 
 @dataclass
@@ -99,6 +102,8 @@ class Measurement:
     note: str = ""
     #: time ratios to :attr:`Case.partner`, one per alternating pair (empty without a partner)
     ratios: list[float] = field(default_factory=list)
+    #: with :attr:`Case.compile`: seconds of the first (compiling) pass
+    compile_s: float | None = None
 
     def ratio_summary(self) -> tuple[float, float, float] | None:
         """``(median, min, max)`` of the interleaved time ratios, or ``None`` without them."""
@@ -252,8 +257,14 @@ def measure(case: Case) -> Measurement:
             torch.cuda.synchronize()
         return time.perf_counter() - start
 
+    if case.compile:
+        model = torch.compile(model)  # type: ignore[assignment]  # an OptimizedModule, called like the model
+        partner = torch.compile(partner) if partner is not None else None  # type: ignore[assignment]
     step = stepper(model)
-    warm = timed(step)  # warm-up
+    warm = timed(step)  # warm-up (with compile: the compilation)
+    if case.compile:
+        result.compile_s = warm
+        warm = timed(step)
     partner_step = stepper(partner) if partner is not None else None
     if partner_step is not None:
         warm += timed(partner_step)

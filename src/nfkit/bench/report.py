@@ -55,10 +55,11 @@ def compare(
     device: str = "cpu",
     timeout: float = 600.0,
     progress: Callable[[Measurement], None] | None = None,
+    compile: bool = False,
 ) -> list[Measurement]:
     """Measure every model (registered names, ``nfn-np``, ``nfn-hnp``, :data:`~nfkit.bench.FLOOR`) on every architecture."""
     return [
-        _measured(Case(model, architecture, batch, channels, reps, device, partner_of(model, models)), timeout, progress)
+        _measured(Case(model, architecture, batch, channels, reps, device, partner_of(model, models), compile), timeout, progress)
         for architecture in architectures
         for model in models
     ]
@@ -145,8 +146,9 @@ def format_comparison(rows: Sequence[Measurement]) -> str:
                 continue
             ref = ok.get((reference_of(r.case.model), architecture)) if r.case.model not in REFERENCE_LAYERS else None
             graph = ok.get(("graph", architecture)) if r.case.model in GRAPH_RELATIVE else None
+            form = r.form if r.compile_s is None else f"{r.form}, compiled in {r.compile_s:.1f} s"
             cells = [
-                r.case.model, r.form, f"{r.parameters:,}", f"{r.median_s * 1e3:.1f}", f"{r.peak_mib:.0f}",
+                r.case.model, form, f"{r.parameters:,}", f"{r.median_s * 1e3:.1f}", f"{r.peak_mib:.0f}",
                 _time_ratio_cell(r, ref), _fmt(_ratio(r, ref, "peak_mib"), ".2f"),
                 _time_ratio_cell(r, graph), _fmt(_ratio(r, graph, "peak_mib"), ".2f"),
             ]
@@ -278,8 +280,12 @@ def run_bench(
     timeout: float = 600.0,
     overwrite: bool = False,
     echo: Callable[[str], None] | None = None,
+    compile: bool = False,
 ) -> dict[str, list[Measurement]]:
     """The whole suite: comparison table with ratios, targets, growth tables; files in ``out`` if given.
+
+    ``compile``: the comparison table's models (and partners) run under ``torch.compile``, each row
+    saying how long its compilation took; the growth sweeps stay eager.
 
     Writes ``bench.md`` (the tables), ``bench.jsonl`` (every measurement) and ``scaling.png``; an
     existing file is only replaced with ``overwrite=True``.
@@ -313,7 +319,8 @@ def run_bench(
         echo(f"  {r.case.model:<22} {where:<22} " + (f"{r.median_s * 1e3:9.1f} ms {r.peak_mib:8.0f} MiB" if r.status == "ok" else f"{r.status}: {r.note}"))
 
     echo(f"measuring {len(chosen)} models on {len(architectures)} inputs (batch {batch}, {channels} channels, {device})")
-    results = {"compare": compare(chosen, architectures, batch=batch, channels=channels, reps=reps, device=device, timeout=timeout, progress=progress)}
+    results = {"compare": compare(chosen, architectures, batch=batch, channels=channels, reps=reps, device=device,
+                                  timeout=timeout, progress=progress, compile=compile)}
     report = ["## Forward+backward time and peak memory", "", format_comparison(results["compare"]), "## Targets", "",
               *target_lines(results["compare"]), ""]
     if growth:

@@ -200,7 +200,7 @@ def _bench(args: argparse.Namespace) -> int:
     depths = args.depths or ((1, 4) if args.quick else (1, 2, 4, 8))
     run_bench(args.out, models=args.models, architectures=[] if args.growth_only else args.architectures, batch=args.batch,
               channels=args.channels, growth=not args.no_growth, device=args.device, timeout=args.timeout,
-              overwrite=args.overwrite, reps=reps, widths=widths, depths=depths)
+              overwrite=args.overwrite, reps=reps, widths=widths, depths=depths, compile=args.compile)
     return 0
 
 
@@ -327,6 +327,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--quick", action="store_true", help="fewer repetitions and sweep points")
     bench.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where to measure")
     bench.add_argument("--timeout", type=positive_float, default=600.0, help="seconds per measurement")
+    bench.add_argument("--compile", action="store_true",
+                       help="torch.compile the comparison table's models (compile time reported apart from the timed passes)")
     bench.add_argument("--out", help="folder for bench.md, bench.jsonl and scaling.png (default: print only)")
     bench.add_argument("--overwrite", action="store_true", help="replace those files if they exist")
     bench.set_defaults(run=_bench)
