@@ -1,5 +1,7 @@
 """Equivariant and invariant layers on weight-space features, one family per file."""
 
+from nfkit.layers.canonical import Canonicalization
+from nfkit.layers.folded import FoldedMixer, FoldedProjection
 from nfkit.layers.graph import (
     EdgeMessagePassing,
     GraphDecoder,
@@ -34,6 +36,9 @@ from nfkit.layers.transformer_nfn import AttentionBlockInvariant, AttentionBlock
 
 __all__ = [
     "AttentionBlockInvariant",
+    "Canonicalization",
+    "FoldedMixer",
+    "FoldedProjection",
     "AttentionBlockLinear",
     "ChannelLinear",
     "ChannelNorm",

@@ -31,6 +31,7 @@ from torch import nn
 
 from nfkit.groups.base import Group
 from nfkit.groups.neurons import HiddenNeuronGroup, permutations
+from nfkit.layers.canonical import Canonicalization
 from nfkit.layers.hnp import HNPLinear, HNPPool
 from nfkit.layers.monomial import MonomialLinear, MonomialPool, equivariant_activation, monomial_group
 from nfkit.layers.np import NPLinear, NPPool
@@ -58,6 +59,9 @@ class StackedFamily:
         hidden_channels, equivariant_hidden, head_hidden: default widths.
         folded: whether ``linear`` and ``pool`` take the ``folded`` option (families that fold
             unpermuted input/output neurons into channels; :mod:`nfkit.layers.folded`).
+        canonical: whether the invariant form offers ``canonical=True``: a
+            :class:`~nfkit.layers.canonical.Canonicalization` front, after which the permutation-
+            invariant model is invariant to the network's scalings or sign flips too.
     """
 
     name: str
@@ -71,6 +75,7 @@ class StackedFamily:
     equivariant_hidden: tuple[int, ...] = (16, 16, 16)
     head_hidden: tuple[int, ...] = (256, 256)
     folded: bool = False
+    canonical: bool = False
 
 
 def register_stacked(entry: StackedFamily) -> ModelFamily:
@@ -100,14 +105,23 @@ def register_stacked(entry: StackedFamily) -> ModelFamily:
         fourier_features: int = 0,
         fourier_scale: float = 10.0,
         folded: str = "auto",
+        canonical: bool = False,
     ) -> StackedInvariantModel:
         group = entry.group(spec)
         folding = {"folded": folded} if entry.folded else {}
         width = stack_width(2 * fourier_features if fourier_features > 0 else in_channels, hidden_channels)
+        layers = trunk(spec, group, in_channels, hidden_channels, normalize, dropout, fourier_features, fourier_scale,
+                       folded if entry.folded else None)
+        if canonical:
+            # the front removes the network's scalings/sign flips; the permutation-equivariant trunk
+            # after it (Fourier features included) then makes the model invariant to both
+            front = Canonicalization(spec)
+            assert isinstance(group, HiddenNeuronGroup)
+            group = group.restrict(group.factors | front.factors)
+            layers = nn.Sequential(front, *layers)
         return StackedInvariantModel.with_head(
             spec, group, in_channels, out_features,
-            trunk=trunk(spec, group, in_channels, hidden_channels, normalize, dropout, fourier_features, fourier_scale,
-                        folded if entry.folded else None),
+            trunk=layers,
             trunk_width=width,
             readout=entry.pool(spec, width, group, **folding), head_hidden=head_hidden, head_dropout=head_dropout,
         )
@@ -135,6 +149,10 @@ def register_stacked(entry: StackedFamily) -> ModelFamily:
             signature = inspect.signature(builder)
             setattr(builder, "__signature__", signature.replace(
                 parameters=[p for p in signature.parameters.values() if p.name != "folded"]))
+    if not entry.canonical:
+        signature = inspect.signature(build_invariant)
+        setattr(build_invariant, "__signature__", signature.replace(
+            parameters=[p for p in signature.parameters.values() if p.name != "canonical"]))
     if not entry.channel_norm:
         # channel norm, feature dropout and Fourier features break scale and sign equivariance: not offered (the registry checks options
         # against the advertised signature, so asking for them is an UnknownOptionError)
@@ -169,6 +187,7 @@ FAMILIES: tuple[StackedFamily, ...] = (
         linear=lambda spec, c, h, group: NPLinear(spec, c, h),
         pool=lambda spec, c, group: NPPool(spec),
         group=_permutations,
+        canonical=True,
     ),
     StackedFamily(
         "hnp",
@@ -177,6 +196,7 @@ FAMILIES: tuple[StackedFamily, ...] = (
         pool=lambda spec, c, group, folded="auto": HNPPool(spec, folded=folded),
         group=_permutations,
         folded=True,
+        canonical=True,
     ),
     StackedFamily(
         "monomial",
