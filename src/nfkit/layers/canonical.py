@@ -36,11 +36,12 @@ import torch
 from torch import nn
 
 from nfkit.errors import UnsupportedArchitectureError
-from nfkit.groups.neurons import Factor
+from nfkit.groups.base import Group
+from nfkit.groups.neurons import Factor, HiddenNeuronGroup
 from nfkit.spaces.features import WeightSpaceFeatures
 from nfkit.spaces.spec import WeightSpaceSpec
 
-__all__ = ["Canonicalization", "canonical_factors"]
+__all__ = ["Canonicalization", "canonical_factors", "with_canonical_front"]
 
 
 def canonical_factors(spec: WeightSpaceSpec) -> frozenset[Factor]:
@@ -118,3 +119,14 @@ class Canonicalization(nn.Module):
 
     def extra_repr(self) -> str:
         return ", ".join(sorted(f.value for f in self.factors))
+
+
+def with_canonical_front(spec: WeightSpaceSpec, group: Group, trunk: nn.Module) -> tuple[HiddenNeuronGroup, nn.Sequential]:
+    """``(group × the canonicalised factors, Canonicalization → trunk)`` for a permutation-equivariant ``trunk``.
+
+    The invariant builders' ``canonical=True`` (``np``, ``hnp``, ``graph``, ``nft``) go through here.
+    """
+    if not isinstance(group, HiddenNeuronGroup):
+        raise UnsupportedArchitectureError(f"canonicalisation needs a hidden-neuron group, got {group.name}")
+    front = Canonicalization(spec)
+    return group.restrict(group.factors | front.factors), nn.Sequential(front, trunk)

@@ -16,8 +16,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from torch import nn
 
+from nfkit.groups.base import Group
 from nfkit.groups.neurons import permutations
+from nfkit.layers.canonical import with_canonical_front
 from nfkit.layers.graph import GraphDecoder, GraphPool, GraphReadout, GraphTrunk
 from nfkit.models.base import StackedEquivariantModel, StackedInvariantModel
 from nfkit.models.registry import ModelFamily, register
@@ -38,12 +41,22 @@ def graph_invariant(
     hidden_channels: Sequence[int] = (32, 32, 32),
     head_hidden: Sequence[int] = (256, 256),
     head_dropout: float = 0.0,
+    canonical: bool = False,
 ) -> StackedInvariantModel:
-    """Graph metanetwork invariant model: features → ``(B, out_features)``."""
+    """Graph metanetwork invariant model: features → ``(B, out_features)``.
+
+    ``canonical=True`` puts a :class:`~nfkit.layers.canonical.Canonicalization` front first: the
+    model is then invariant to the network's scalings or sign flips as well.
+    """
     trunk = GraphTrunk(spec, in_channels, hidden_channels)
+    group: Group = permutations(spec.hidden_sizes)
+    readout = GraphReadout(GraphPool(trunk.encoder.graph))
+    layers: nn.Module = trunk
+    if canonical:
+        group, layers = with_canonical_front(spec, group, trunk)
     return StackedInvariantModel.with_head(
-        spec, permutations(spec.hidden_sizes), in_channels, out_features, trunk=trunk, trunk_width=hidden_channels[0],
-        readout=GraphReadout(GraphPool(trunk.encoder.graph)), head_hidden=head_hidden, head_dropout=head_dropout,
+        spec, group, in_channels, out_features, trunk=layers, trunk_width=hidden_channels[0],
+        readout=readout, head_hidden=head_hidden, head_dropout=head_dropout,
     )
 
 

@@ -21,7 +21,9 @@ from collections.abc import Sequence
 
 from torch import nn
 
+from nfkit.groups.base import Group
 from nfkit.groups.neurons import permutations
+from nfkit.layers.canonical import with_canonical_front
 from nfkit.layers.hnp import HNPPool
 from nfkit.layers.nft import ChannelLinear, IOEmbedding, NFTBlock
 from nfkit.layers.pointwise import ChannelNorm
@@ -54,11 +56,19 @@ def nft_invariant(
     dropout: float = 0.0,
     head_hidden: Sequence[int] = (256, 256),
     head_dropout: float = 0.0,
+    canonical: bool = False,
 ) -> StackedInvariantModel:
-    """NFT invariant model: features → ``(B, out_features)``."""
+    """NFT invariant model: features → ``(B, out_features)``.
+
+    ``canonical=True``: a :class:`~nfkit.layers.canonical.Canonicalization` front first, so that the
+    model is invariant to the network's scalings or sign flips as well.
+    """
+    group: Group = permutations(spec.hidden_sizes)
+    trunk: nn.Module = nft_trunk(spec, in_channels, hidden_channels, heads, dropout)
+    if canonical:
+        group, trunk = with_canonical_front(spec, group, trunk)
     return StackedInvariantModel.with_head(
-        spec, permutations(spec.hidden_sizes), in_channels, out_features,
-        trunk=nft_trunk(spec, in_channels, hidden_channels, heads, dropout), trunk_width=hidden_channels[0],
+        spec, group, in_channels, out_features, trunk=trunk, trunk_width=hidden_channels[0],
         readout=HNPPool(spec), head_hidden=head_hidden, head_dropout=head_dropout,
     )
 

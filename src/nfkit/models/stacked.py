@@ -31,7 +31,7 @@ from torch import nn
 
 from nfkit.groups.base import Group
 from nfkit.groups.neurons import HiddenNeuronGroup, permutations
-from nfkit.layers.canonical import Canonicalization
+from nfkit.layers.canonical import with_canonical_front
 from nfkit.layers.hnp import HNPLinear, HNPPool
 from nfkit.layers.monomial import MonomialLinear, MonomialPool, equivariant_activation, monomial_group
 from nfkit.layers.np import NPLinear, NPPool
@@ -115,10 +115,7 @@ def register_stacked(entry: StackedFamily) -> ModelFamily:
         if canonical:
             # the front removes the network's scalings/sign flips; the permutation-equivariant trunk
             # after it (Fourier features included) then makes the model invariant to both
-            front = Canonicalization(spec)
-            assert isinstance(group, HiddenNeuronGroup)
-            group = group.restrict(group.factors | front.factors)
-            layers = nn.Sequential(front, *layers)
+            group, layers = with_canonical_front(spec, group, layers)
         return StackedInvariantModel.with_head(
             spec, group, in_channels, out_features,
             trunk=layers,
