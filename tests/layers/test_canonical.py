@@ -5,7 +5,7 @@ import torch
 
 from conftest import make_cnn, make_mlp
 from nfkit.errors import UnsupportedArchitectureError, UnknownOptionError
-from nfkit.groups import Factor, permutations, positive_scalings, sign_flips
+from nfkit.groups import Factor, positive_scalings, sign_flips
 from nfkit.layers.canonical import Canonicalization
 from nfkit.models import invariant
 from nfkit.spaces import WeightSpaceSpec, spec_of
