@@ -73,3 +73,20 @@ def test_training_the_editor_lowers_the_error(inr_zoo, tmp_path):
                        train=TrainConfig(epochs=8, batch_size=8, learning_rate=3e-3, patience=None), progress=None)
     assert metrics["test_mse"] < 0.8 * metrics["test_mse_unedited"]
     assert (tmp_path / "run" / "edits.png").exists()
+
+
+def test_classification_canonicalises_sign_symmetric_inrs_by_default_and_records_it(inr_zoo, tmp_path):
+    import json
+
+    zoo = load_zoo(inr_zoo)
+    task = TASKS["inr-classification"]()
+    assert task.model_defaults(zoo, "np") == {"canonical": True}
+    assert task.model_defaults(zoo, "monomial") == {}  # sign-equivariant already: no front offered
+    run_task("inr-classification", inr_zoo, "np", tmp_path / "run", options={"hidden_channels": [4]},
+             train=TrainConfig(epochs=1, batch_size=8), progress=None)
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["options"] == {"canonical": True, "hidden_channels": [4]}
+    # the user's choice wins
+    run_task("inr-classification", inr_zoo, "np", tmp_path / "off", options={"hidden_channels": [4], "canonical": False},
+             train=TrainConfig(epochs=1, batch_size=8), progress=None)
+    assert json.loads((tmp_path / "off" / "config.json").read_text())["options"]["canonical"] is False

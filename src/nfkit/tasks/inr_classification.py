@@ -6,6 +6,7 @@ accuracy as the metric (primary, for model selection).
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
 import torch
@@ -17,7 +18,9 @@ from nfkit.data.zoo_format import Zoo
 from nfkit.errors import TaskMismatchError
 from nfkit.tasks.metrics import accuracy
 from nfkit.models import registry
+from nfkit.groups.neurons import Factor
 from nfkit.spaces.features import WeightSpaceFeatures
+from nfkit.spaces.spec import WeightSpaceSpec
 from nfkit.tasks.generalization import normalised_splits
 from nfkit.tasks.loop import predict
 from nfkit.tasks.task import Splits, Task
@@ -41,6 +44,21 @@ class INRClassificationTask(Task):
     def evaluate(self, model: nn.Module, data: WeightDataset, batch_size: int = 256) -> dict[str, float]:
         logits, targets = predict(model, data, batch_size)
         return {"accuracy": accuracy(logits, targets.long()), "cross_entropy": F.cross_entropy(logits, targets.long()).item()}
+
+    def model_defaults(self, zoo: Zoo, model: str) -> dict[str, object]:
+        """``canonical=True`` for the families that offer it, on INRs with sign or scaling symmetry.
+
+        SIRENs are sign-symmetric: each INR encodes its image in its own random choice of signs.
+        A permutation-only model must learn that invariance from data and, on the MNIST INR zoo
+        (3,500 training INRs), does not: np 0.37 → 0.52, hnp 0.33 → 0.57 test accuracy with the
+        canonicalisation front (README, INR classification).
+        """
+        if not isinstance(zoo.spec, WeightSpaceSpec) or model not in registry.available("invariant"):
+            return {}
+        builder = registry.family(model).invariant
+        offered = builder is not None and "canonical" in inspect.signature(builder).parameters
+        symmetric = bool(zoo.spec.symmetry_group().factors & {Factor.SIGN_FLIP, Factor.POSITIVE_SCALING})
+        return {"canonical": True} if offered and symmetric else {}
 
     def setup(self, zoo: Zoo, model: str, options: dict[str, object], *, augment: bool = False,
               seed: int = 0) -> tuple[nn.Module, Splits]:

@@ -112,6 +112,8 @@ def run_task(
     zoo = open_zoo(zoo_path, format=zoo_format, activation=activation)
     if progress is not None and isinstance(zoo.metadata.get("split"), str):
         progress(f"zoo: {zoo.metadata['split']}")
+    task = TASKS[task_name]()
+    options = {**task.model_defaults(zoo, model), **(options or {})}  # the user's options win; both recorded
     config = {
         "task": task_name,
         "zoo": str(Path(zoo_path).resolve()),
@@ -126,8 +128,7 @@ def run_task(
     }
     torch.manual_seed(train.seed)
     # built before the folder is touched: a bad option leaves an earlier run as it was
-    task = TASKS[task_name]()
-    net, data = task.setup(zoo, model, options or {}, augment=augment, seed=train.seed)
+    net, data = task.setup(zoo, model, options, augment=augment, seed=train.seed)
     distributed = dist.is_available() and dist.is_initialized()
     if not is_main_process():
         dist.barrier()  # rank 0 prepares the folder first

@@ -41,6 +41,10 @@ class Task(abc.ABC):
     def evaluate(self, model: nn.Module, data: WeightDataset, batch_size: int = 256) -> dict[str, float]:
         """Metrics on a whole dataset (model in eval mode, no gradients)."""
 
+    def model_defaults(self, zoo: Zoo, model: str) -> dict[str, object]:
+        """Options this task gives ``model`` on ``zoo`` unless the user sets them (recorded in the run's config)."""
+        return {}
+
     def setup(self, zoo: Zoo, model: str, options: dict[str, object], *, augment: bool = False,
               seed: int = 0) -> tuple[nn.Module, Splits]:
         """The registered model ``model`` built for ``zoo``, and its train/val/test datasets.
