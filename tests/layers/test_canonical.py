@@ -44,11 +44,13 @@ def test_every_point_of_an_orbit_maps_to_the_same_weights(net):
     assert group.factors >= front.factors
 
 
-@pytest.mark.parametrize("family", ["np", "hnp", "graph", "nft"])
+@pytest.mark.parametrize("family", ["np", "hnp", "graph", "nft", "statnn"])
 @pytest.mark.parametrize("net", ["siren", "relu-cnn"])
 def test_canonical_models_are_invariant_to_the_networks_whole_group(family, net):
     spec = NETS[net]()
     model = invariant(family, spec, 3, hidden_channels=[4, 4], canonical=True).double()
+    if family == "statnn":  # its group is what its statistics respect: entry permutations; the front adds the factor
+        assert Factor.PERMUTATION in model.group.factors
     group = spec.symmetry_group()
     assert model.group.factors == group.factors
     x = spec.randn(2, 1, dtype=torch.float64)

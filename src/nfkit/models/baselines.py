@@ -16,9 +16,11 @@ from typing import final
 
 from torch import nn
 
+from nfkit.errors import UnsupportedArchitectureError
 from nfkit.groups.base import Group
 from nfkit.groups.neurons import permutations, trivial
 from nfkit.groups.transformer import TransformerFactor, TransformerGroup
+from nfkit.layers.canonical import with_canonical_front
 from nfkit.layers.statistics import Flattened, LayerStatistics, entry_statistics, layer_statistics
 from nfkit.models.base import EquivariantModel, StackedInvariantModel, mlp_head
 from nfkit.models.registry import ModelFamily, register
@@ -114,10 +116,22 @@ def statnn(
     in_channels: int = 1,
     hidden_channels: Sequence[int] = (256, 256),
     dropout: float = 0.0,
+    canonical: bool = False,
 ) -> StackedInvariantModel:
-    """Per-tensor statistics then an MLP (Unterthiner et al. 2020): features → ``(B, out_features)``."""
+    """Per-tensor statistics then an MLP (Unterthiner et al. 2020): features → ``(B, out_features)``.
+
+    ``canonical=True`` (MLPs and CNNs): the statistics of the
+    :class:`~nfkit.layers.canonical.Canonicalization` of the weights, invariant to the network's
+    scalings or sign flips as well.
+    """
+    group = _entry_permutations(spec)
+    trunk: nn.Module = nn.Identity()
+    if canonical:
+        if not isinstance(spec, WeightSpaceSpec):
+            raise UnsupportedArchitectureError("canonical=True canonicalises MLP and CNN weight spaces, not transformers")
+        group, trunk = with_canonical_front(spec, group, trunk)
     return StackedInvariantModel.with_head(
-        spec, _entry_permutations(spec), in_channels, out_features, trunk=nn.Identity(), trunk_width=in_channels,
+        spec, group, in_channels, out_features, trunk=trunk, trunk_width=in_channels,
         readout=LayerStatistics(spec), head_hidden=hidden_channels, head_dropout=dropout,
     )
 

@@ -37,6 +37,8 @@ class INRClassificationTask(Task):
     maximize = True
     # every family sits at ln 10 for 5–15 epochs before the loss falls; patience 5 stopped runs there
     default_patience = None
+    # with the canonical front, hnp on the MNIST INR zoo goes from 0.57 (20 epochs) to 0.71 (40): still learning at 20
+    default_epochs = 40
 
     def loss(self, model: nn.Module, features: WeightSpaceFeatures, targets: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(model(features), targets.long())

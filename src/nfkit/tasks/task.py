@@ -32,6 +32,8 @@ class Task(abc.ABC):
     maximize: bool
     #: early stopping when the command line does not say (None: off)
     default_patience: int | None = 5
+    #: ``nfkit train``'s ``--epochs`` when it is left out
+    default_epochs: int = 20
 
     @abc.abstractmethod
     def loss(self, model: nn.Module, features: WeightSpaceFeatures, targets: torch.Tensor) -> torch.Tensor:
