@@ -44,7 +44,7 @@ def test_every_point_of_an_orbit_maps_to_the_same_weights(net):
     assert group.factors >= front.factors
 
 
-@pytest.mark.parametrize("family", ["np", "hnp", "graph", "nft", "statnn"])
+@pytest.mark.parametrize("family", ["np", "hnp", "graph", "nft", "statnn", "inr2array"])
 @pytest.mark.parametrize("net", ["siren", "relu-cnn"])
 def test_canonical_models_are_invariant_to_the_networks_whole_group(family, net):
     spec = NETS[net]()

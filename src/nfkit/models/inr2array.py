@@ -21,8 +21,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+from torch import nn
 
+from nfkit.groups.base import Group
 from nfkit.groups.neurons import permutations
+from nfkit.layers.canonical import with_canonical_front
 from nfkit.layers.perceiver import PerceiverPooling
 from nfkit.models.base import InvariantModel, mlp_head
 from nfkit.models.nft_nfn import nft_trunk
@@ -31,8 +34,6 @@ from nfkit.spaces.features import WeightSpaceFeatures
 from nfkit.spaces.spec import WeightSpaceSpec
 
 __all__ = ["Inr2ArrayModel"]
-
-
 
 
 class Inr2ArrayModel(InvariantModel):
@@ -57,12 +58,17 @@ class Inr2ArrayModel(InvariantModel):
         head_hidden: Sequence[int] = (256,),
         pretrain_epochs: int = 10,
         render_size: int = 8,
+        canonical: bool = False,
     ) -> None:
-        super().__init__(spec, permutations(spec.hidden_sizes), in_channels)
+        width = hidden_channels[0] if hidden_channels else 32
+        encoder: nn.Module = nft_trunk(spec, in_channels, hidden_channels or (width,), heads, 0.0)
+        group: Group = permutations(spec.hidden_sizes)
+        if canonical:  # a Canonicalization front: invariant to the network's scalings or sign flips as well
+            group, encoder = with_canonical_front(spec, group, encoder)
+        super().__init__(spec, group, in_channels)
         self.render_size = render_size
         self.out_features = out_features
-        width = hidden_channels[0] if hidden_channels else 32
-        self.encoder = nft_trunk(spec, in_channels, hidden_channels or (width,), heads, 0.0)
+        self.encoder = encoder
         self.pool = PerceiverPooling(spec, width, latents, heads)
         self.head = mlp_head(latents * width, head_hidden, out_features)
         self.decoder = mlp_head(latents * width, (256,), spec.zeros(1).flatten().shape[-1])
