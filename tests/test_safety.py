@@ -411,7 +411,7 @@ def test_every_option_has_help_and_shows_its_default(capsys):
             assert action.help, f"{name} {action.option_strings or action.dest} has no help"
     assert main(["train", "--help"]) == 0
     text = " ".join(capsys.readouterr().out.split())
-    for shown in ("(default: 20)", "(default: 32)", "(default: 0.001)", "(default: 0.01)", "5 for generalization", "(default: 0)"):
+    for shown in ("the task's: 20, inr-classification 40", "(default: 32)", "(default: 0.001)", "(default: 0.01)", "5 for generalization", "(default: 0)"):
         assert shown in text
 
 

@@ -154,7 +154,7 @@ def _train(args: argparse.Namespace) -> int:
         print(f"nfkit train: unknown model {args.model!r}; available: {', '.join(available())}", file=sys.stderr)
         return 2
     config = TrainConfig(
-        epochs=given(args.epochs, TASKS[args.task].default_epochs), batch_size=args.batch_size, learning_rate=args.lr,
+        epochs=given(getattr(args, "epochs", None), TASKS[args.task].default_epochs), batch_size=args.batch_size, learning_rate=args.lr,
         weight_decay=args.weight_decay,
         patience=patience(getattr(args, "patience", None), args.task), seed=args.seed, compile=args.compile,
         precision=args.precision, device=args.device,
@@ -289,7 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="widths of the model's hidden layers (default: the family's own)")
     train.add_argument("--option", action="append", metavar="KEY=VALUE",
                        help="a model option, value as JSON (repeatable): --option statistics=true --option head_hidden=[256,256]")
-    train.add_argument("--epochs", type=positive_int,
+    train.add_argument("--epochs", type=positive_int, default=argparse.SUPPRESS,
                        help="training epochs (upper bound; default: the task's: 20, inr-classification 40)")
     train.add_argument("--batch-size", type=positive_int, default=32, help="networks per step")
     train.add_argument("--lr", type=positive_float, default=1e-3, help="AdamW's peak learning rate (warmup, then cosine)")
