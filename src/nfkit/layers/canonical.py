@@ -112,8 +112,7 @@ class Canonicalization(nn.Module):
                 rescale(ell, 1.0 / norm)
         if Factor.SIGN_FLIP in self.factors:
             for ell in range(L - 1, 0, -1):
-                outgoing = weights[ell][:, 0].transpose(1, 2) if weights[ell].dim() == 4 else weights[ell][:, 0].movedim(2, 1)
-                total = _rows(outgoing).sum(dim=-1)  # (B, n_ℓ)
+                total = _rows(weights[ell][:, 0].movedim(2, 1)).sum(dim=-1)  # outgoing sums, (B, n_ℓ)
                 rescale(ell, torch.where(total < 0, -1.0, 1.0).to(total.dtype))
         return WeightSpaceFeatures(self.spec, weights, biases)
 

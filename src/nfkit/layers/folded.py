@@ -31,14 +31,26 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Literal
+from typing import Literal, Protocol
 
 import torch
 from torch import nn
 
 from nfkit.errors import InvalidOptionError
 
-__all__ = ["FoldedMixer", "FoldedProjection", "FOLDED_MODES", "FOLDED_AUTO_ENTRIES", "DEFAULT_FOLDED_RANK", "POOLED_FOLDED_RANK", "folded_mode"]
+__all__ = [
+    "FoldedMixer",
+    "FoldedProjection",
+    "FOLDED_MODES",
+    "FOLDED_AUTO_ENTRIES",
+    "DEFAULT_FOLDED_RANK",
+    "POOLED_FOLDED_RANK",
+    "folded_mode",
+    "factorised_fields",
+    "block_mixers",
+    "summary_projections",
+    "summarise",
+]
 
 FoldedMode = Literal["auto", "exact", "factorised"]
 
@@ -68,6 +80,81 @@ def folded_mode(mode: str, largest_fold: int, rank: int = DEFAULT_FOLDED_RANK) -
     if isinstance(rank, bool) or not isinstance(rank, int) or rank < 1:
         raise InvalidOptionError(f"folded_rank must be a positive integer, got {rank!r}")
     return mode == "factorised" or (mode == "auto" and largest_fold > FOLDED_AUTO_ENTRIES)
+
+
+class _Folded(Protocol):
+    """What the helpers below read of a :class:`~nfkit.layers.permutation_basis.Field`."""
+
+    @property
+    def fixed(self) -> int: ...
+
+    @property
+    def folds_neurons(self) -> bool: ...
+
+
+def factorised_fields(fields: Sequence[_Folded], mode: str, rank: int = DEFAULT_FOLDED_RANK) -> frozenset[int]:
+    """Indices of the fields that fold an unpermuted neuron axis, if ``mode`` factorises them; else none."""
+    folding = [n for n, f in enumerate(fields) if f.folds_neurons]
+    largest = max((fields[n].fixed for n in folding), default=0)
+    return frozenset(folding) if folding and folded_mode(mode, largest, rank) else frozenset()
+
+
+def block_mixers(
+    blocks: Sequence[Sequence[int]],
+    in_fields: Sequence[_Folded],
+    out_fields: Sequence[_Folded],
+    in_channels: int,
+    out_channels: int,
+    factorised: frozenset[int],
+    rank: int,
+) -> tuple[tuple[int, ...], nn.ParameterList, nn.ModuleDict]:
+    """The channel mixers of a layer that mixes its fields in blocks (HNP's kept sets, Monomial-NFN's characters).
+
+    A block holding a factorised field gets a :class:`FoldedMixer` (keyed by the block's index)
+    and an empty placeholder among the dense mixers, so exact layers keep their parameter names.
+
+    Returns:
+        ``(factorised block indices, dense mixers (C'·ΣF_out, C·ΣF_in) per block, folded mixers)``.
+    """
+    chosen = tuple(b for b, members in enumerate(blocks) if factorised & set(members))
+    dense = nn.ParameterList(
+        nn.Parameter(
+            torch.empty(sum(out_channels * out_fields[n].fixed for n in members), sum(in_channels * in_fields[n].fixed for n in members))
+            if b not in chosen
+            else torch.empty(0, 0)
+        )
+        for b, members in enumerate(blocks)
+    )
+    folded = nn.ModuleDict(
+        {
+            str(b): FoldedMixer(
+                [(in_channels, in_fields[n].fixed) for n in blocks[b]],
+                [(out_channels, out_fields[n].fixed) for n in blocks[b]],
+                self_pairs=[
+                    (p, p) for p, n in enumerate(blocks[b]) if n in factorised and in_fields[n].fixed == out_fields[n].fixed > 1
+                ],
+                rank=rank,
+            )
+            for b in chosen
+        }
+    )
+    return chosen, dense, folded
+
+
+def summary_projections(fields: Sequence[_Folded], mode: str) -> nn.ModuleDict:
+    """For an invariant readout: a :class:`FoldedProjection` per factorised field (keyed by index) that
+    folds more than :data:`POOLED_FOLDED_RANK` entries; a smaller field is never widened."""
+    return nn.ModuleDict(
+        {str(n): FoldedProjection(fields[n].fixed, POOLED_FOLDED_RANK)
+         for n in sorted(factorised_fields(fields, mode)) if fields[n].fixed > POOLED_FOLDED_RANK}
+    )
+
+
+def summarise(pooled: list[torch.Tensor], projections: nn.ModuleDict) -> list[torch.Tensor]:
+    """``pooled`` (one ``(B, C·F)`` tensor per field) with the projected fields replaced by their summaries."""
+    for key, projection in projections.items():
+        pooled[int(key)] = projection(pooled[int(key)])
+    return pooled
 
 
 class FoldedMixer(nn.Module):

@@ -46,7 +46,7 @@ from torch import nn
 
 from nfkit.errors import SpecMismatchError, UnsupportedArchitectureError
 from nfkit.groups.neurons import HiddenNeuronGroup, permutations, positive_scalings, sign_flips
-from nfkit.layers.folded import DEFAULT_FOLDED_RANK, FoldedMixer, FoldedProjection, folded_mode
+from nfkit.layers.folded import DEFAULT_FOLDED_RANK, FoldedMixer, FoldedProjection, folded_mode, summarise
 from nfkit.layers.permutation_basis import fields_of
 from nfkit.spaces.features import WeightSpaceFeatures
 from nfkit.spaces.spec import WeightSpaceSpec
@@ -126,7 +126,8 @@ class PolynomialTerms(nn.Module):
     """
 
     def __init__(
-        self, spec: WeightSpaceSpec, channels: int, learnable_contractions: bool = True, *, contraction_rank: int | None = None
+        self, spec: WeightSpaceSpec, channels: int, learnable_contractions: bool = True, *, folded: str = "exact",
+        folded_rank: int = DEFAULT_FOLDED_RANK,
     ) -> None:
         super().__init__()
         _check_spec(spec, type(self).__name__)
@@ -138,7 +139,9 @@ class PolynomialTerms(nn.Module):
         # Ψ acts on the fixed input and output indices only, so a low-rank Ψ_c = P Q_cᵀ (P shared by
         # the channels) keeps every symmetry; used when the layer factorises its folded blocks
         # (n_0·n_L per channel and path pair otherwise)
-        self.contraction_rank = contraction_rank
+        #: R of the low-rank Ψ when the layer factorises (``folded``, as for HNP), else None
+        self.contraction_rank = folded_rank if folded_mode(folded, max(n0, nL), folded_rank) else None
+        contraction_rank = self.contraction_rank
         if contraction_rank is None:
             self.Psi = nn.ParameterDict(
                 {f"{s}_{t}": nn.Parameter(torch.randn(channels, n0, nL) / math.sqrt(n0 * nL)) for s, t in psi_keys}
@@ -161,6 +164,26 @@ class PolynomialTerms(nn.Module):
         for p in self.parameters():
             p.requires_grad_(learnable_contractions)
         self.fields = fields_of(spec, range(1, L))
+
+    def entries(self) -> dict[str, list[int]]:
+        """Folded entries per channel of each input term of each output field (:meth:`terms`' layout)."""
+        with torch.no_grad():
+            return {k: [t.shape[1] // self.channels for t in v] for k, v in self.terms(self.spec.zeros(1, self.channels)).items()}
+
+    def path_projections(self, entries: list[int]) -> tuple[nn.ModuleDict, list[int]]:
+        """When factorising: each term folding ``n_L·n_0`` entries per channel keeps its ``n_L`` outputs
+        and summarises each one's ``n_0`` inputs by R learned projections.
+
+        Returns the projections (keyed by term index, for :func:`~nfkit.layers.folded.summarise`)
+        and the terms' entries after them.
+        """
+        n0, nL = self.spec.neuron_sizes[0], self.spec.neuron_sizes[-1]
+        rank = self.contraction_rank
+        if rank is None or n0 <= rank:
+            return nn.ModuleDict(), list(entries)
+        chosen = [i for i, n in enumerate(entries) if n == n0 * nL]
+        return (nn.ModuleDict({str(i): FoldedProjection(n0, rank) for i in chosen}),
+                [nL * rank if i in chosen else n for i, n in enumerate(entries)])
 
     def contraction(self, key: str) -> torch.Tensor:
         """``Ψ`` for the path pair ``key = "s_t"``: ``(C, n_0, n_L)``."""
@@ -269,34 +292,17 @@ class MagepLinear(nn.Module):
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.group = _full_monomial(spec)
-        factorise = folded_mode(folded, max(spec.neuron_sizes[0], spec.neuron_sizes[-1]), folded_rank)
-        self.terms = PolynomialTerms(spec, in_channels, learnable_contractions,
-                                     contraction_rank=folded_rank if factorise else None)
+        self.terms = PolynomialTerms(spec, in_channels, learnable_contractions, folded=folded, folded_rank=folded_rank)
         self.fields = self.terms.fields
-        with torch.no_grad():
-            # (channels, folded entries) of every input term of every output field
-            layouts = {k: [(in_channels, t.shape[1] // in_channels) for t in v]
-                       for k, v in self.terms.terms(spec.zeros(1, in_channels)).items()}
-        widths = {k: sum(c * f for c, f in v) for k, v in layouts.items()}
+        entries = self.terms.entries()
+        widths = {k: in_channels * sum(v) for k, v in entries.items()}
         # factorised: the fields with a folded input or output index among their terms (folded.py);
-        # their dense entry is an empty placeholder
-        self.factorised_fields = tuple(
-            f.name for f in self.fields if factorise and any(entries > 1 for _, entries in layouts[f.name])
-        )
-        # a term folding n_L·n_0 entries (b⁽ᴸ⁾'s inputs) first keeps its n_L outputs and summarises
-        # each one's n_0 inputs by R learned projections
-        n0, nL = spec.neuron_sizes[0], spec.neuron_sizes[-1]
-        self.projections = nn.ModuleDict(
-            {
-                name: nn.ModuleDict(
-                    {str(i): FoldedProjection(n0, folded_rank) for i, (_, n) in enumerate(layouts[name]) if n == n0 * nL and n0 > folded_rank}
-                )
-                for name in self.factorised_fields
-            }
-        )
+        # their dense entry is an empty placeholder, and b⁽ᴸ⁾'s n_L·n_0 terms are summarised first
+        factorise = self.terms.contraction_rank is not None
+        self.factorised_fields = tuple(f.name for f in self.fields if factorise and any(n > 1 for n in entries[f.name]))
+        self.projections = nn.ModuleDict()
         for name in self.factorised_fields:
-            projected = set(self._projections(name))
-            layouts[name] = [(c, nL * folded_rank) if str(i) in projected else (c, n) for i, (c, n) in enumerate(layouts[name])]
+            self.projections[name], entries[name] = self.terms.path_projections(entries[name])
         self.mixers = nn.ParameterDict(
             {
                 f.name: nn.Parameter(
@@ -310,9 +316,9 @@ class MagepLinear(nn.Module):
         self.folded_mixers = nn.ModuleDict(
             {
                 f.name: FoldedMixer(
-                    layouts[f.name],
+                    [(in_channels, n) for n in entries[f.name]],
                     [(out_channels, f.fixed)],
-                    self_pairs=[(0, i) for i, (_, entries) in enumerate(layouts[f.name]) if entries == f.fixed > 1],
+                    self_pairs=[(0, i) for i, n in enumerate(entries[f.name]) if n == f.fixed > 1],
                     rank=folded_rank,
                 )
                 for f in self.fields
@@ -336,9 +342,7 @@ class MagepLinear(nn.Module):
         for f in self.fields:
             if f.name in self.factorised_fields:
                 positions = math.prod(f.axis_sizes)
-                terms = list(inputs[f.name])
-                for key, projection in self._projections(f.name).items():
-                    terms[int(key)] = projection(terms[int(key)])
+                terms = summarise(list(inputs[f.name]), self._projections(f.name))
                 (y,) = self.folded_mixers[f.name]([t.reshape(batch, -1, positions) for t in terms])
             else:
                 x = torch.cat(inputs[f.name], dim=1)
@@ -382,18 +386,10 @@ class MagepInvariant(nn.Module):
         self.spec = spec
         self.in_channels = in_channels
         self.group = _full_monomial(spec)
-        factorise = folded_mode(folded, max(spec.neuron_sizes[0], spec.neuron_sizes[-1]), folded_rank)
-        self.terms = PolynomialTerms(spec, in_channels, learnable_contractions,
-                                     contraction_rank=folded_rank if factorise else None)
-        with torch.no_grad():
-            entries = [t.shape[1] // in_channels for t in self.terms.terms(spec.zeros(1, in_channels))[f"b{spec.num_layers}"]]
-        # factorised: a term folding n_L·n_0 entries per channel keeps its n_L outputs and passes each
-        # one's n_0 inputs on as R learned summaries
-        n0, nL = spec.neuron_sizes[0], spec.neuron_sizes[-1]
-        self.projections = nn.ModuleDict(
-            {str(i): FoldedProjection(n0, folded_rank) for i, n in enumerate(entries) if factorise and n == n0 * nL and n0 > folded_rank}
-        )
-        width = in_channels * sum(nL * folded_rank if str(i) in self.projections else n for i, n in enumerate(entries))
+        self.terms = PolynomialTerms(spec, in_channels, learnable_contractions, folded=folded, folded_rank=folded_rank)
+        # factorised: b⁽ᴸ⁾'s n_L·n_0 terms are passed on as learned summaries of their inputs
+        self.projections, entries = self.terms.path_projections(self.terms.entries()[f"b{spec.num_layers}"])
+        width = in_channels * sum(entries)
         self.linear = nn.Linear(width, out_features)
         self.out_features = out_features
 
@@ -406,6 +402,4 @@ class MagepInvariant(nn.Module):
     def forward(self, features: WeightSpaceFeatures) -> torch.Tensor:
         self.spec.require_compatible(features.spec)
         invariants = self.terms.terms(features)[f"b{self.spec.num_layers}"]
-        for key, projection in self.projections.items():
-            invariants[int(key)] = projection(invariants[int(key)])
-        return self.linear(torch.cat(invariants, dim=1))
+        return self.linear(torch.cat(summarise(invariants, self.projections), dim=1))

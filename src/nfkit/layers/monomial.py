@@ -35,7 +35,15 @@ from torch import nn
 
 from nfkit.errors import SpecMismatchError, UnsupportedArchitectureError
 from nfkit.groups.neurons import Factor, HiddenNeuronGroup
-from nfkit.layers.folded import DEFAULT_FOLDED_RANK, POOLED_FOLDED_RANK, FoldedMixer, FoldedProjection, folded_mode
+from nfkit.layers.folded import (
+    DEFAULT_FOLDED_RANK,
+    POOLED_FOLDED_RANK,
+    FoldedMixer,
+    block_mixers,
+    factorised_fields,
+    summarise,
+    summary_projections,
+)
 from nfkit.layers.permutation_basis import Field, fields_of
 from nfkit.spaces.features import WeightSpaceFeatures
 from nfkit.spaces.spec import WeightSpaceSpec
@@ -144,35 +152,11 @@ class MonomialLinear(nn.Module):
             blocks.setdefault(field_character(f, self.group), []).append(n)
         self.characters = tuple(blocks)
         self.blocks: tuple[tuple[int, ...], ...] = tuple(tuple(m) for m in blocks.values())
-        # as in HNP: blocks touching a folded input/output neuron axis may be factorised (folded.py)
-        neuron_folded = {n for n, f in enumerate(self.fields) if len(f.axes) < (1 if f.is_bias else 2)}
-        largest = max((max(self.fields[n].fixed, self.out_fields[n].fixed) for n in neuron_folded), default=0)
-        factorise = bool(neuron_folded) and folded_mode(folded, largest, folded_rank)
-        self.factorised_blocks = tuple(b for b, members in enumerate(self.blocks) if factorise and neuron_folded & set(members))
-        self.mixers = nn.ParameterList(
-            nn.Parameter(
-                torch.empty(
-                    sum(out_channels * self.out_fields[n].fixed for n in members),
-                    sum(in_channels * self.fields[n].fixed for n in members),
-                )
-                if b not in self.factorised_blocks
-                else torch.empty(0, 0)
-            )
-            for b, members in enumerate(self.blocks)
-        )
-        self.folded_mixers = nn.ModuleDict(
-            {
-                str(b): FoldedMixer(
-                    [(in_channels, self.fields[n].fixed) for n in self.blocks[b]],
-                    [(out_channels, self.out_fields[n].fixed) for n in self.blocks[b]],
-                    self_pairs=[
-                        (p, p) for p, n in enumerate(self.blocks[b])
-                        if n in neuron_folded and self.fields[n].fixed == self.out_fields[n].fixed > 1
-                    ],
-                    rank=folded_rank,
-                )
-                for b in self.factorised_blocks
-            }
+        # as in HNP: blocks touching a folded input/output neuron axis may be factorised (folded.py);
+        # an output spec without kernels folds fewer entries, never more, so the input fields decide
+        self.factorised_blocks, self.mixers, self.folded_mixers = block_mixers(
+            self.blocks, self.fields, self.out_fields, in_channels, out_channels,
+            factorised_fields(self.fields, folded, folded_rank), folded_rank,
         )
         # a constant term only where no axis is scaled (b⁽ᴸ⁾, or everything when L = 1)
         constant_rows = sum(
@@ -281,14 +265,8 @@ class MonomialPool(nn.Module):
         super().__init__()
         self.channels = channels
         self.invariant = MonomialInvariantMap(spec, channels, group)
-        fields = self.invariant.fields
-        neuron_folded = [n for n, f in enumerate(fields) if len(f.axes) < (1 if f.is_bias else 2)]
-        factorise = bool(neuron_folded) and folded_mode(folded, max(fields[n].fixed for n in neuron_folded))
         # a folded input/output index is passed on as learned summaries (after the invariant map: still invariant)
-        self.projections = nn.ModuleDict(
-            {str(n): FoldedProjection(fields[n].fixed, POOLED_FOLDED_RANK) for n in neuron_folded
-             if factorise and fields[n].fixed > POOLED_FOLDED_RANK}
-        )
+        self.projections = summary_projections(self.invariant.fields, folded)
 
     def num_outputs(self, channels: int) -> int:
         """The readout width for inputs of ``channels`` channels (the number it was built for)."""
@@ -300,6 +278,4 @@ class MonomialPool(nn.Module):
     def forward(self, features: WeightSpaceFeatures) -> torch.Tensor:
         fields = self.invariant(features)
         pooled = [x.mean(dim=tuple(range(2, x.dim()))) if x.dim() > 2 else x for x in fields]
-        for key, projection in self.projections.items():
-            pooled[int(key)] = projection(pooled[int(key)])
-        return torch.cat(pooled, dim=1)
+        return torch.cat(summarise(pooled, self.projections), dim=1)

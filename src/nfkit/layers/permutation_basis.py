@@ -33,7 +33,15 @@ import torch
 from torch import nn
 
 from nfkit.errors import SpecMismatchError
-from nfkit.layers.folded import DEFAULT_FOLDED_RANK, POOLED_FOLDED_RANK, FoldedMixer, FoldedProjection, folded_mode
+from nfkit.layers.folded import (
+    DEFAULT_FOLDED_RANK,
+    POOLED_FOLDED_RANK,
+    FoldedMixer,
+    block_mixers,
+    factorised_fields,
+    summarise,
+    summary_projections,
+)
 from nfkit.spaces.features import WeightSpaceFeatures
 from nfkit.spaces.spec import WeightSpaceSpec
 
@@ -66,6 +74,11 @@ class Field:
     def fixed(self) -> int:
         """Entries per channel that are folded into the channel axis."""
         return math.prod(self.fixed_shape)
+
+    @property
+    def folds_neurons(self) -> bool:
+        """Whether an unpermuted neuron axis is folded into the channels (W⁽¹⁾'s inputs, W⁽ᴸ⁾'s and b⁽ᴸ⁾'s outputs under HNP)."""
+        return len(self.axes) < (1 if self.is_bias else 2)
 
     def to_field(self, tensor: torch.Tensor) -> torch.Tensor:
         """``(B, C, *dims) → (B, C·fixed, *axis_sizes)``."""
@@ -210,36 +223,11 @@ class PermutationEquivariantLinear(nn.Module):
         self.kept_by_field: tuple[tuple[tuple[int, ...], ...], ...] = tuple(
             tuple(k for k, members in zip(kept_sets, self.members) if n in members) for n in range(len(self.fields))
         )
-        # fields that fold an unpermuted neuron axis (W⁽¹⁾'s inputs, W⁽ᴸ⁾'s and b⁽ᴸ⁾'s outputs under HNP)
-        neuron_folded = {n for n, f in enumerate(self.fields) if len(f.axes) < (1 if f.is_bias else 2)}
-        largest = max((self.fields[n].fixed for n in neuron_folded), default=0)
-        factorise = bool(neuron_folded) and folded_mode(folded, largest, folded_rank)
         #: groups (by index) whose mixer is a :class:`~nfkit.layers.folded.FoldedMixer`; their dense
         #: entry in ``mixers`` is an empty placeholder, so exact layers keep their parameter names
-        self.factorised_groups = tuple(
-            g for g, members in enumerate(self.members) if factorise and neuron_folded & set(members)
-        )
-        self.mixers = nn.ParameterList(
-            nn.Parameter(
-                torch.empty(
-                    sum(out_channels * self.fields[n].fixed for n in members),
-                    sum(in_channels * self.fields[n].fixed for n in members),
-                )
-                if g not in self.factorised_groups
-                else torch.empty(0, 0)
-            )
-            for g, members in enumerate(self.members)
-        )
-        self.folded_mixers = nn.ModuleDict(
-            {
-                str(g): FoldedMixer(
-                    [(in_channels, self.fields[n].fixed) for n in self.members[g]],
-                    [(out_channels, self.fields[n].fixed) for n in self.members[g]],
-                    self_pairs=[(p, p) for p, n in enumerate(self.members[g]) if n in neuron_folded and self.fields[n].fixed > 1],
-                    rank=folded_rank,
-                )
-                for g in self.factorised_groups
-            }
+        self.factorised_groups, self.mixers, self.folded_mixers = block_mixers(
+            self.members, self.fields, self.fields, in_channels, out_channels,
+            factorised_fields(self.fields, folded, folded_rank), folded_rank,
         )
         self.bias = nn.Parameter(torch.empty(sum(out_channels * f.fixed for f in self.fields)))
         self.reset_parameters()
@@ -385,16 +373,7 @@ class PermutationInvariantPool(nn.Module):
         self.spec = spec
         self.fields = fields_of(spec, permuted)
         # a folded neuron axis (W⁽¹⁾'s inputs, W⁽ᴸ⁾'s outputs) is summarised, not kept whole, when factorised
-        neuron_folded = [n for n, f in enumerate(self.fields) if len(f.axes) < (1 if f.is_bias else 2)]
-        largest = max((self.fields[n].fixed for n in neuron_folded), default=0)
-        factorise = bool(neuron_folded) and folded_mode(folded, largest)
-        self.projections = nn.ModuleDict(
-            {
-                str(n): FoldedProjection(self.fields[n].fixed, POOLED_FOLDED_RANK)
-                for n in neuron_folded
-                if factorise and self.fields[n].fixed > POOLED_FOLDED_RANK  # never widen a small field
-            }
-        )
+        self.projections = summary_projections(self.fields, folded)
 
     def _width(self, n: int) -> int:
         return POOLED_FOLDED_RANK if str(n) in self.projections else self.fields[n].fixed
@@ -406,6 +385,4 @@ class PermutationInvariantPool(nn.Module):
     def forward(self, features: WeightSpaceFeatures) -> torch.Tensor:
         self.spec.require_compatible(features.spec)
         pooled = [f.pool(f.to_field(t), ()) for f, t in zip(self.fields, features.tensors())]
-        for key, projection in self.projections.items():
-            pooled[int(key)] = projection(pooled[int(key)])
-        return torch.cat(pooled, dim=1)
+        return torch.cat(summarise(pooled, self.projections), dim=1)

@@ -46,6 +46,14 @@ class ModelFamily:
     fixed: Mapping[str, object] = field(default_factory=dict)
     spaces: tuple[str, ...] = ("dense",)
 
+    def options(self, form: Form) -> tuple[str, ...]:
+        """The options its ``form`` builder accepts (none if it has no such form)."""
+        builder = getattr(self, form)
+        if builder is None:
+            return ()
+        hidden = {"spec", "out_features", "out_channels", *self.fixed}
+        return tuple(p for p in inspect.signature(builder).parameters if p not in hidden)
+
     def forms(self) -> tuple[Form, ...]:
         """The forms this family offers."""
         forms: list[Form] = []
@@ -87,8 +95,7 @@ def _build(name: str, form: Form, spec: AnySpec, size: int, options: dict[str, o
     builder = getattr(entry, form)
     if builder is None:
         raise ValueError(f"model family {name!r} has no {form} form; it offers: {', '.join(entry.forms())}")
-    hidden = {"spec", "out_features", "out_channels", *entry.fixed}
-    accepted = [p for p in inspect.signature(builder).parameters if p not in hidden]
+    accepted = entry.options(form)
     unknown = sorted(set(options) - set(accepted))
     if unknown:
         raise UnknownOptionError(f"{form} model {name!r} does not accept {', '.join(unknown)}; accepted: {', '.join(accepted)}")

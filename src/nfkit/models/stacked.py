@@ -24,8 +24,9 @@ Adding such a family is one layer file in :mod:`nfkit.layers`, one test file, an
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from torch import nn
 
@@ -82,8 +83,8 @@ def register_stacked(entry: StackedFamily) -> ModelFamily:
     """Register ``entry`` with an invariant and an equivariant builder (options listed in their signatures)."""
 
     def trunk(spec: WeightSpaceSpec, group: Group, in_channels: int, hidden: Sequence[int], normalize: bool,
-              dropout: float, fourier_features: int = 0, fourier_scale: float = 10.0, folded: str | None = None) -> nn.Sequential:
-        folding = {} if folded is None else {"folded": folded}
+              dropout: float, fourier_features: int = 0, fourier_scale: float = 10.0,
+              folding: Mapping[str, str] = MappingProxyType({})) -> nn.Sequential:
         front: list[nn.Module] = []
         if fourier_features > 0:  # offered only where the group is permutations alone (see below)
             fourier = GaussianFourierFeatures(in_channels, fourier_features, fourier_scale)
@@ -111,7 +112,7 @@ def register_stacked(entry: StackedFamily) -> ModelFamily:
         folding = {"folded": folded} if entry.folded else {}
         width = stack_width(2 * fourier_features if fourier_features > 0 else in_channels, hidden_channels)
         layers = trunk(spec, group, in_channels, hidden_channels, normalize, dropout, fourier_features, fourier_scale,
-                       folded if entry.folded else None)
+                       folding)
         if canonical:
             # the front removes the network's scalings/sign flips; the permutation-equivariant trunk
             # after it (Fourier features included) then makes the model invariant to both
@@ -137,7 +138,7 @@ def register_stacked(entry: StackedFamily) -> ModelFamily:
         folding = {"folded": folded} if entry.folded else {}
         return StackedEquivariantModel(
             spec, group, in_channels, out_channels,
-            trunk=trunk(spec, group, in_channels, hidden_channels, normalize, dropout, folded=folded if entry.folded else None),
+            trunk=trunk(spec, group, in_channels, hidden_channels, normalize, dropout, folding=folding),
             readout=entry.linear(spec, stack_width(in_channels, hidden_channels), out_channels, group, **folding),
         )
 

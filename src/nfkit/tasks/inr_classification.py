@@ -6,7 +6,6 @@ accuracy as the metric (primary, for model selection).
 
 from __future__ import annotations
 
-import inspect
 from pathlib import Path
 
 import torch
@@ -57,8 +56,7 @@ class INRClassificationTask(Task):
         """
         if not isinstance(zoo.spec, WeightSpaceSpec) or model not in registry.available("invariant"):
             return {}
-        builder = registry.family(model).invariant
-        offered = builder is not None and "canonical" in inspect.signature(builder).parameters
+        offered = "canonical" in registry.family(model).options("invariant")
         symmetric = bool(zoo.spec.symmetry_group().factors & {Factor.SIGN_FLIP, Factor.POSITIVE_SCALING})
         return {"canonical": True} if offered and symmetric else {}
 
