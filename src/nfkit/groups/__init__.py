@@ -11,6 +11,7 @@ from nfkit.groups.neurons import (
     sign_flips,
     trivial,
 )
+from nfkit.groups.universal import UniversalElement, UniversalGroup
 
 __all__ = [
     "Group",
@@ -18,6 +19,8 @@ __all__ = [
     "Factor",
     "HiddenNeuronGroup",
     "MonomialElement",
+    "UniversalElement",
+    "UniversalGroup",
     "DEFAULT_SCALE_RANGE",
     "trivial",
     "permutations",

@@ -13,6 +13,9 @@ from nfkit.nets.architectures import (
     small_transformer_zoo,
     torch_encoder,
 )
+from nfkit.nets.lora import LoRALinear
+from nfkit.nets.recurrent import RecurrentClassifier
+from nfkit.nets.resnet import ResidualBlock, SmallResNet
 from nfkit.nets.sine import Sine
 from nfkit.nets.transformer import EncoderBlock, SmallTransformer
 
@@ -20,7 +23,11 @@ __all__ = [
     "CHECK_ARCHITECTURES",
     "REFERENCE_ARCHITECTURES",
     "EncoderBlock",
+    "LoRALinear",
+    "RecurrentClassifier",
+    "ResidualBlock",
     "Sine",
+    "SmallResNet",
     "SmallTransformer",
     "mlp",
     "siren",

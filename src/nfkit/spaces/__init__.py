@@ -14,18 +14,26 @@ from nfkit.spaces.convert import (
 from nfkit.spaces.features import WeightSpaceFeatures, cat_channels, stack
 from nfkit.spaces.spec import Axis, LayerSpec, WeightSpaceSpec
 from nfkit.spaces.transformer_features import TransformerFeatures
+from nfkit.spaces.trace import universal_load_into, universal_spec_of, universal_weights_of
 from nfkit.spaces.transformer_spec import AttentionBlockSpec, TransformerSpec, spec_from_dict
+from nfkit.spaces.universal import NeuronSet, TensorAxis, TensorSpec, UniversalSpec, universal_spec
+from nfkit.spaces.universal_features import UniversalFeatures
 
 __all__ = [
     "Activation",
     "AttentionBlockSpec",
     "Axis",
     "LayerSpec",
+    "NeuronSet",
     "Sine",
     "SUPPORTED_ACTIVATIONS",
     "SUPPORTED_MODULES",
+    "TensorAxis",
+    "TensorSpec",
     "TransformerFeatures",
     "TransformerSpec",
+    "UniversalFeatures",
+    "UniversalSpec",
     "WeightSpaceFeatures",
     "WeightSpaceSpec",
     "cat_channels",
@@ -37,5 +45,9 @@ __all__ = [
     "spec_of",
     "stack",
     "to_state_dict",
+    "universal_load_into",
+    "universal_spec",
+    "universal_spec_of",
+    "universal_weights_of",
     "weights_of",
 ]

@@ -1,0 +1,463 @@
+"""Derive a :class:`~nfkit.spaces.UniversalSpec` from a module by tracing its graph (``torch.fx``).
+
+Every value in the traced graph carries the neuron set that indexes its feature axis. A layer that
+produces features (``Linear``, ``Conv``, ``Embedding``, a GRU/LSTM's hidden state, a LoRA adapter's
+rank) opens a new set; the operations after it decide what may act on the set:
+
+* a residual addition ties the sets of its two operands (the same permutation, and the same
+  diagonal, must act on both);
+* a positively homogeneous activation (ReLU, LeakyReLU, max-pooling) keeps positive scaling and
+  drops sign flips; an odd one (tanh, sine, softsign) keeps sign flips and drops scaling; any other
+  (sigmoid, GELU, SiLU, …), a norm, or adding a constant keeps the permutation only;
+* a norm's parameters and statistics follow the permutation of its channel axis;
+* the network's inputs and outputs are fixed: no symmetry acts on them;
+* a GRU's or LSTM's hidden units carry permutations and sign flips: flipping unit ``k`` flips the
+  rows of the candidate (GRU ``n``) or cell (LSTM ``g``) gate and the column ``k`` of every
+  hidden-to-hidden matrix, while the sigmoid gates' rows only follow the permutation;
+* a LoRA adapter's rank axis carries GL(r) (``B ↦ B R``, ``A ↦ R⁻¹ A``).
+
+Anything else is refused with an error that names the operation, so no symmetry is ever assumed
+that the network does not have. The resulting groups are checked on the real modules in
+``tests/spaces/test_universal_trace.py``.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar
+
+import torch
+import torch.nn.functional as F
+from torch import fx, nn
+
+from nfkit.errors import SpecMismatchError, UnsupportedModuleError
+from nfkit.nets.lora import LoRALinear
+from nfkit.nets.sine import Sine
+from nfkit.spaces.universal import SCALE, SIGN, NeuronSet, TensorAxis, TensorSpec, UniversalSpec
+from nfkit.spaces.universal_features import UniversalFeatures
+
+__all__ = ["universal_spec_of", "universal_weights_of", "universal_load_into"]
+
+_ALL = frozenset({SCALE, SIGN})
+_HOMOGENEOUS = frozenset({SCALE})
+_ODD = frozenset({SIGN})
+_NONE: frozenset[str] = frozenset()
+
+#: What each activation keeps of a set's diagonal factors.
+_ACTIVATION_MODULES: dict[type[nn.Module], frozenset[str]] = {
+    nn.Identity: _ALL, nn.Dropout: _ALL, nn.ReLU: _HOMOGENEOUS, nn.LeakyReLU: _HOMOGENEOUS,
+    nn.Tanh: _ODD, Sine: _ODD, nn.Softsign: _ODD, nn.Hardtanh: _NONE, nn.Sigmoid: _NONE, nn.GELU: _NONE,
+    nn.SiLU: _NONE, nn.ELU: _NONE, nn.Softplus: _NONE, nn.Mish: _NONE, nn.ReLU6: _NONE,
+    nn.MaxPool1d: _HOMOGENEOUS, nn.MaxPool2d: _HOMOGENEOUS, nn.AvgPool1d: _ALL, nn.AvgPool2d: _ALL,
+}
+_ACTIVATION_FUNCTIONS: dict[Callable[..., Any], frozenset[str]] = {
+    torch.relu: _HOMOGENEOUS, F.relu: _HOMOGENEOUS, F.leaky_relu: _HOMOGENEOUS, torch.tanh: _ODD,
+    F.tanh: _ODD, torch.sin: _ODD, torch.sigmoid: _NONE, F.sigmoid: _NONE, F.gelu: _NONE, F.silu: _NONE,
+    F.max_pool2d: _HOMOGENEOUS, F.avg_pool2d: _ALL, F.dropout: _ALL,
+}
+_ACTIVATION_METHODS = {"relu": _HOMOGENEOUS, "tanh": _ODD, "sigmoid": _NONE, "sin": _ODD}
+#: GRU gates (r, z, n) and LSTM gates (i, f, g, o): which rows carry the hidden units' signs
+_GATES = {nn.GRU: ("r", "z", "n"), nn.LSTM: ("i", "f", "g", "o")}
+_SIGNED_GATE = {nn.GRU: "n", nn.LSTM: "g"}
+
+
+@dataclass
+class _Set:
+    name: str
+    size: int | None
+    factors: frozenset[str]
+    fixed: bool = False
+    kind: str = "permutation"
+
+
+@dataclass(frozen=True)
+class _Value:
+    """A traced tensor: the origin set of its feature axis, where that axis is, and what it looks like."""
+
+    origin: str
+    feature_dim: int  # 1 (NC…), -1 (…F), or 0: not known yet (a network input)
+    spatial: bool = False  # a conv feature map with spatial axes
+    flattened: bool = False  # the feature axis is (set × positions) after flattening a map
+    ndim: int | None = None
+
+
+@dataclass
+class _Trace:
+    sets: dict[str, _Set] = field(default_factory=dict)
+    parent: dict[str, str] = field(default_factory=dict)
+    tensors: list[tuple[str, str, tuple[int, int] | None, tuple[int, ...], tuple[tuple[str, str] | None, ...]]] = field(
+        default_factory=list
+    )
+
+    def new(self, name: str, size: int | None, factors: frozenset[str], *, fixed: bool = False, kind: str = "permutation") -> str:
+        self.sets[name] = _Set(name, size, factors, fixed, kind)
+        self.parent[name] = name
+        return name
+
+    def root(self, name: str) -> _Set:
+        while self.parent[name] != name:
+            name = self.parent[name]
+        return self.sets[name]
+
+    def size(self, origin: str, size: int, where: str) -> None:
+        s = self.root(origin)
+        if s.size is None:
+            s.size = size
+        elif s.size != size:
+            raise SpecMismatchError(f"{where}: expects {size} features, its input has {s.size}")
+
+    def restrict(self, origin: str, keep: frozenset[str]) -> None:
+        s = self.root(origin)
+        s.factors = s.factors & keep
+
+    def tie(self, a: str, b: str, where: str) -> None:
+        ra, rb = self.root(a), self.root(b)
+        if ra is rb:
+            return
+        if ra.size is not None and rb.size is not None and ra.size != rb.size:
+            raise SpecMismatchError(f"{where}: adds {ra.size} features to {rb.size}")
+        first, second = sorted((ra, rb), key=lambda s: list(self.sets).index(s.name))
+        self.parent[second.name] = first.name
+        first.size = first.size if first.size is not None else second.size
+        first.factors &= second.factors
+        first.fixed = first.fixed or second.fixed
+
+    def add(self, name: str, parameter: str, shape: tuple[int, ...], axes: tuple[tuple[str, str] | None, ...],
+            rows: tuple[int, int] | None = None) -> None:
+        self.tensors.append((name, parameter, rows, shape, axes))
+
+
+class _Tracer(fx.Tracer):
+    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
+        return isinstance(m, (LoRALinear, Sine)) or super().is_leaf_module(m, module_qualified_name)
+
+
+def _unsupported(node: fx.Node, why: str = "") -> UnsupportedModuleError:
+    what = node.target if isinstance(node.target, str) else getattr(node.target, "__name__", repr(node.target))
+    return UnsupportedModuleError(
+        f"cannot derive the weight space: {node.op} {what!r} (node {node.name}) is not supported{': ' + why if why else ''}"
+    )
+
+
+_M = TypeVar("_M", bound=nn.Module)
+
+
+#: the final states of a multi-layer recurrent net: one tensor over several neuron sets
+_MIXED = object()
+
+
+def _values(args: object) -> list[_Value]:
+    found: list[_Value] = []
+    if args is _MIXED:
+        raise UnsupportedModuleError(
+            "cannot derive the weight space: the final states of a multi-layer recurrent net mix several neuron sets; "
+            "read its output sequence instead"
+        )
+    if isinstance(args, _Value):
+        found.append(args)
+    elif isinstance(args, (tuple, list)):
+        for a in args:
+            found.extend(_values(a))
+    elif isinstance(args, dict):
+        for a in args.values():
+            found.extend(_values(a))
+    return found
+
+
+def _one_input(node: fx.Node, env: dict[str, Any]) -> _Value:
+    args = [env[a.name] if isinstance(a, fx.Node) else a for a in node.args]
+    found = [a for a in args if isinstance(a, _Value)]
+    if len(found) != 1:
+        raise _unsupported(node, "expected one traced tensor input")
+    return found[0]
+
+
+def _linear(trace: _Trace, path: str, x: _Value, out: int, n_in: int, weight: str, bias: str | None, factors: frozenset[str]) -> _Value:
+    origin = trace.new(path, out, factors)
+    if x.flattened:
+        s = trace.root(x.origin)
+        if s.size is None or n_in % s.size:
+            raise SpecMismatchError(f"{path}: {n_in} inputs do not split into the {s.size} channels flattened before it")
+        trace.add(weight, weight, (out, s.size, n_in // s.size), ((origin, "out"), (x.origin, "in"), None))
+    else:
+        trace.size(x.origin, n_in, path)
+        trace.add(weight, weight, (out, n_in), ((origin, "out"), (x.origin, "in")))
+    if bias is not None:
+        trace.add(bias, bias, (out,), ((origin, "out"),))
+    return _Value(origin, -1, ndim=x.ndim)
+
+
+def _module(trace: _Trace, node: fx.Node, m: nn.Module, path: str, env: dict[str, Any]) -> Any:
+    x = _one_input(node, env)
+    p = f"{path}." if path else ""
+    if type(m) in _ACTIVATION_MODULES:
+        trace.restrict(x.origin, _ACTIVATION_MODULES[type(m)])
+        return x
+    if isinstance(m, LoRALinear):
+        rank = trace.new(f"{path}.rank", m.rank, _NONE, kind="gl")
+        y = _linear(trace, path, x, m.base.out_features, m.base.in_features, p + "base.weight",
+                    p + "base.bias" if m.base.bias is not None else None, _ALL)
+        if x.flattened:
+            raise _unsupported(node, "a LoRA adapter after a flatten")
+        trace.add(p + "lora_A", p + "lora_A", (m.rank, m.base.in_features), ((rank, "out"), (x.origin, "in")))
+        trace.add(p + "lora_B", p + "lora_B", (m.base.out_features, m.rank), ((y.origin, "out"), (rank, "in")))
+        return y
+    if isinstance(m, nn.Linear):
+        if x.spatial:
+            raise _unsupported(node, "a Linear applied to a conv feature map (flatten or pool it first)")
+        return _linear(trace, path, x, m.out_features, m.in_features, p + "weight", p + "bias" if m.bias is not None else None, _ALL)
+    if isinstance(m, (nn.Conv1d, nn.Conv2d)):
+        if m.groups != 1 or x.feature_dim == -1 or x.flattened:
+            raise _unsupported(node, "grouped convolutions and convolutions on flattened features")
+        origin = trace.new(path, m.out_channels, _ALL)
+        trace.size(x.origin, m.in_channels, path)
+        kernel = tuple(m.kernel_size)
+        trace.add(p + "weight", p + "weight", (m.out_channels, m.in_channels, *kernel),
+                  ((origin, "out"), (x.origin, "in"), *([None] * len(kernel))))
+        if m.bias is not None:
+            trace.add(p + "bias", p + "bias", (m.out_channels,), ((origin, "out"),))
+        return _Value(origin, 1, spatial=True)
+    if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm)):
+        if isinstance(m, nn.LayerNorm):
+            if len(m.normalized_shape) != 1 or x.feature_dim != -1:
+                raise _unsupported(node, "a LayerNorm over more than the feature axis")
+            n = m.normalized_shape[0]
+            names = ["weight", "bias"] if m.elementwise_affine else []
+        else:
+            if x.feature_dim != 1 and not (x.feature_dim == -1 and x.ndim == 2 and isinstance(m, nn.BatchNorm1d)):
+                raise _unsupported(node, "a batch norm whose channel axis is not dim 1")
+            n = m.num_features
+            names = (["weight", "bias"] if m.affine else []) + (["running_mean", "running_var"] if m.track_running_stats else [])
+        trace.size(x.origin, n, path)
+        trace.restrict(x.origin, _NONE)  # a norm divides by a statistic of its input: no scaling or sign passes it
+        for name in names:
+            trace.add(p + name, p + name, (n,), ((x.origin, "tied"),))
+        return x
+    if isinstance(m, nn.Flatten):
+        if m.start_dim != 1 or m.end_dim != -1:
+            raise _unsupported(node, "nn.Flatten other than start_dim=1, end_dim=-1")
+        return _flatten(x)
+    if isinstance(m, (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d)):
+        size = m.output_size if isinstance(m.output_size, tuple) else (m.output_size,)
+        return _Value(x.origin, 1, spatial=any(s != 1 for s in size))
+    if isinstance(m, nn.Embedding):
+        if m.max_norm is not None:
+            raise _unsupported(node, "an Embedding with max_norm renormalises its rows")
+        origin = trace.new(path, m.embedding_dim, _ALL)
+        trace.add(p + "weight", p + "weight", (m.num_embeddings, m.embedding_dim), (None, (origin, "out")))
+        return _Value(origin, -1, ndim=None if x.ndim is None else x.ndim + 1)
+    if isinstance(m, (nn.GRU, nn.LSTM)):
+        return _recurrent(trace, node, m, p, x)
+    raise _unsupported(node, f"{type(m).__name__} is not a module nfkit can analyse")
+
+
+def _flatten(x: _Value) -> _Value:
+    return _Value(x.origin, -1, flattened=x.spatial, ndim=2)
+
+
+def _recurrent(trace: _Trace, node: fx.Node, m: nn.GRU | nn.LSTM, p: str, x: _Value) -> tuple[Any, ...]:
+    if m.bidirectional or (isinstance(m, nn.LSTM) and m.proj_size > 0) or x.feature_dim == 1 or x.flattened:
+        raise _unsupported(node, "bidirectional or projected recurrent layers")
+    gates = _GATES[type(m)]
+    h = m.hidden_size
+    previous = x
+    for layer in range(m.num_layers):
+        hidden = trace.new(f"{p}hidden{layer}", h, _ODD)
+        trace.size(previous.origin, m.input_size if layer == 0 else h, f"{p}layer {layer}")
+        for kind, source in (("ih", previous.origin), ("hh", hidden)):
+            n_in = trace.root(source).size
+            assert n_in is not None
+            for g, gate in enumerate(gates):
+                role = "out" if gate == _SIGNED_GATE[type(m)] else "tied"
+                rows = (g * h, (g + 1) * h)
+                weight = f"{p}weight_{kind}_l{layer}"
+                trace.add(f"{weight}[{gate}]", weight, (h, n_in), ((hidden, role), (source, "in")), rows)
+                if m.bias:
+                    bias = f"{p}bias_{kind}_l{layer}"
+                    trace.add(f"{bias}[{gate}]", bias, (h,), ((hidden, role),), rows)
+        # batched input is assumed when the input's rank is unknown: (B, T, F) or (T, B, F)
+        previous = _Value(hidden, -1, ndim=x.ndim if x.ndim is not None else 3)
+    final: Any = previous if m.num_layers == 1 else _MIXED
+    state: Any = final if isinstance(m, nn.GRU) else (final, final)
+    return (previous, state)
+
+
+def _function(trace: _Trace, node: fx.Node, env: dict[str, Any]) -> Any:
+    target = node.target
+    args = [env[a.name] if isinstance(a, fx.Node) else a for a in node.args]
+    if target is operator.getitem:
+        container, index = args
+        if isinstance(container, tuple):
+            item = container[int(index)]  # type: ignore[arg-type]
+            if item is _MIXED:
+                raise _unsupported(node, "the final states of a multi-layer recurrent net mix several neuron sets")
+            return item
+        if isinstance(container, _Value):
+            parts = index if isinstance(index, tuple) else (index,)
+            if container.feature_dim == -1 and container.ndim is not None and len(parts) < container.ndim and all(
+                p is not Ellipsis and p is not None for p in parts
+            ):
+                return _Value(container.origin, -1, ndim=container.ndim - sum(isinstance(p, int) for p in parts))
+        raise _unsupported(node, "indexing that may reach the feature axis")
+    if target in (operator.add, torch.add):
+        found = _values(args)
+        if len(found) == 2:
+            a, b = found
+            if (a.feature_dim, a.spatial, a.flattened) != (b.feature_dim, b.spatial, b.flattened):
+                raise _unsupported(node, "adding tensors of different layouts")
+            trace.tie(a.origin, b.origin, node.name)
+            return a
+        if len(found) == 1:
+            trace.restrict(found[0].origin, _NONE)  # x + constant: a shift no scaling or sign commutes with
+            return found[0]
+    if target in (operator.mul, torch.mul, operator.truediv):
+        found = _values(args)
+        if len(found) == 1 and all(isinstance(a, (int, float)) for a in args if not isinstance(a, _Value)):
+            return found[0]
+    if target in _ACTIVATION_FUNCTIONS:
+        x = _one_input(node, env)
+        trace.restrict(x.origin, _ACTIVATION_FUNCTIONS[target])
+        return x
+    if target is torch.flatten and args[1:2] == [1] and node.kwargs.get("end_dim", -1) == -1 and len(args) <= 2:
+        return _flatten(_one_input(node, env))
+    if target is F.adaptive_avg_pool2d and args[1:] in ([1], [(1, 1)]):
+        return _Value(_one_input(node, env).origin, 1)
+    raise _unsupported(node)
+
+
+def _method(trace: _Trace, node: fx.Node, env: dict[str, Any]) -> Any:
+    x = env[node.args[0].name] if isinstance(node.args[0], fx.Node) else None
+    if not isinstance(x, _Value):
+        raise _unsupported(node)
+    if node.target in _ACTIVATION_METHODS:
+        trace.restrict(x.origin, _ACTIVATION_METHODS[str(node.target)])
+        return x
+    if node.target == "contiguous":
+        return x
+    if node.target == "flatten" and list(node.args[1:]) == [1]:
+        return _flatten(x)
+    if node.target == "mean" and x.spatial and x.feature_dim == 1:
+        dims = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
+        dims = tuple(dims) if isinstance(dims, (tuple, list)) else (dims,)
+        if dims in ((2, 3), (-2, -1), (-1, -2), (3, 2)) and not node.kwargs.get("keepdim", False):
+            return _Value(x.origin, -1, ndim=2)
+    raise _unsupported(node)
+
+
+def universal_spec_of(module: nn.Module, example: torch.Tensor | tuple[torch.Tensor, ...] | None = None) -> UniversalSpec:
+    """The weight space of ``module`` with the symmetry its graph allows (see the module docstring).
+
+    ``example`` (inputs the module accepts) tells the tracer the rank of every tensor, which indexing such
+    as ``x[:, 0]`` on a token stream needs; without it, such indexing is refused unless a recurrent layer
+    (batched input assumed) fixed the rank.
+
+    Example:
+        >>> net = nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Linear(8, 2))
+        >>> spec = universal_spec_of(net)
+        >>> [(t.name, t.shape) for t in spec.tensors][:2], spec.sets
+        ([('0.weight', (8, 3)), ('0.bias', (8,))], (NeuronSet(name='0', size=8, kind='permutation', factors=frozenset({'scale'})),))
+    """
+    if not isinstance(module, nn.Module):
+        raise TypeError(f"universal_spec_of expects an nn.Module, got {type(module).__name__}")
+    try:
+        graph = _Tracer().trace(module)
+    except Exception as error:  # fx raises many types for dynamic control flow
+        raise UnsupportedModuleError(f"cannot trace {type(module).__name__} with torch.fx: {str(error).splitlines()[0]}") from error
+    if example is not None:
+        from torch.fx.passes.shape_prop import ShapeProp
+
+        with torch.no_grad():
+            ShapeProp(fx.GraphModule(module, graph)).propagate(*(example if isinstance(example, tuple) else (example,)))
+    trace = _Trace()
+    env: dict[str, Any] = {}
+    called: set[str] = set()
+    for node in graph.nodes:
+        if node.op == "placeholder":
+            env[node.name] = _Value(trace.new(f"input:{node.name}", None, _NONE, fixed=True), 0)
+        elif node.op == "call_module":
+            target = str(node.target)
+            if target in called:
+                raise _unsupported(node, "a module called twice shares its weights between two places")
+            called.add(target)
+            env[node.name] = _module(trace, node, module.get_submodule(target), target, env)
+        elif node.op == "call_function":
+            env[node.name] = _function(trace, node, env)
+        elif node.op == "call_method":
+            env[node.name] = _method(trace, node, env)
+        elif node.op == "output":
+            for value in _values([env[n.name] for n in node.all_input_nodes]):
+                trace.root(value.origin).fixed = True
+        else:
+            raise _unsupported(node, "the module reads a parameter or buffer directly")
+        meta = node.meta.get("tensor_meta")
+        traced = env.get(node.name)
+        if isinstance(traced, _Value) and meta is not None and hasattr(meta, "shape"):
+            env[node.name] = replace(traced, ndim=len(meta.shape))
+    return _build(trace, module)
+
+
+def _build(trace: _Trace, module: nn.Module) -> UniversalSpec:
+    roots: dict[str, NeuronSet] = {}
+    for name in trace.sets:
+        s = trace.root(name)
+        if s.fixed or s.name in roots:
+            continue
+        assert s.size is not None
+        roots[s.name] = NeuronSet(s.name, s.size, "gl" if s.kind == "gl" else "permutation", s.factors if s.kind != "gl" else _NONE)
+    tensors = []
+    for name, parameter, rows, shape, axes in trace.tensors:
+        labelled: list[TensorAxis | None] = []
+        for axis in axes:
+            root = None if axis is None else trace.root(axis[0])
+            labelled.append(None if axis is None or root is None or root.fixed else TensorAxis(root.name, axis[1], axis[0]))  # type: ignore[arg-type]
+        tensors.append(TensorSpec(name, shape, tuple(labelled), parameter, rows))
+    state = {k for k in module.state_dict() if not k.endswith("num_batches_tracked")}
+    covered = {t[1] for t in trace.tensors}
+    if state - covered:
+        raise UnsupportedModuleError(
+            f"cannot derive the weight space: {', '.join(sorted(state - covered))} are used by operations nfkit does not analyse"
+        )
+    return UniversalSpec(tuple(tensors), tuple(roots.values()))
+
+
+def universal_weights_of(module: nn.Module, spec: UniversalSpec | None = None) -> UniversalFeatures:
+    """The module's weights as features of its :func:`universal_spec_of` (batch 1, channel 1), exact copies."""
+    spec = spec if spec is not None else universal_spec_of(module)
+    state = module.state_dict()
+    named = {}
+    for t in spec.tensors:
+        if t.parameter not in state:
+            raise SpecMismatchError(f"the module has no parameter {t.parameter!r}; it does not fit this spec")
+        value = state[t.parameter].detach()
+        if t.rows is not None:
+            value = value[t.rows[0] : t.rows[1]]
+        if value.numel() != t.numel:
+            raise SpecMismatchError(f"{t.parameter} has {value.numel()} entries, the spec's {t.name} {t.numel}")
+        named[t.name] = value.reshape(1, 1, *t.shape).clone()
+    return UniversalFeatures(spec, named)
+
+
+def universal_load_into(module: _M, features: UniversalFeatures, index: int | None = None) -> _M:
+    """Write item ``index`` (or the only item) of single-channel ``features`` into ``module``'s
+    parameters and buffers, exactly; return the module."""
+    if features.channels != 1:
+        raise SpecMismatchError(f"load_into needs single-channel features, got {features.channels} channels")
+    if index is None:
+        if features.batch_size != 1:
+            raise SpecMismatchError(f"features hold {features.batch_size} networks; pass index=")
+        index = 0
+    state = dict(module.named_parameters()) | dict(module.named_buffers())
+    with torch.no_grad():
+        for t in features.spec.tensors:
+            target = state.get(t.parameter)
+            if target is None:
+                raise SpecMismatchError(f"the module has no parameter {t.parameter!r}; it does not fit this spec")
+            value = features.named[t.name][index, 0]
+            view = target if t.rows is None else target[t.rows[0] : t.rows[1]]
+            if view.numel() != value.numel():
+                raise SpecMismatchError(f"{t.parameter} has {view.numel()} entries, the features' {t.name} {value.numel()}")
+            view.copy_(value.reshape(view.shape))
+    return module
+

@@ -1,0 +1,182 @@
+"""Universal weight spaces derived by tracing: round trips, derived groups checked on the real modules
+(float64, random elements, scales 1e-3..1e3 and signs separately), and negative controls."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from nfkit.errors import SpecMismatchError, UnsupportedModuleError
+from nfkit.groups.universal import UniversalElement, UniversalGroup
+from nfkit.nets import mlp, siren, small_cnn_zoo
+from nfkit.nets.lora import LoRALinear
+from nfkit.nets.recurrent import RecurrentClassifier
+from nfkit.nets.resnet import SmallResNet
+from nfkit.spaces import spec_of
+from nfkit.spaces.trace import universal_load_into, universal_spec_of, universal_weights_of
+from nfkit.spaces.universal import SCALE, SIGN, UniversalSpec, universal_spec
+
+
+class _Vit(nn.Module):
+    """A pre-norm MLP block on a token stream: ``x + fc₂(gelu(fc₁(LN x)))`` twice, then a head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Linear(4, 6)
+        self.norm1, self.fc1, self.fc2 = nn.LayerNorm(6), nn.Linear(6, 8), nn.Linear(8, 6)
+        self.head = nn.Linear(6, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.embed(x)
+        h = h + self.fc2(torch.nn.functional.gelu(self.fc1(self.norm1(h))))
+        return self.head(h[:, 0])
+
+
+def _lora_mlp() -> nn.Module:
+    return nn.Sequential(LoRALinear(5, 6, rank=2), nn.ReLU(), LoRALinear(6, 6, rank=3), nn.Tanh(), nn.Linear(6, 2))
+
+
+CASES = {
+    "mlp-relu": (lambda: mlp((5, 7, 6, 3)), lambda: torch.randn(4, 5)),
+    "siren": (lambda: siren(2, 8, 1, w0=3.0), lambda: torch.randn(4, 2)),
+    "cnn": (lambda: small_cnn_zoo(nn.Tanh, padding=1), lambda: torch.randn(3, 1, 8, 8)),
+    "resnet": (lambda: SmallResNet(width=4), lambda: torch.randn(3, 1, 8, 8)),
+    "gru": (lambda: RecurrentClassifier(11, 6, 4, "gru"), lambda: torch.randint(0, 11, (3, 5))),
+    "lstm": (lambda: RecurrentClassifier(5, 6, 4, "lstm", tokens=False), lambda: torch.randn(3, 5, 5)),
+    "lora": (_lora_mlp, lambda: torch.randn(4, 5)),
+    "prenorm-block": (_Vit, lambda: torch.randn(3, 2, 4)),
+}
+
+
+def _build(name: str) -> tuple[nn.Module, torch.Tensor]:
+    torch.manual_seed(0)
+    make, inputs = CASES[name]
+    module = make().double().eval()
+    with torch.no_grad():  # non-trivial adapters, norm affines and statistics
+        for key, p in list(module.named_parameters()) + list(module.named_buffers()):
+            if p.is_floating_point():
+                p.copy_(torch.rand_like(p) + 0.5 if "running_var" in key else torch.randn_like(p) * 0.5)
+    return module, inputs().double() if inputs().is_floating_point() else inputs()
+
+
+def _spec(module: nn.Module) -> UniversalSpec:
+    example = CASES["prenorm-block"][1]().double() if isinstance(module, _Vit) else None
+    return universal_spec_of(module, example)
+
+
+def _moved(module: nn.Module, g: UniversalElement) -> nn.Module:
+    spec = _spec(module)
+    return universal_load_into(copy.deepcopy(module), g.act(universal_weights_of(module, spec)))
+
+
+def _error(module: nn.Module, x: torch.Tensor, g: UniversalElement) -> float:
+    with torch.no_grad():
+        expected = module(x)
+        return float((_moved(module, g)(x) - expected).abs().max() / expected.abs().max())
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_round_trip_is_exact(name: str) -> None:
+    module, _ = _build(name)
+    features = universal_weights_of(module, _spec(module))
+    target = copy.deepcopy(module)
+    with torch.no_grad():
+        for p in target.parameters():
+            p.zero_()
+    universal_load_into(target, features)
+    for (key, a), b in zip(module.state_dict().items(), target.state_dict().values()):
+        assert torch.equal(a, b), key
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_derived_group_preserves_the_function(name: str) -> None:
+    module, x = _build(name)
+    group = _spec(module).symmetry_group()
+    generator = torch.Generator().manual_seed(1)
+    for subgroup in [group, *group.factor_subgroups()]:
+        for _ in range(3):
+            assert _error(module, x, subgroup.sample(generator)) < 1e-9, subgroup.name
+
+
+@pytest.mark.parametrize("name", [n for n in CASES if n != "siren"])
+def test_negative_control_breaks_the_function(name: str) -> None:
+    module, x = _build(name)
+    control = _spec(module).symmetry_group().negative_control()
+    assert control is not None
+    generator = torch.Generator().manual_seed(2)
+    assert max(_error(module, x, control.sample(generator)) for _ in range(3)) > 1e-3
+
+
+def test_siren_negative_control_is_scaling() -> None:
+    module, x = _build("siren")
+    control = _spec(module).symmetry_group().negative_control()
+    assert control is not None and "positive scaling" in control.name
+    assert _error(module, x, control.sample(torch.Generator().manual_seed(0))) > 1e-3
+
+
+def test_residual_additions_tie_sets_and_untying_breaks_the_function() -> None:
+    module, x = _build("resnet")
+    spec = universal_spec_of(module)
+    names = {s.name for s in spec.sets}
+    # the stem's channels run through block1's sum; block2's conv2 is tied to its projection shortcut
+    assert names == {"stem", "block1.conv1", "block2.conv1", "block2.conv2"}
+    assert all(not s.factors for s in spec.sets)  # batch norms stop scaling and signs
+    untied = UniversalGroup(spec.untied().sets)
+    assert len(untied.sets) == 6  # stem, block1.conv1, block1.conv2, block2.conv1, block2.conv2, block2.shortcut.0
+    generator = torch.Generator().manual_seed(3)
+    # apply the untied group to the untied labels of the same tensors
+    features = universal_weights_of(module, spec)
+    from nfkit.spaces.universal_features import UniversalFeatures
+
+    loose = UniversalFeatures(spec.untied(), features.named)
+    with torch.no_grad():
+        moved = universal_load_into(copy.deepcopy(module), UniversalFeatures(spec, untied.sample(generator).act(loose).named))
+        assert (moved(x) - module(x)).abs().max() > 1e-3
+
+
+def test_groups_match_the_dense_specs() -> None:
+    for module in (mlp((3, 6, 5, 2)), siren(2, 6, 1), small_cnn_zoo(nn.ReLU, padding=1), mlp((3, 4, 2), nn.GELU)):
+        derived = universal_spec_of(module)
+        dense = universal_spec(spec_of(module))  # type: ignore[arg-type]
+        assert [(s.size, s.factors) for s in derived.sets] == [(s.size, s.factors) for s in dense.sets]
+        assert [t.shape for t in derived.tensors] == [t.shape for t in dense.tensors]
+
+
+def test_recurrent_gates() -> None:
+    spec = universal_spec_of(RecurrentClassifier(7, 5, 3, "gru"))
+    hidden = spec.neuron_set("recurrent.hidden0")
+    assert hidden.factors == frozenset({SIGN})
+    assert spec.neuron_set("embedding").factors == frozenset({SCALE, SIGN})
+    roles = {t.name: t.axes[0].role for t in spec.tensors if t.name.startswith("recurrent.weight_hh")}  # type: ignore[union-attr]
+    assert roles == {"recurrent.weight_hh_l0[r]": "tied", "recurrent.weight_hh_l0[z]": "tied", "recurrent.weight_hh_l0[n]": "out"}
+    assert spec.tensor("recurrent.weight_hh_l0[n]").axes[1].set == "recurrent.hidden0"  # type: ignore[union-attr]
+
+
+def test_lora_rank_is_gl() -> None:
+    spec = universal_spec_of(_lora_mlp())
+    assert spec.neuron_set("0.rank").kind == "gl" and spec.neuron_set("2.rank").size == 3
+    assert "GL" in spec.symmetry_group().name
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: nn.Sequential(nn.Conv2d(2, 4, 3, groups=2)), "grouped"),
+        (lambda: nn.TransformerEncoderLayer(8, 2, 16, batch_first=True), "TransformerEncoderLayer"),
+        (lambda: nn.Sequential(nn.GRU(3, 4, bidirectional=True)), "bidirectional"),
+        (lambda: nn.Sequential(nn.GRU(3, 4, num_layers=2)), "mix several neuron sets"),
+        (lambda: nn.Sequential(nn.Linear(3, 4), nn.Softmax(dim=-1)), "Softmax"),
+    ],
+)
+def test_unsupported_operations_are_named(make, message: str) -> None:
+    with pytest.raises(UnsupportedModuleError, match=message):
+        universal_spec_of(make())
+
+
+def test_mismatched_module_is_refused() -> None:
+    features = universal_weights_of(mlp((3, 4, 2)))
+    with pytest.raises(SpecMismatchError):
+        universal_load_into(mlp((3, 5, 2)), features)
