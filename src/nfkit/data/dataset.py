@@ -10,17 +10,16 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from nfkit.spaces.universal_features import UniversalFeatures
+from nfkit.spaces.kinds import AnyFeatures, AnySpec
 from nfkit.errors import SpecMismatchError
 from nfkit.groups.base import Group
 from nfkit.spaces.features import WeightSpaceFeatures, stack
-from nfkit.spaces.spec import WeightSpaceSpec
 from nfkit.spaces.transformer_features import TransformerFeatures
-from nfkit.spaces.transformer_spec import TransformerSpec
 
 __all__ = ["AUGMENT_SCALE_RANGE", "network_augmentation", "AnyFeatures", "WeightDataset", "collate", "Compose", "SymmetryAugmentation", "Normalization"]
 
 #: Either feature container (dense MLP/CNN or transformer weight spaces).
-AnyFeatures = WeightSpaceFeatures | TransformerFeatures
 Transform = Callable[[Any], Any]  # features → features of the same kind
 
 
@@ -105,7 +104,7 @@ class SymmetryAugmentation:
 AUGMENT_SCALE_RANGE = (1.0, 1e3)
 
 
-def network_augmentation(spec: WeightSpaceSpec | TransformerSpec, seed: int = 0) -> SymmetryAugmentation:
+def network_augmentation(spec: AnySpec, seed: int = 0) -> SymmetryAugmentation:
     """Random elements of the network's whole symmetry group (permutations × sign flips for a SIREN,
     × positive scalings for a ReLU net, × GL for a transformer), scales from :data:`AUGMENT_SCALE_RANGE`."""
     group = spec.symmetry_group().with_scale_range(*AUGMENT_SCALE_RANGE)
@@ -130,13 +129,13 @@ class Normalization:
     scales: tuple[float, ...]
 
     @staticmethod
-    def identity(features: WeightSpaceFeatures | TransformerFeatures) -> Normalization:
+    def identity(features: AnyFeatures) -> Normalization:
         """The normalisation that changes nothing (shift 0, scale 1 per tensor)."""
         count = len(list(features.tensors()))
         return Normalization((0.0,) * count, (1.0,) * count)
 
     @staticmethod
-    def fit(features: WeightSpaceFeatures | TransformerFeatures, group: Group) -> Normalization:
+    def fit(features: AnyFeatures, group: Group) -> Normalization:
         """Statistics of a training set (features of batch N) for ``group``.
 
         Transformer groups contain GL factors, with which centering does not commute: root mean square only.
@@ -155,6 +154,6 @@ class Normalization:
 
     def __call__(self, features: WeightSpaceFeatures) -> WeightSpaceFeatures:
         tensors = [(t - s) / c for t, s, c in zip(features.tensors(), self.shifts, self.scales)]
-        if isinstance(features, TransformerFeatures):
+        if isinstance(features, (TransformerFeatures, UniversalFeatures)):
             return features.with_tensors(tensors)
         return features.with_tensors(tensors[0::2], tensors[1::2])

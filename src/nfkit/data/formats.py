@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from nfkit.spaces.kinds import AnySpec
+from nfkit.spaces.universal import UniversalSpec
 from nfkit.data.published.inr_sets import load_dws_inrs, load_nfn_sirens
 from nfkit.data.published.small_cnn_zoo import load_small_cnn_zoo
 from nfkit.data.published.small_transformer_zoo import load_small_transformer_zoo
@@ -127,13 +129,17 @@ def select_activation(zoo: Zoo, activation: str) -> Zoo:
     return Zoo(zoo.kind, spec, features, table, splits, metadata, dict(zoo.files))
 
 
-def _hidden_activation(spec: WeightSpaceSpec | TransformerSpec) -> str:
+def _hidden_activation(spec: AnySpec) -> str:
+    if isinstance(spec, UniversalSpec):
+        raise InvalidOptionError("--activation selects subsets of MLP, CNN and transformer zoos; this zoo's networks are traced ones")
     if isinstance(spec, TransformerSpec):
         return str(spec.blocks[0].activation)
     return spec.hidden_activations[0].name if spec.hidden_activations else "none"
 
 
-def _with_activation(spec: WeightSpaceSpec | TransformerSpec, activation: str) -> WeightSpaceSpec | TransformerSpec:
+def _with_activation(spec: AnySpec, activation: str) -> WeightSpaceSpec | TransformerSpec:
+    if isinstance(spec, UniversalSpec):
+        raise InvalidOptionError("--activation selects subsets of MLP, CNN and transformer zoos; this zoo's networks are traced ones")
     if isinstance(spec, TransformerSpec):
         return replace(spec, blocks=tuple(replace(b, activation=activation) for b in spec.blocks))
     act = Activation.parse(activation)

@@ -37,6 +37,8 @@ from nfkit.spaces.features import WeightSpaceFeatures
 from nfkit.spaces.spec import WeightSpaceSpec
 from nfkit.spaces.transformer_features import TransformerFeatures
 from nfkit.spaces.transformer_spec import TransformerSpec, spec_from_dict
+from nfkit.spaces.universal import UniversalSpec
+from nfkit.spaces.universal_features import UniversalFeatures
 from nfkit.util.files import atomic_write_bytes, make_staging_dir, write_csv_columns
 
 __all__ = [
@@ -85,8 +87,8 @@ class Zoo:
     """
 
     kind: str
-    spec: WeightSpaceSpec | TransformerSpec
-    features: WeightSpaceFeatures | TransformerFeatures
+    spec: WeightSpaceSpec | TransformerSpec | UniversalSpec
+    features: WeightSpaceFeatures | TransformerFeatures | UniversalFeatures
     table: dict[str, np.ndarray]
     splits: dict[str, np.ndarray]
     metadata: dict[str, object] = field(default_factory=dict)

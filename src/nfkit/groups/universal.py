@@ -30,7 +30,7 @@ from nfkit.groups.neurons import DEFAULT_SCALE_RANGE
 if TYPE_CHECKING:
     from nfkit.spaces.universal import NeuronSet
 
-__all__ = ["UniversalElement", "UniversalGroup"]
+__all__ = ["UniversalElement", "UniversalGroup", "trivial_on"]
 
 _SCALE, _SIGN = "scale", "sign"
 
@@ -150,6 +150,8 @@ class UniversalGroup(Group):
         return {s.name: (s.size, s.kind, s.factors) for s in self.sets}
 
     def contains(self, other: Group) -> bool:
+        if isinstance(other, _Trivial):
+            return True
         if not isinstance(other, UniversalGroup):
             return False
         mine = self._key()
@@ -225,3 +227,36 @@ class _DiagonalOnly(UniversalGroup):
     @property
     def name(self) -> str:
         return super().name.replace("permutations × ", "").replace("permutations", "trivial")
+
+
+@final
+class _Trivial(UniversalGroup):
+    """The identity on ``sets``: what a model that respects no symmetry declares."""
+
+    def sample(self, generator: torch.Generator | None = None) -> UniversalElement:
+        return self.identity()
+
+    def contains(self, other: Group) -> bool:
+        return isinstance(other, _Trivial)
+
+    @property
+    def name(self) -> str:
+        return "trivial"
+
+    def factor_subgroups(self) -> list[Group]:
+        return []
+
+    def negative_control(self) -> Group | None:
+        return UniversalGroup([replace(s, kind="permutation", factors=frozenset()) for s in self.sets], self.scale_range) if self.sets else None
+
+    def rescalings(self, scale_range: tuple[float, float]) -> Group | None:
+        return None
+
+    @property
+    def commutes_with_centering(self) -> bool:
+        return True
+
+
+def trivial_on(sets: Iterable[NeuronSet]) -> UniversalGroup:
+    """The trivial group of a space with neuron sets ``sets`` (its negative control permutes them)."""
+    return _Trivial(sets)

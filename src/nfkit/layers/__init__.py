@@ -33,6 +33,7 @@ from nfkit.layers.transformer_network import (
     WithInput,
 )
 from nfkit.layers.transformer_nfn import AttentionBlockInvariant, AttentionBlockLinear
+from nfkit.layers.unf import UNFLinear, UNFPool
 
 __all__ = [
     "AttentionBlockInvariant",
@@ -77,5 +78,7 @@ __all__ = [
     "ScaleGMNTrunk",
     "TransformerLinear",
     "TransformerReadout",
+    "UNFLinear",
+    "UNFPool",
     "WithInput",
 ]

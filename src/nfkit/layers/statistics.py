@@ -13,10 +13,11 @@ from torch import nn
 from nfkit.spaces.features import WeightSpaceFeatures
 from nfkit.spaces.spec import WeightSpaceSpec
 from nfkit.spaces.transformer_spec import TransformerSpec
+from nfkit.spaces.universal import UniversalSpec
 
 __all__ = ["QUANTILES", "Flattened", "entry_statistics", "layer_statistics", "LayerStatistics", "num_tensors"]
 
-AnySpec = WeightSpaceSpec | TransformerSpec
+AnySpec = WeightSpaceSpec | TransformerSpec | UniversalSpec
 
 #: The quantiles StatNN reads of every tensor.
 QUANTILES = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -24,7 +25,7 @@ QUANTILES = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 def num_tensors(spec: AnySpec) -> int:
     """How many weight and bias tensors a network of ``spec`` has."""
-    return len(spec.tensor_shapes()) if isinstance(spec, TransformerSpec) else 2 * spec.num_layers
+    return len(spec.tensor_shapes()) if isinstance(spec, (TransformerSpec, UniversalSpec)) else 2 * spec.num_layers
 
 
 class Flattened(nn.Module):

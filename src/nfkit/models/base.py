@@ -17,6 +17,11 @@ from nfkit.spaces.features import WeightSpaceFeatures
 from nfkit.spaces.spec import WeightSpaceSpec
 from nfkit.spaces.transformer_features import TransformerFeatures
 from nfkit.spaces.transformer_spec import TransformerSpec
+from nfkit.spaces.universal import UniversalSpec
+from nfkit.spaces.universal_features import UniversalFeatures
+
+#: every weight space a model may read
+AnySpec = WeightSpaceSpec | TransformerSpec | UniversalSpec
 
 __all__ = [
     "WeightSpaceModel",
@@ -42,12 +47,12 @@ class WeightSpaceModel(nn.Module, abc.ABC):
             as probe features do): tasks then skip input normalisation, which would change the functions.
     """
 
-    spec: WeightSpaceSpec | TransformerSpec
+    spec: AnySpec
     group: Group
     in_channels: int
     reads_raw_weights: bool = False
 
-    def __init__(self, spec: WeightSpaceSpec | TransformerSpec, group: Group, in_channels: int, *, check_inputs: bool = True) -> None:
+    def __init__(self, spec: AnySpec, group: Group, in_channels: int, *, check_inputs: bool = True) -> None:
         super().__init__()
         if in_channels <= 0:
             raise ValueError(f"in_channels must be positive, got {in_channels}")
@@ -58,8 +63,10 @@ class WeightSpaceModel(nn.Module, abc.ABC):
 
     def validate(self, features: WeightSpaceFeatures) -> None:
         """Raise a clear error for features of another spec, channel count, or with NaN/Inf."""
-        if not isinstance(features, (WeightSpaceFeatures, TransformerFeatures)):
-            raise TypeError(f"{type(self).__name__} takes WeightSpaceFeatures or TransformerFeatures, got {type(features).__name__}")
+        if not isinstance(features, (WeightSpaceFeatures, TransformerFeatures, UniversalFeatures)):
+            raise TypeError(
+                f"{type(self).__name__} takes WeightSpaceFeatures, TransformerFeatures or UniversalFeatures, got {type(features).__name__}"
+            )
         self.spec.require_compatible(features.spec, f"input features of {type(self).__name__}")
         if features.channels != self.in_channels:
             raise SpecMismatchError(
@@ -90,6 +97,8 @@ class EquivariantModel(WeightSpaceModel):
 
     def project(self, features: _AnyFeatures) -> _AnyFeatures:
         """Zero the biases of bias-free layers, so that the output is a point of the weight space."""
+        if isinstance(features, UniversalFeatures):  # holds only the tensors the network has
+            return features
         if isinstance(features, TransformerFeatures):
             zero = features.spec.zero_tensors()
             return features if not zero else features.with_tensors(
@@ -103,7 +112,7 @@ class EquivariantModel(WeightSpaceModel):
         return features.with_tensors(features.weights, biases)
 
 
-_AnyFeatures = TypeVar("_AnyFeatures", WeightSpaceFeatures, TransformerFeatures)
+_AnyFeatures = TypeVar("_AnyFeatures", WeightSpaceFeatures, TransformerFeatures, UniversalFeatures)
 
 
 @final
@@ -123,7 +132,7 @@ class StackedInvariantModel(InvariantModel):
 
     def __init__(
         self,
-        spec: WeightSpaceSpec | TransformerSpec,
+        spec: AnySpec,
         group: Group,
         in_channels: int,
         out_features: int,
@@ -145,7 +154,7 @@ class StackedInvariantModel(InvariantModel):
     @classmethod
     def with_head(
         cls,
-        spec: WeightSpaceSpec | TransformerSpec,
+        spec: AnySpec,
         group: Group,
         in_channels: int,
         out_features: int,
@@ -174,7 +183,7 @@ class StackedEquivariantModel(EquivariantModel):
 
     def __init__(
         self,
-        spec: WeightSpaceSpec | TransformerSpec,
+        spec: AnySpec,
         group: Group,
         in_channels: int,
         out_channels: int,

@@ -25,11 +25,11 @@ from nfkit.layers.statistics import Flattened, LayerStatistics, entry_statistics
 from nfkit.models.base import EquivariantModel, StackedInvariantModel, mlp_head
 from nfkit.models.registry import ModelFamily, register
 from nfkit.spaces.features import WeightSpaceFeatures
-from nfkit.spaces.transformer_features import TransformerFeatures
 from nfkit.spaces.spec import WeightSpaceSpec
 from nfkit.spaces.transformer_spec import TransformerSpec
+from nfkit.spaces.universal import UniversalSpec
 
-AnySpec = WeightSpaceSpec | TransformerSpec
+AnySpec = WeightSpaceSpec | TransformerSpec | UniversalSpec
 
 #: Factors under which statistics over all entries of each tensor do not change.
 _ENTRY_PERMUTING = (
@@ -41,6 +41,8 @@ _ENTRY_PERMUTING = (
 
 
 def _trivial(spec: AnySpec) -> Group:
+    if isinstance(spec, UniversalSpec):
+        return spec.trivial_group()
     return TransformerGroup(spec, ()) if isinstance(spec, TransformerSpec) else trivial(spec.hidden_sizes)
 
 
@@ -48,6 +50,8 @@ def _entry_permutations(spec: AnySpec) -> Group:
     """Every factor of the architecture's group that only moves entries within a tensor."""
     if isinstance(spec, TransformerSpec):
         return spec.symmetry_group().restrict(f for f in spec.symmetry_group().factors if f in _ENTRY_PERMUTING)
+    if isinstance(spec, UniversalSpec):
+        return spec.permutation_group()
     return permutations(spec.hidden_sizes)
 
 
@@ -98,8 +102,8 @@ class FlatMLPEditor(EquivariantModel):
         self.validate(features)
         flat = self.mlp(features.flatten().flatten(1))
         out = self.spec.unflatten(flat.view(-1, self.out_channels, self.entries))
-        if isinstance(out, TransformerFeatures):
-            return self.project(out)  # type: ignore[return-value]  # a transformer spec gives transformer features
+        if not isinstance(out, WeightSpaceFeatures):
+            return self.project(out)  # type: ignore[return-value, type-var]  # a transformer or traced spec gives its own features
         return self.project(out)
 
 
@@ -128,7 +132,7 @@ def statnn(
     trunk: nn.Module = nn.Identity()
     if canonical:
         if not isinstance(spec, WeightSpaceSpec):
-            raise UnsupportedArchitectureError("canonical=True canonicalises MLP and CNN weight spaces, not transformers")
+            raise UnsupportedArchitectureError("canonical=True canonicalises MLP and CNN weight spaces only")
         group, trunk = with_canonical_front(spec, group, trunk)
     return StackedInvariantModel.with_head(
         spec, group, in_channels, out_features, trunk=trunk, trunk_width=in_channels,
@@ -142,7 +146,7 @@ register(
         "MLP on the flattened weights (no symmetry; the baseline of Zhou et al. 2023)",
         invariant=flat_mlp,
         equivariant=FlatMLPEditor,
-        spaces=("dense", "transformer"),
+        spaces=("dense", "transformer", "universal"),
     )
 )
 register(
@@ -150,6 +154,6 @@ register(
         "statnn",
         "per-tensor statistics and an MLP (Unterthiner et al. 2020)",
         invariant=statnn,
-        spaces=("dense", "transformer"),
+        spaces=("dense", "transformer", "universal"),
     )
 )

@@ -16,8 +16,9 @@ from nfkit.models.base import EquivariantModel, InvariantModel
 from nfkit.errors import UnknownNameError, UnknownOptionError, UnsupportedArchitectureError
 from nfkit.spaces.spec import WeightSpaceSpec
 from nfkit.spaces.transformer_spec import TransformerSpec
+from nfkit.spaces.universal import UniversalSpec
 
-AnySpec = WeightSpaceSpec | TransformerSpec
+AnySpec = WeightSpaceSpec | TransformerSpec | UniversalSpec
 
 __all__ = ["ModelFamily", "register", "family", "invariant", "equivariant", "available"]
 
@@ -36,7 +37,8 @@ class ModelFamily:
         fixed: keyword arguments the registry passes to both builders and users cannot override
             (for example the layer variant of a family that shares its model class with another).
         spaces: the kinds of weight space it reads: ``"dense"`` (MLPs and CNNs,
-            :class:`~nfkit.spaces.WeightSpaceSpec`) and/or ``"transformer"`` (:class:`~nfkit.spaces.TransformerSpec`).
+            :class:`~nfkit.spaces.WeightSpaceSpec`), ``"transformer"`` (:class:`~nfkit.spaces.TransformerSpec`)
+            and/or ``"universal"`` (any traced network, :class:`~nfkit.spaces.UniversalSpec`).
     """
 
     name: str
@@ -83,10 +85,10 @@ def family(name: str) -> ModelFamily:
 
 
 def _build(name: str, form: Form, spec: AnySpec, size: int, options: dict[str, object]) -> object:
-    if not isinstance(spec, (WeightSpaceSpec, TransformerSpec)):
-        raise TypeError(f"spec must be a WeightSpaceSpec or TransformerSpec, got {type(spec).__name__}")
+    if not isinstance(spec, (WeightSpaceSpec, TransformerSpec, UniversalSpec)):
+        raise TypeError(f"spec must be a WeightSpaceSpec, TransformerSpec or UniversalSpec, got {type(spec).__name__}")
     entry = family(name)
-    kind = "transformer" if isinstance(spec, TransformerSpec) else "dense"
+    kind = "transformer" if isinstance(spec, TransformerSpec) else "universal" if isinstance(spec, UniversalSpec) else "dense"
     if kind not in entry.spaces:
         raise UnsupportedArchitectureError(
             f"model family {name!r} reads {' and '.join(entry.spaces)} weight spaces, not {kind} ones; "

@@ -37,9 +37,11 @@ from nfkit.layers.hnp import HNPLinear, HNPPool
 from nfkit.layers.monomial import MonomialLinear, MonomialPool, equivariant_activation, monomial_group
 from nfkit.layers.np import NPLinear, NPPool
 from nfkit.layers.pointwise import GaussianFourierFeatures
+from nfkit.layers.unf import UNFLinear, UNFPool
 from nfkit.models.base import StackedEquivariantModel, StackedInvariantModel, equivariant_stack, stack_width
 from nfkit.models.registry import ModelFamily, register
 from nfkit.spaces.spec import WeightSpaceSpec
+from nfkit.spaces.universal import UniversalSpec
 
 __all__ = ["StackedFamily", "register_stacked", "FAMILIES"]
 
@@ -60,6 +62,7 @@ class StackedFamily:
         hidden_channels, equivariant_hidden, head_hidden: default widths.
         folded: whether ``linear`` and ``pool`` take the ``folded`` option (families that fold
             unpermuted input/output neurons into channels; :mod:`nfkit.layers.folded`).
+        spaces: the weight spaces it reads (as in :class:`~nfkit.models.registry.ModelFamily`).
         canonical: whether the invariant form offers ``canonical=True``: a
             :class:`~nfkit.layers.canonical.Canonicalization` front, after which the permutation-
             invariant model is invariant to the network's scalings or sign flips too.
@@ -77,6 +80,7 @@ class StackedFamily:
     head_hidden: tuple[int, ...] = (256, 256)
     folded: bool = False
     canonical: bool = False
+    spaces: tuple[str, ...] = ("dense",)
 
 
 def register_stacked(entry: StackedFamily) -> ModelFamily:
@@ -160,11 +164,17 @@ def register_stacked(entry: StackedFamily) -> ModelFamily:
                 parameters=[p for p in signature.parameters.values() if p.name not in ("normalize", "dropout", "fourier_features", "fourier_scale")]))
     build_invariant.__doc__ = f"The invariant {entry.name!r} model: features → ``(B, out_features)``. {entry.summary}."
     build_equivariant.__doc__ = f"The equivariant {entry.name!r} model: features → ``out_channels`` channels. {entry.summary}."
-    return register(ModelFamily(entry.name, entry.summary, invariant=build_invariant, equivariant=build_equivariant))
+    return register(ModelFamily(entry.name, entry.summary, invariant=build_invariant, equivariant=build_equivariant,
+                                spaces=entry.spaces))
 
 
 def _permutations(spec: WeightSpaceSpec) -> Group:
     return permutations(spec.hidden_sizes)
+
+
+def _unf_group(spec: WeightSpaceSpec | UniversalSpec) -> Group:
+    # a dense spec's features carry hidden-neuron permutations; a traced network's, every set's permutations
+    return permutations(spec.hidden_sizes) if isinstance(spec, WeightSpaceSpec) else spec.permutation_group()
 
 
 def _monomial_activation(group: Group) -> str:
@@ -208,6 +218,14 @@ FAMILIES: tuple[StackedFamily, ...] = (
         equivariant_hidden=(16, 16),
         head_hidden=(200, 200),
         folded=True,
+    ),
+    StackedFamily(
+        "unf",
+        "Universal Neural Functionals: maximal permutation-equivariant layers of any traced network (Zhou, Finn, Harrison 2024)",
+        linear=lambda spec, c, h, group: UNFLinear(spec, c, h),
+        pool=lambda spec, c, group: UNFPool(spec),
+        group=_unf_group,
+        spaces=("dense", "universal"),
     ),
 )
 

@@ -6,6 +6,9 @@ from collections.abc import Callable
 
 from torch import nn
 
+from nfkit.nets.lora import LoRALinear
+from nfkit.nets.recurrent import RecurrentClassifier
+from nfkit.nets.resnet import SmallResNet
 from nfkit.nets.sine import Sine
 from nfkit.nets.transformer import SmallTransformer
 
@@ -94,6 +97,11 @@ CHECK_ARCHITECTURES: dict[str, Callable[[], nn.Module]] = {
     "cnn-tanh": lambda: _small_cnn(nn.Tanh),
     "transformer-torch": lambda: torch_encoder(6, 2, 8, 2),
     "transformer-zoo": lambda: SmallTransformer(d_model=6, heads=2, d_ff=8, blocks=2, patch=4, image=8, classes=3),
+    # traced into universal weight spaces (nfkit.spaces.universal_spec_of)
+    "resnet-bn": lambda: SmallResNet(width=3),
+    "gru-embedding": lambda: RecurrentClassifier(7, 4, 3, "gru", embedding=3),
+    "lstm": lambda: RecurrentClassifier(3, 4, 2, "lstm", tokens=False),
+    "lora-mlp": lambda: nn.Sequential(LoRALinear(3, 5, rank=2), nn.ReLU(), nn.Linear(5, 2)),
 }
 
 #: Architectures of the published benchmarks.
@@ -103,4 +111,7 @@ REFERENCE_ARCHITECTURES: dict[str, Callable[[], nn.Module]] = {
     "siren-mnist": siren,
     "mnist-mlp": lambda: mlp((784, 64, 64, 10)),
     "small-transformer-zoo": small_transformer_zoo,
+    "resnet-small": lambda: SmallResNet(1, 8, 10),
+    "gru-sequence": lambda: RecurrentClassifier(16, 32, 10, "gru", embedding=16),
+    "lora-mlp": lambda: nn.Sequential(LoRALinear(784, 64, rank=4), nn.ReLU(), LoRALinear(64, 64, rank=4), nn.ReLU(), nn.Linear(64, 10)),
 }

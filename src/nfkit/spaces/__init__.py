@@ -14,7 +14,7 @@ from nfkit.spaces.convert import (
 from nfkit.spaces.features import WeightSpaceFeatures, cat_channels, stack
 from nfkit.spaces.spec import Axis, LayerSpec, WeightSpaceSpec
 from nfkit.spaces.transformer_features import TransformerFeatures
-from nfkit.spaces.trace import universal_load_into, universal_spec_of, universal_weights_of
+from nfkit.spaces.trace import any_spec_of, universal_load_into, universal_spec_of, universal_weights_of
 from nfkit.spaces.transformer_spec import AttentionBlockSpec, TransformerSpec, spec_from_dict
 from nfkit.spaces.universal import NeuronSet, TensorAxis, TensorSpec, UniversalSpec, universal_spec
 from nfkit.spaces.universal_features import UniversalFeatures
@@ -36,6 +36,7 @@ __all__ = [
     "UniversalSpec",
     "WeightSpaceFeatures",
     "WeightSpaceSpec",
+    "any_spec_of",
     "cat_channels",
     "from_state_dict",
     "layer_parameters",

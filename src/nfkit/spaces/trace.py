@@ -35,10 +35,12 @@ from torch import fx, nn
 from nfkit.errors import SpecMismatchError, UnsupportedModuleError
 from nfkit.nets.lora import LoRALinear
 from nfkit.nets.sine import Sine
+from nfkit.spaces.spec import WeightSpaceSpec
+from nfkit.spaces.transformer_spec import TransformerSpec
 from nfkit.spaces.universal import SCALE, SIGN, NeuronSet, TensorAxis, TensorSpec, UniversalSpec
 from nfkit.spaces.universal_features import UniversalFeatures
 
-__all__ = ["universal_spec_of", "universal_weights_of", "universal_load_into"]
+__all__ = ["universal_spec_of", "universal_weights_of", "universal_load_into", "any_spec_of"]
 
 _ALL = frozenset({SCALE, SIGN})
 _HOMOGENEOUS = frozenset({SCALE})
@@ -461,3 +463,14 @@ def universal_load_into(module: _M, features: UniversalFeatures, index: int | No
             view.copy_(value.reshape(view.shape))
     return module
 
+
+
+def any_spec_of(module: nn.Module) -> WeightSpaceSpec | TransformerSpec | UniversalSpec:
+    """:func:`~nfkit.spaces.spec_of` where it applies (MLPs, CNNs, the two transformer layouts), the
+    traced :func:`universal_spec_of` for every other network."""
+    from nfkit.spaces.convert import spec_of
+
+    try:
+        return spec_of(module)
+    except UnsupportedModuleError:
+        return universal_spec_of(module)

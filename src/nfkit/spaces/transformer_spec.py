@@ -30,6 +30,7 @@ from nfkit.spaces.spec import WeightSpaceSpec
 
 if TYPE_CHECKING:
     from nfkit.spaces.transformer_features import TransformerFeatures
+    from nfkit.spaces.universal import UniversalSpec
 
 __all__ = ["AttentionBlockSpec", "TransformerSpec", "spec_from_dict"]
 
@@ -340,8 +341,12 @@ def _dense_shapes(part: str, spec: WeightSpaceSpec) -> dict[str, tuple[int, ...]
     return shapes
 
 
-def spec_from_dict(data: Mapping[str, Any]) -> WeightSpaceSpec | TransformerSpec:
-    """A spec from its :meth:`to_dict` description, dense or transformer."""
+def spec_from_dict(data: Mapping[str, Any]) -> WeightSpaceSpec | TransformerSpec | UniversalSpec:
+    """A spec from its ``to_dict`` description: dense, transformer or universal (traced)."""
     if data.get("type") == "transformer":
         return TransformerSpec.from_dict(data)
+    if data.get("type") == "universal":
+        from nfkit.spaces.universal import UniversalSpec
+
+        return UniversalSpec.from_dict(data)
     return WeightSpaceSpec.from_dict(data)

@@ -197,6 +197,44 @@ class UniversalSpec:
         )
         return f"{len(self.tensors)} tensors, {self.num_parameters} entries; sets {sets or 'none'}"
 
+    # --- serialisation ----------------------------------------------------------------------
+    def to_dict(self) -> dict[str, object]:
+        """A JSON-ready description; :meth:`from_dict` inverts it exactly."""
+        return {
+            "type": "universal",
+            "sets": [{"name": s.name, "size": s.size, "kind": s.kind, "factors": sorted(s.factors)} for s in self.sets],
+            "tensors": [
+                {
+                    "name": t.name,
+                    "shape": list(t.shape),
+                    "axes": [None if a is None else [a.set, a.role, a.origin] for a in t.axes],
+                    "parameter": t.parameter,
+                    "rows": None if t.rows is None else list(t.rows),
+                }
+                for t in self.tensors
+            ],
+        }
+
+    @staticmethod
+    def from_dict(data: Mapping[str, Any]) -> UniversalSpec:
+        """The spec :meth:`to_dict` described (raises ``KeyError``/``TypeError``/``ValueError`` on anything else)."""
+        if data.get("type") != "universal":
+            raise ValueError("not a universal weight-space description")
+        sets = tuple(
+            NeuronSet(str(s["name"]), int(s["size"]), s["kind"], frozenset(str(f) for f in s["factors"])) for s in data["sets"]
+        )
+        tensors = tuple(
+            TensorSpec(
+                str(t["name"]),
+                tuple(int(n) for n in t["shape"]),
+                tuple(None if a is None else TensorAxis(str(a[0]), a[1], str(a[2])) for a in t["axes"]),
+                str(t["parameter"]),
+                None if t["rows"] is None else (int(t["rows"][0]), int(t["rows"][1])),
+            )
+            for t in data["tensors"]
+        )
+        return UniversalSpec(tensors, sets)
+
     # --- derived spaces ----------------------------------------------------------------------
     def untied(self) -> UniversalSpec:
         """The same tensors with every axis back on the set it came from, as if residual additions
@@ -232,6 +270,17 @@ class UniversalSpec:
             for t in self.tensors
         })
 
+    def zeros(self, batch_size: int = 1, channels: int = 1, *, dtype: torch.dtype = torch.float32) -> UniversalFeatures:
+        """All-zero features."""
+        return self.features_type(self, {t.name: torch.zeros((batch_size, channels, *t.shape), dtype=dtype) for t in self.tensors})
+
+    def unflatten(self, flat: torch.Tensor) -> UniversalFeatures:
+        """Inverse of ``features.flatten()``: ``(B, C, P)`` → features."""
+        if flat.dim() != 3 or flat.shape[-1] != self.num_parameters:
+            raise SpecMismatchError(f"expected a flat tensor of shape (B, C, {self.num_parameters}), got {tuple(flat.shape)}")
+        parts = torch.split(flat, [t.numel for t in self.tensors], dim=-1)
+        return self.features_type(self, {t.name: p.reshape(*flat.shape[:2], *t.shape) for t, p in zip(self.tensors, parts)})
+
     def symmetry_group(self) -> UniversalGroup:
         """The group the network has: every set with its factors (GL sets whole)."""
         from nfkit.groups.universal import UniversalGroup
@@ -243,6 +292,12 @@ class UniversalSpec:
         from nfkit.groups.universal import UniversalGroup
 
         return UniversalGroup(tuple(replace(s, kind="permutation", factors=frozenset()) for s in self.sets))
+
+    def trivial_group(self) -> UniversalGroup:
+        """The identity alone; its negative control is :meth:`permutation_group`."""
+        from nfkit.groups.universal import trivial_on
+
+        return trivial_on(self.sets)
 
 
 def universal_spec(spec: WeightSpaceSpec, *, permute_io: bool = False) -> UniversalSpec:

@@ -14,14 +14,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nfkit.spaces.kinds import AnySpec
 from nfkit.data.dataset import Compose, Normalization, WeightDataset, network_augmentation
 from nfkit.data.zoo_format import Zoo
 from nfkit.errors import TaskMismatchError
 from nfkit.groups.base import Group
 from nfkit.tasks.metrics import kendall_tau, mean_squared_error, r2_score
 from nfkit.spaces.features import WeightSpaceFeatures, stack
-from nfkit.spaces.spec import WeightSpaceSpec
-from nfkit.spaces.transformer_spec import TransformerSpec
 from nfkit.tasks.loop import predict
 from nfkit.tasks.task import Splits, Task
 from nfkit.util.files import write_csv_rows
@@ -150,7 +149,7 @@ def normalised_splits(zoo: Zoo, labels: torch.Tensor, group: Group, *, augment: 
     )
 
 
-def rescaled(data: WeightDataset, spec: WeightSpaceSpec | TransformerSpec, seed: int = 0) -> WeightDataset | None:
+def rescaled(data: WeightDataset, spec: AnySpec, seed: int = 0) -> WeightDataset | None:
     """The dataset with every network moved by a function-preserving rescaling, or ``None`` if the architecture has none.
 
     ReLU nets: hidden neurons scaled by factors from :data:`RESCALE_RANGE`. Transformers: per-head

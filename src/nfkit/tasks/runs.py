@@ -28,7 +28,7 @@ from torch import nn
 import nfkit
 from nfkit.data.formats import open_zoo
 from nfkit.data.zoo_format import Zoo
-from nfkit.errors import NotOursError, UnknownNameError
+from nfkit.errors import NotOursError, TaskMismatchError, UnknownNameError
 from nfkit.tasks.loop import TrainConfig, fit, is_main_process
 from nfkit.tasks.pretraining import pretrain
 from nfkit.tasks.task import Splits, Task
@@ -110,6 +110,10 @@ def run_task(
     if out.exists() and not out.is_dir():
         raise NotOursError(f"{out} is a file; --out must be a run folder (new, or one nfkit train wrote)")
     zoo = open_zoo(zoo_path, format=zoo_format, activation=activation)
+    empty = [name for name, rows in zoo.splits.items() if len(rows) == 0]
+    if empty:
+        raise TaskMismatchError(f"the zoo's {' and '.join(empty)} split{'s are' if len(empty) > 1 else ' is'} empty "
+                                f"({len(zoo)} rows); training needs nets in train, val and test: use a larger zoo")
     if progress is not None and isinstance(zoo.metadata.get("split"), str):
         progress(f"zoo: {zoo.metadata['split']}")
     task = TASKS[task_name]()

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from nfkit.data.generators.batched import OPTIMIZERS, StackedOptimizers
 from nfkit.data.generators.runner import (
     ZooRecipe,
     checked_choices,
@@ -49,7 +50,6 @@ __all__ = [
     "cnn_zoo_spec",
 ]
 
-OPTIMIZERS = ("adam", "sgd", "rmsprop")
 ACTIVATIONS = ("relu", "tanh")
 _WIDTH = 16
 
@@ -181,10 +181,8 @@ def train_cnn_chunk(
         return torch.as_tensor(np.asarray(a, dtype=np.float64), dtype=torch.float32)
 
     lr, wd, dropout = to(hyper["learning_rate"]), to(hyper["weight_decay"]), to(hyper["dropout"])
-    kind = torch.as_tensor([OPTIMIZERS.index(o) for o in hyper["optimizer"]])
     params = [p.requires_grad_() for p in _init(n, to(hyper["init_scale"]), generator)]
-    first_moment = [torch.zeros_like(p) for p in params]
-    second_moment = [torch.zeros_like(p) for p in params]
+    optimizer = StackedOptimizers(params, hyper["optimizer"], lr, wd)
     n_train = len(data.train_labels)
     # each net trains on its own random subset of the training set
     order = torch.stack([torch.randperm(n_train, generator=generator) for _ in range(n)])
@@ -198,28 +196,13 @@ def train_cnn_chunk(
     metrics: dict[str, list[np.ndarray]] = {k: [] for k in ("epoch", "test_accuracy", "test_loss", "train_accuracy", "train_loss")}
     spec = cnn_zoo_spec(activation, config.dataset)
     padding = PADDING[config.dataset]
-    step = 0
     for epoch in range(1, config.epochs + 1):
         for _ in range(steps_per_epoch):
-            step += 1
             picks = (torch.rand(n, config.batch_size, generator=generator) * subset_size.unsqueeze(1)).long()
             idx = torch.gather(order, 1, picks)
             logits = _forward(params, data.train_images[idx], activation, dropout, generator, padding)
             loss = F.cross_entropy(logits.reshape(-1, 10), data.train_labels[idx].reshape(-1), reduction="sum") / config.batch_size
-            grads = torch.autograd.grad(loss, params)
-            with torch.no_grad():
-                for p, g, m, v in zip(params, grads, first_moment, second_moment):
-                    shape = (-1, *([1] * (p.dim() - 1)))
-                    g = torch.nan_to_num(g + wd.view(shape) * p, nan=0.0, posinf=0.0, neginf=0.0)
-                    opt = kind.view(shape)
-                    m.copy_(torch.where(opt == 0, 0.9 * m + 0.1 * g, torch.where(opt == 1, 0.9 * m + g, m)))
-                    v.copy_(torch.where(opt == 0, 0.999 * v + 0.001 * g * g, torch.where(opt == 2, 0.9 * v + 0.1 * g * g, v)))
-                    adam = (m / (1 - 0.9**step)) / ((v / (1 - 0.999**step)).sqrt() + 1e-8)
-                    rms = g / (v.sqrt() + 1e-8)
-                    update = torch.where(opt == 0, adam, torch.where(opt == 1, m, rms))
-                    p.sub_(lr.view(shape) * update)
-                    # diverged nets stay in the zoo (as in the original), but with finite weights
-                    p.copy_(torch.nan_to_num(p, nan=0.0, posinf=1e6, neginf=-1e6).clamp_(-1e6, 1e6))
+            optimizer.step(torch.autograd.grad(loss, params))
         if epoch in config.checkpoints:
             test_acc, test_loss = _evaluate(params, activation, data.test_images, data.test_labels, test_masks, padding)
             train_acc, train_loss = _evaluate(params, activation, data.train_images, data.train_labels, train_masks, padding)

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from nfkit.spaces.kinds import AnySpec
 from nfkit.data.dataset import Normalization
 from nfkit.data.zoo_format import Zoo, refuse_unless_replaceable, save_zoo
 from nfkit.errors import (
@@ -38,8 +39,6 @@ from nfkit.errors import (
     NotOursError,
     ZooFormatError,
 )
-from nfkit.spaces.spec import WeightSpaceSpec
-from nfkit.spaces.transformer_spec import TransformerSpec
 from nfkit.util.files import atomic_write_bytes, exclusive_lock, make_dir
 from nfkit.util.processes import worker_pool
 
@@ -77,7 +76,7 @@ class ZooRecipe(abc.ABC):
         """Train chunk ``k``: flattened networks ``(rows, P)`` and their table (a ``net_id`` column included)."""
 
     @abc.abstractmethod
-    def spec(self, table: dict[str, np.ndarray]) -> WeightSpaceSpec | TransformerSpec:
+    def spec(self, table: dict[str, np.ndarray]) -> AnySpec:
         """The weight space of the merged zoo."""
 
     def describe(self, rows: int) -> str:
@@ -141,19 +140,20 @@ def rows_by_activation(
     hyper: dict[str, np.ndarray],
     first: int,
     train: Callable[[dict[str, np.ndarray]], tuple[dict[int, np.ndarray], dict[str, np.ndarray]]],
+    by: str = "activation",
 ) -> tuple[np.ndarray, dict[str, list[object]]]:
-    """Train a chunk's nets one activation at a time and lay out its rows and table.
+    """Train a chunk's nets one activation (or other ``by`` column's value) at a time and lay out its rows and table.
 
     Args:
-        hyper: per-net hyperparameters (an ``"activation"`` column included) of nets ``first, first+1, …``.
+        hyper: per-net hyperparameters (a ``by`` column included) of nets ``first, first+1, …``.
         train: trains nets of one activation: ``({epoch: flat weights (n, P)}, {column: values, checkpoint-major})``.
 
     Returns ``(rows (R, P), table)`` with a ``net_id`` column, the hyperparameters and the metrics.
     """
     rows: list[np.ndarray] = []
     table: dict[str, list[object]] = {}
-    for activation in sorted(set(hyper["activation"])):
-        members = np.flatnonzero(hyper["activation"] == activation)
+    for group in sorted(set(hyper[by])):
+        members = np.flatnonzero(hyper[by] == group)
         sub = {key: value[members] for key, value in hyper.items()}
         saved, metrics = train(sub)
         for c, epoch in enumerate(sorted(saved)):

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch.func import functional_call, grad, vmap
 
+from nfkit.spaces.universal_features import UniversalFeatures
 from nfkit.data.generators.runner import (
     ZooRecipe,
     checked_choices,
@@ -238,4 +239,6 @@ def zoo_network(zoo: Zoo, row: int) -> SmallTransformer:
     settings["checkpoints"], settings["activations"] = tuple(settings["checkpoints"]), tuple(settings["activations"])
     config = TransformerZooConfig(**settings)
     net = config.network(str(zoo.table["activation"][row]))
-    return load_into(net, zoo.features[row]).eval()
+    features = zoo.features[row]
+    assert not isinstance(features, UniversalFeatures)  # a transformer zoo's spec is a TransformerSpec
+    return load_into(net, features).eval()
