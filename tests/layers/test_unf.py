@@ -11,6 +11,7 @@ from nfkit.bench.measure import same_function_space
 from nfkit.groups.neurons import permutations
 from nfkit.layers import HNPLinear, NPLinear
 from nfkit.layers.unf import UNFLinear, UNFPool
+from nfkit.nets.architectures import EncoderClassifier
 from nfkit.nets import LoRALinear, RecurrentClassifier, SmallResNet, mlp, small_cnn_zoo
 from nfkit.spaces import NeuronSet, TensorAxis, TensorSpec, UniversalSpec, WeightSpaceSpec, spec_of, universal_spec_of
 from nfkit.testing import assert_equivariant, assert_invariant, assert_not_equivariant
@@ -22,6 +23,7 @@ NETWORKS = {
     "gru": lambda: RecurrentClassifier(7, 4, 3, "gru", embedding=3),
     "lstm": lambda: RecurrentClassifier(3, 4, 2, "lstm", tokens=False),
     "lora": lambda: nn.Sequential(LoRALinear(4, 5, rank=2), nn.ReLU(), nn.Linear(5, 2)),
+    "encoder": lambda: EncoderClassifier(3, 4, 2, 6, 2),
 }
 
 

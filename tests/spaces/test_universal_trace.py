@@ -35,6 +35,35 @@ class _Vit(nn.Module):
         return self.head(h[:, 0])
 
 
+class _AttentionBlock(nn.Module):
+    """A pre-norm ViT block with attention: ``x + attn(LN x)``, ``x + fc₂(gelu(fc₁(LN x)))``, then a head on the mean token."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Linear(4, 6)
+        self.norm1, self.attn = nn.LayerNorm(6), nn.MultiheadAttention(6, 2, batch_first=True)
+        self.norm2, self.fc1, self.fc2 = nn.LayerNorm(6), nn.Linear(6, 8), nn.Linear(8, 6)
+        self.head = nn.Linear(6, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.embed(x)
+        n = self.norm1(h)
+        h = h + self.attn(n, n, n, need_weights=False)[0]
+        h = h + self.fc2(torch.relu(self.fc1(self.norm2(h))))
+        return self.head(h.mean(dim=1))
+
+
+class _Encoder(nn.Module):
+    def __init__(self, norm_first: bool) -> None:
+        super().__init__()
+        self.embed = nn.Linear(4, 6)
+        self.layer = nn.TransformerEncoderLayer(6, 2, 10, dropout=0.0, batch_first=True, norm_first=norm_first)
+        self.head = nn.Linear(6, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.layer(self.embed(x)).mean(dim=1))
+
+
 def _lora_mlp() -> nn.Module:
     return nn.Sequential(LoRALinear(5, 6, rank=2), nn.ReLU(), LoRALinear(6, 6, rank=3), nn.Tanh(), nn.Linear(6, 2))
 
@@ -48,6 +77,9 @@ CASES = {
     "lstm": (lambda: RecurrentClassifier(5, 6, 4, "lstm", tokens=False), lambda: torch.randn(3, 5, 5)),
     "lora": (_lora_mlp, lambda: torch.randn(4, 5)),
     "prenorm-block": (_Vit, lambda: torch.randn(3, 2, 4)),
+    "vit-block": (_AttentionBlock, lambda: torch.randn(3, 5, 4)),
+    "encoder-prenorm": (lambda: _Encoder(True), lambda: torch.randn(3, 5, 4)),
+    "encoder-postnorm": (lambda: _Encoder(False), lambda: torch.randn(3, 5, 4)),
 }
 
 
@@ -165,7 +197,7 @@ def test_lora_rank_is_gl() -> None:
     ("make", "message"),
     [
         (lambda: nn.Sequential(nn.Conv2d(2, 4, 3, groups=2)), "grouped"),
-        (lambda: nn.TransformerEncoderLayer(8, 2, 16, batch_first=True), "TransformerEncoderLayer"),
+        (lambda: nn.Sequential(nn.RNN(3, 4)), "RNN"),
         (lambda: nn.Sequential(nn.GRU(3, 4, bidirectional=True)), "bidirectional"),
         (lambda: nn.Sequential(nn.GRU(3, 4, num_layers=2)), "mix several neuron sets"),
         (lambda: nn.Sequential(nn.Linear(3, 4), nn.Softmax(dim=-1)), "Softmax"),
@@ -176,7 +208,43 @@ def test_unsupported_operations_are_named(make, message: str) -> None:
         universal_spec_of(make())
 
 
+def test_bare_leaf_modules_keep_their_names() -> None:
+    torch.manual_seed(0)
+    encoder = nn.TransformerEncoder(nn.TransformerEncoderLayer(6, 2, 8, dropout=0.0, batch_first=True), 2,
+                                    enable_nested_tensor=False).double().eval()
+    spec = universal_spec_of(encoder)
+    assert {t.parameter for t in spec.tensors} == set(encoder.state_dict())
+    assert spec.neuron_set("layers.1.self_attn.heads").size == 2
+    x = torch.randn(3, 4, 6, dtype=torch.float64)
+    # the stream is the encoder's input and output: fixed; heads, GL blocks and FFN units still act
+    g = spec.symmetry_group().sample(torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert (_moved(encoder, g)(x) - encoder(x)).abs().max() < 1e-9
+    gru = nn.GRU(3, 4, batch_first=True)
+    assert {t.parameter for t in universal_spec_of(gru).tensors} == set(gru.state_dict())
+
+
 def test_mismatched_module_is_refused() -> None:
     features = universal_weights_of(mlp((3, 4, 2)))
     with pytest.raises(SpecMismatchError):
         universal_load_into(mlp((3, 5, 2)), features)
+ATTENTION = ["vit-block", "encoder-prenorm", "encoder-postnorm"]
+
+
+@pytest.mark.parametrize("name", ATTENTION)
+def test_attention_groups(name: str) -> None:
+    module, x = _build(name)
+    spec = universal_spec_of(module)
+    kinds = {s.name: (s.kind, s.blocks) for s in spec.sets}
+    heads = [k for k in kinds if k.endswith(".heads")]
+    assert len(heads) == 1 and kinds[heads[0]] == ("permutation", "")
+    assert sum(1 for kind, blocks in kinds.values() if kind == "gl" and blocks == heads[0]) == 2
+    # the stream (embedding's set) carries permutations only: layer norms stop scaling and signs
+    assert spec.neuron_set("embed").factors == frozenset()
+    group = spec.symmetry_group()
+    generator = torch.Generator().manual_seed(4)
+    for subgroup in [group, *group.factor_subgroups()]:
+        for _ in range(2):
+            assert _error(module, x, subgroup.sample(generator)) < 1e-9, subgroup.name
+    element = group.sample(generator)
+    assert (element @ element.inverse()).allclose(group.identity())

@@ -39,20 +39,26 @@ _SCALE, _SIGN = "scale", "sign"
 class UniversalElement(GroupElement):
     """Per neuron set, ``(sources, d)`` (``G = D P``) or an invertible matrix ``G`` (GL sets).
 
+    A blocked GL set (attention heads) holds one matrix per head, ``(h, n, n)``: block ``j`` acts on
+    head ``j`` *before* the heads' permutation moves it (``G = P_heads · blockdiag(A_1, …, A_h)``).
+
     Args:
         permutations: set name → ``(sources (n,) long, d (n,) float64)``.
-        matrices: set name → ``G (n, n)`` float64.
+        matrices: set name → ``G (n, n)``, or ``(h, n, n)`` for a blocked set, float64.
+        blocks: blocked set name → the permutation set of its heads.
     """
 
-    __slots__ = ("permutations", "matrices")
+    __slots__ = ("permutations", "matrices", "blocks")
 
     def __init__(
         self,
         permutations: Mapping[str, tuple[torch.Tensor, torch.Tensor]],
         matrices: Mapping[str, torch.Tensor] | None = None,
+        blocks: Mapping[str, str] | None = None,
     ) -> None:
         self.permutations = dict(permutations)
         self.matrices = dict(matrices or {})
+        self.blocks = dict(blocks or {})
 
     def _same_shape(self, other: GroupElement) -> UniversalElement:
         if (
@@ -69,14 +75,26 @@ class UniversalElement(GroupElement):
         perms = {
             k: (o.permutations[k][0][src], d * o.permutations[k][1][src]) for k, (src, d) in self.permutations.items()
         }
-        return UniversalElement(perms, {k: g @ o.matrices[k] for k, g in self.matrices.items()})
+        matrices = {}
+        for k, g in self.matrices.items():
+            if k in self.blocks:
+                # head j: other's block, then ours at the position other moved it to
+                moved_to = torch.argsort(o.permutations[self.blocks[k]][0])
+                matrices[k] = g[moved_to] @ o.matrices[k]
+            else:
+                matrices[k] = g @ o.matrices[k]
+        return UniversalElement(perms, matrices, self.blocks)
 
     def inverse(self) -> UniversalElement:
         perms = {}
         for k, (src, d) in self.permutations.items():
             inv = torch.argsort(src)
             perms[k] = (inv, 1.0 / d[inv])
-        return UniversalElement(perms, {k: torch.linalg.inv(g) for k, g in self.matrices.items()})
+        matrices = {}
+        for k, g in self.matrices.items():
+            # blocked: the inverse's block at head position i undoes the block that was moved there
+            matrices[k] = torch.linalg.inv(g[self.permutations[self.blocks[k]][0]] if k in self.blocks else g)
+        return UniversalElement(perms, matrices, self.blocks)
 
     def allclose(self, other: GroupElement, *, rtol: float = 1e-10, atol: float = 0.0) -> bool:
         try:
@@ -89,7 +107,11 @@ class UniversalElement(GroupElement):
         ) and all(torch.allclose(g, o.matrices[k], rtol=rtol, atol=max(atol, 1e-12)) for k, g in self.matrices.items())
 
     def matrix(self, name: str) -> torch.Tensor:
-        """The dense ``G`` of set ``name`` (for tests and GL sets)."""
+        """The dense ``G`` of set ``name`` (for tests and GL sets); a blocked set's is over (head, index) pairs."""
+        if name in self.blocks:
+            width = self.matrices[name].shape[-1]
+            heads = torch.kron(self.matrix(self.blocks[name]), torch.eye(width, dtype=torch.float64))
+            return heads @ torch.block_diag(*self.matrices[name])
         if name in self.matrices:
             return self.matrices[name]
         src, d = self.permutations[name]
@@ -131,19 +153,26 @@ class UniversalGroup(Group):
         s = torch.exp(lo + (hi - lo) * torch.rand(n, generator=generator, dtype=torch.float64))
         return q1 @ torch.diag(s) @ q2
 
+    def _heads(self, s: NeuronSet) -> int:
+        return next(b.size for b in self.sets if b.name == s.blocks) if s.blocks else 0
+
     def sample(self, generator: torch.Generator | None = None) -> UniversalElement:
         perms, mats = {}, {}
         for s in self.sets:
             if s.kind == "gl":
-                mats[s.name] = self._draw_gl(s.size, generator)
+                mats[s.name] = (torch.stack([self._draw_gl(s.size, generator) for _ in range(self._heads(s))])
+                                if s.blocks else self._draw_gl(s.size, generator))
             else:
                 perms[s.name] = (torch.randperm(s.size, generator=generator), self._draw_scales(s.size, s.factors, generator))
-        return UniversalElement(perms, mats)
+        return UniversalElement(perms, mats, {s.name: s.blocks for s in self.sets if s.blocks})
 
     def identity(self) -> UniversalElement:
+        gl = [s for s in self.sets if s.kind == "gl"]
+        eye = {s.name: torch.eye(s.size, dtype=torch.float64) for s in gl}
         return UniversalElement(
             {s.name: (torch.arange(s.size), torch.ones(s.size, dtype=torch.float64)) for s in self.sets if s.kind != "gl"},
-            {s.name: torch.eye(s.size, dtype=torch.float64) for s in self.sets if s.kind == "gl"},
+            {s.name: eye[s.name].expand(self._heads(s), -1, -1).clone() if s.blocks else eye[s.name] for s in gl},
+            {s.name: s.blocks for s in self.sets if s.blocks},
         )
 
     def _key(self) -> dict[str, tuple[int, str, frozenset[str]]]:
@@ -181,7 +210,7 @@ class UniversalGroup(Group):
     def factor_subgroups(self) -> list[Group]:
         """Permutations alone, each diagonal factor alone (on the sets that carry it), and GL alone."""
         groups: list[Group] = [
-            UniversalGroup([replace(s, kind="permutation", factors=frozenset()) for s in self.sets], self.scale_range)
+            UniversalGroup([replace(s, kind="permutation", factors=frozenset(), blocks="") for s in self.sets], self.scale_range)
         ]
         for factor in (_SCALE, _SIGN):
             if any(factor in s.factors for s in self.sets):
@@ -189,8 +218,13 @@ class UniversalGroup(Group):
                     [replace(s, factors=s.factors & {factor}) for s in self.sets if s.kind != "gl"], self.scale_range
                 ))
         if any(s.kind == "gl" for s in self.sets):
-            groups.append(UniversalGroup([s for s in self.sets if s.kind == "gl"], self.scale_range))
+            groups.append(_DiagonalOnly(self._with_heads([s for s in self.sets if s.kind == "gl"]), self.scale_range))
         return groups
+
+    def _with_heads(self, sets: list[NeuronSet]) -> list[NeuronSet]:
+        """``sets`` and, held still, the head sets their blocked GL sets need."""
+        heads = {s.blocks for s in sets if s.blocks} - {s.name for s in sets}
+        return sets + [replace(s, factors=frozenset()) for s in self.sets if s.name in heads]
 
     def negative_control(self) -> Group | None:
         """Every permutation set with the diagonal factor it lacks (positive scaling first, then signs)."""
@@ -206,7 +240,7 @@ class UniversalGroup(Group):
         scaled = [s for s in self.sets if s.kind == "gl" or _SCALE in s.factors]
         if not scaled:
             return None
-        return _DiagonalOnly([replace(s, factors=s.factors & {_SCALE}) for s in scaled], scale_range)
+        return _DiagonalOnly(self._with_heads([replace(s, factors=s.factors & {_SCALE}) for s in scaled]), scale_range)
 
     def with_scale_range(self, low: float, high: float) -> Group:
         return UniversalGroup(self.sets, (low, high))
@@ -222,7 +256,7 @@ class _DiagonalOnly(UniversalGroup):
 
     def sample(self, generator: torch.Generator | None = None) -> UniversalElement:
         g = super().sample(generator)
-        return UniversalElement({k: (torch.arange(src.numel()), d) for k, (src, d) in g.permutations.items()}, g.matrices)
+        return UniversalElement({k: (torch.arange(src.numel()), d) for k, (src, d) in g.permutations.items()}, g.matrices, g.blocks)
 
     @property
     def name(self) -> str:
@@ -247,7 +281,7 @@ class _Trivial(UniversalGroup):
         return []
 
     def negative_control(self) -> Group | None:
-        return UniversalGroup([replace(s, kind="permutation", factors=frozenset()) for s in self.sets], self.scale_range) if self.sets else None
+        return UniversalGroup([replace(s, kind="permutation", factors=frozenset(), blocks="") for s in self.sets], self.scale_range) if self.sets else None
 
     def rescalings(self, scale_range: tuple[float, float]) -> Group | None:
         return None

@@ -49,6 +49,7 @@ from nfkit.spaces.features import WeightSpaceFeatures
 from nfkit.spaces.spec import WeightSpaceSpec
 
 __all__ = [
+    "MonomialInvariantFront",
     "monomial_group",
     "equivariant_activation",
     "field_character",
@@ -251,6 +252,29 @@ class MonomialInvariantMap(nn.Module):
 
 
 @final
+class MonomialInvariantFront(nn.Module):
+    """:class:`MonomialInvariantMap` written back as features: every entry invariant to the network's
+    scalings or sign flips, still equivariant to its hidden-neuron permutations.
+
+    The front of Monomial-NFN's INR classifier (Tran et al. 2024, App. "InvariantNFN_HNPS": monomial
+    layers, ``abs``, then a permutation-only HNP network): anything permutation-equivariant may follow
+    it (Fourier features included) and the whole stays invariant to the monomial group.
+
+    Shapes:
+        features with C channels → features with C channels.
+    """
+
+    def __init__(self, spec: WeightSpaceSpec, channels: int, group: HiddenNeuronGroup) -> None:
+        super().__init__()
+        self.channels = channels
+        self.invariant = MonomialInvariantMap(spec, channels, group)
+
+    def forward(self, features: WeightSpaceFeatures) -> WeightSpaceFeatures:
+        fields = self.invariant(features)
+        tensors = [f.from_field(x, self.channels) for f, x in zip(self.invariant.fields, fields)]
+        return features.with_tensors(tensors[0::2], tensors[1::2])
+
+
 class MonomialPool(nn.Module):
     """Invariant readout: :class:`MonomialInvariantMap`, then the mean over each field's hidden axes.
 

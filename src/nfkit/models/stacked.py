@@ -34,11 +34,12 @@ from nfkit.groups.base import Group
 from nfkit.groups.neurons import HiddenNeuronGroup, permutations
 from nfkit.layers.canonical import with_canonical_front
 from nfkit.layers.hnp import HNPLinear, HNPPool
-from nfkit.layers.monomial import MonomialLinear, MonomialPool, equivariant_activation, monomial_group
+from nfkit.layers.monomial import MonomialInvariantFront, MonomialLinear, MonomialPool, equivariant_activation, monomial_group
 from nfkit.layers.np import NPLinear, NPPool
 from nfkit.layers.pointwise import GaussianFourierFeatures
 from nfkit.layers.unf import UNFLinear, UNFPool
 from nfkit.models.base import StackedEquivariantModel, StackedInvariantModel, equivariant_stack, stack_width
+from nfkit.errors import UnknownOptionError
 from nfkit.models.registry import ModelFamily, register
 from nfkit.spaces.spec import WeightSpaceSpec
 from nfkit.spaces.universal import UniversalSpec
@@ -63,6 +64,10 @@ class StackedFamily:
         folded: whether ``linear`` and ``pool`` take the ``folded`` option (families that fold
             unpermuted input/output neurons into channels; :mod:`nfkit.layers.folded`).
         spaces: the weight spaces it reads (as in :class:`~nfkit.models.registry.ModelFamily`).
+        invariant_front: ``(spec, channels, group)`` → a map to features invariant to the group's
+            scalings/signs and equivariant to its permutations; with it the invariant form offers
+            ``trunk_channels``: the family's layers, this front, then an HNP trunk of those widths
+            (Monomial-NFN's INR classifier).
         canonical: whether the invariant form offers ``canonical=True``: a
             :class:`~nfkit.layers.canonical.Canonicalization` front, after which the permutation-
             invariant model is invariant to the network's scalings or sign flips too.
@@ -81,6 +86,7 @@ class StackedFamily:
     folded: bool = False
     canonical: bool = False
     spaces: tuple[str, ...] = ("dense",)
+    invariant_front: Callable[..., nn.Module] | None = None
 
 
 def register_stacked(entry: StackedFamily) -> ModelFamily:
@@ -111,12 +117,25 @@ def register_stacked(entry: StackedFamily) -> ModelFamily:
         fourier_scale: float = 10.0,
         folded: str = "auto",
         canonical: bool = False,
+        trunk_channels: Sequence[int] = (),
     ) -> StackedInvariantModel:
         group = entry.group(spec)
         folding = {"folded": folded} if entry.folded else {}
         width = stack_width(2 * fourier_features if fourier_features > 0 else in_channels, hidden_channels)
         layers = trunk(spec, group, in_channels, hidden_channels, normalize, dropout, fourier_features, fourier_scale,
                        folding)
+        if trunk_channels:
+            if entry.invariant_front is None:
+                raise UnknownOptionError(f"{entry.name!r} has no invariant front for a permutation trunk")
+            assert isinstance(spec, WeightSpaceSpec)
+            # past the front only permutations act: an HNP trunk and pool keep the whole group's invariance
+            hnp = equivariant_stack(lambda c, h: HNPLinear(spec, c, h, folded=folded), width, trunk_channels)
+            layers = nn.Sequential(*layers, entry.invariant_front(spec, width, group), *hnp)
+            width = trunk_channels[-1]
+            return StackedInvariantModel.with_head(
+                spec, group, in_channels, out_features, trunk=layers, trunk_width=width,
+                readout=HNPPool(spec, folded=folded), head_hidden=head_hidden, head_dropout=head_dropout,
+            )
         if canonical:
             # the front removes the network's scalings/sign flips; the permutation-equivariant trunk
             # after it (Fourier features included) then makes the model invariant to both
@@ -151,6 +170,10 @@ def register_stacked(entry: StackedFamily) -> ModelFamily:
             signature = inspect.signature(builder)
             setattr(builder, "__signature__", signature.replace(
                 parameters=[p for p in signature.parameters.values() if p.name != "folded"]))
+    if entry.invariant_front is None:
+        signature = inspect.signature(build_invariant)
+        setattr(build_invariant, "__signature__", signature.replace(
+            parameters=[p for p in signature.parameters.values() if p.name != "trunk_channels"]))
     if not entry.canonical:
         signature = inspect.signature(build_invariant)
         setattr(build_invariant, "__signature__", signature.replace(
@@ -218,6 +241,7 @@ FAMILIES: tuple[StackedFamily, ...] = (
         equivariant_hidden=(16, 16),
         head_hidden=(200, 200),
         folded=True,
+        invariant_front=lambda spec, c, group: MonomialInvariantFront(spec, c, group),
     ),
     StackedFamily(
         "unf",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import torch
 from torch import nn
 
 from nfkit.nets.lora import LoRALinear
@@ -13,6 +14,7 @@ from nfkit.nets.sine import Sine
 from nfkit.nets.transformer import SmallTransformer
 
 __all__ = [
+    "EncoderClassifier",
     "small_cnn_zoo",
     "siren",
     "mlp",
@@ -77,6 +79,30 @@ def torch_encoder(d_model: int = 8, heads: int = 2, d_ff: int = 16, layers: int 
     return nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
 
 
+class EncoderClassifier(nn.Module):
+    """Token features → a linear embedding → PyTorch encoder layers → the mean token → a linear classifier.
+
+    Shapes:
+        input ``(B, T, inputs)``, output ``(B, classes)``.
+
+    Example:
+        >>> import torch
+        >>> EncoderClassifier(4, 6, 2, 8, 3)(torch.randn(2, 5, 4)).shape
+        torch.Size([2, 3])
+    """
+
+    def __init__(self, inputs: int, d_model: int, heads: int, d_ff: int, classes: int, *, layers: int = 1,
+                 norm_first: bool = True) -> None:
+        super().__init__()
+        self.embed = nn.Linear(inputs, d_model)
+        layer = nn.TransformerEncoderLayer(d_model, heads, d_ff, dropout=0.0, batch_first=True, norm_first=norm_first)
+        self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.head = nn.Linear(d_model, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encoder(self.embed(x)).mean(dim=1))
+
+
 def small_transformer_zoo(vision: bool = True) -> SmallTransformer:
     """The Small Transformer Zoo's network (Transformer-NFN, App. F): D = 32, 2 heads, FFN 64, 2 blocks,
     no residuals, plain LayerNorms; MNIST 4×4 patches, or 32-d token embeddings (vocabulary 1000 here)."""
@@ -102,6 +128,7 @@ CHECK_ARCHITECTURES: dict[str, Callable[[], nn.Module]] = {
     "gru-embedding": lambda: RecurrentClassifier(7, 4, 3, "gru", embedding=3),
     "lstm": lambda: RecurrentClassifier(3, 4, 2, "lstm", tokens=False),
     "lora-mlp": lambda: nn.Sequential(LoRALinear(3, 5, rank=2), nn.ReLU(), nn.Linear(5, 2)),
+    "encoder-classifier": lambda: EncoderClassifier(3, 4, 2, 6, 2, layers=2),
 }
 
 #: Architectures of the published benchmarks.

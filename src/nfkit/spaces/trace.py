@@ -72,6 +72,7 @@ class _Set:
     factors: frozenset[str]
     fixed: bool = False
     kind: str = "permutation"
+    blocks: str = ""
 
 
 @dataclass(frozen=True)
@@ -93,8 +94,9 @@ class _Trace:
         default_factory=list
     )
 
-    def new(self, name: str, size: int | None, factors: frozenset[str], *, fixed: bool = False, kind: str = "permutation") -> str:
-        self.sets[name] = _Set(name, size, factors, fixed, kind)
+    def new(self, name: str, size: int | None, factors: frozenset[str], *, fixed: bool = False, kind: str = "permutation",
+            blocks: str = "") -> str:
+        self.sets[name] = _Set(name, size, factors, fixed, kind, blocks)
         self.parent[name] = name
         return name
 
@@ -146,17 +148,23 @@ def _unsupported(node: fx.Node, why: str = "") -> UnsupportedModuleError:
 _M = TypeVar("_M", bound=nn.Module)
 
 
+@dataclass(frozen=True)
+class _Unusable:
+    """An output nfkit cannot label (using it anywhere is refused, with ``why``)."""
+
+    why: str
+
+
 #: the final states of a multi-layer recurrent net: one tensor over several neuron sets
-_MIXED = object()
+_MIXED = _Unusable("the final states of a multi-layer recurrent net mix several neuron sets; read its output sequence instead")
+#: attention weights: a function of the weights no neuron set describes
+_ATTENTION_WEIGHTS = _Unusable("attention weights are not features of a neuron set; call attention with need_weights=False")
 
 
 def _values(args: object) -> list[_Value]:
     found: list[_Value] = []
-    if args is _MIXED:
-        raise UnsupportedModuleError(
-            "cannot derive the weight space: the final states of a multi-layer recurrent net mix several neuron sets; "
-            "read its output sequence instead"
-        )
+    if isinstance(args, _Unusable):
+        raise UnsupportedModuleError(f"cannot derive the weight space: {args.why}")
     if isinstance(args, _Value):
         found.append(args)
     elif isinstance(args, (tuple, list)):
@@ -192,6 +200,12 @@ def _linear(trace: _Trace, path: str, x: _Value, out: int, n_in: int, weight: st
 
 
 def _module(trace: _Trace, node: fx.Node, m: nn.Module, path: str, env: dict[str, Any]) -> Any:
+    if isinstance(m, nn.MultiheadAttention):
+        args = [env[a.name] if isinstance(a, fx.Node) else a for a in node.args]
+        query, key, value = (args + [None] * 3)[:3]
+        if not (isinstance(query, _Value) and isinstance(key, _Value) and key == value):
+            raise _unsupported(node, "attention needs (query, key, value) tensors with key and value the same")
+        return (_attention(trace, node, m, path, query, key), _ATTENTION_WEIGHTS)
     x = _one_input(node, env)
     p = f"{path}." if path else ""
     if type(m) in _ACTIVATION_MODULES:
@@ -252,7 +266,79 @@ def _module(trace: _Trace, node: fx.Node, m: nn.Module, path: str, env: dict[str
         return _Value(origin, -1, ndim=None if x.ndim is None else x.ndim + 1)
     if isinstance(m, (nn.GRU, nn.LSTM)):
         return _recurrent(trace, node, m, p, x)
+    if isinstance(m, nn.TransformerEncoderLayer):
+        return _encoder_layer(trace, node, m, path, x)
+    if isinstance(m, nn.TransformerEncoder):
+        for i, layer in enumerate(m.layers):
+            x = _encoder_layer(trace, node, layer, f"{p}layers.{i}", x)
+        return x if m.norm is None else _norm(trace, m.norm, f"{p}norm", x)  # type: ignore[arg-type]
     raise _unsupported(node, f"{type(m).__name__} is not a module nfkit can analyse")
+
+
+def _attention(trace: _Trace, node: fx.Node, m: nn.MultiheadAttention, path: str, q: _Value, kv: _Value) -> _Value:
+    """Heads permuted together, ``GL(d)`` per head on queries/keys (``W_Q ↦ A W_Q``, ``W_K ↦ A⁻ᵀ W_K``) and on
+    values/outputs (``W_V ↦ N W_V``, ``W_O ↦ W_O N⁻¹``): Transformer-NFN's group (Tran et al. 2025, Sec. 3)."""
+    if not m._qkv_same_embed_dim or m.bias_k is not None or m.add_zero_attn or q.feature_dim == 1 or q.flattened:
+        raise _unsupported(node, "attention with separate q/k/v projections, bias_k/bias_v or zero attention")
+    e, h = m.embed_dim, m.num_heads
+    d = e // h
+    for source in (q, kv):
+        trace.size(source.origin, e, path)
+    heads = trace.new(f"{path}.heads", h, _NONE)
+    qk = trace.new(f"{path}.query_key", d, _NONE, kind="gl", blocks=heads)
+    vo = trace.new(f"{path}.value_output", d, _NONE, kind="gl", blocks=heads)
+    out = trace.new(path, e, _ALL)
+    p = f"{path}."
+    for g, (part, gl, role, source) in enumerate((("q", qk, "out", q), ("k", qk, "in", kv), ("v", vo, "out", kv))):
+        rows = (g * e, (g + 1) * e)
+        trace.add(f"{p}in_proj_weight[{part}]", p + "in_proj_weight", (h, d, e), ((heads, "tied"), (gl, role), (source.origin, "in")), rows)
+        if m.in_proj_bias is not None:
+            trace.add(f"{p}in_proj_bias[{part}]", p + "in_proj_bias", (h, d), ((heads, "tied"), (gl, role)), rows)
+    trace.add(p + "out_proj.weight", p + "out_proj.weight", (e, h, d), ((out, "out"), (heads, "tied"), (vo, "in")))
+    if m.out_proj.bias is not None:
+        trace.add(p + "out_proj.bias", p + "out_proj.bias", (e,), ((out, "out"),))
+    return _Value(out, -1, ndim=q.ndim if q.ndim is not None else 3)
+
+
+def _norm(trace: _Trace, m: nn.LayerNorm, path: str, x: _Value) -> _Value:
+    if len(m.normalized_shape) != 1 or x.feature_dim == 1:
+        raise UnsupportedModuleError(f"cannot derive the weight space: {path} normalises more than the feature axis")
+    trace.size(x.origin, m.normalized_shape[0], path)
+    trace.restrict(x.origin, _NONE)
+    if m.elementwise_affine:
+        for name in ("weight", "bias") if m.bias is not None else ("weight",):
+            trace.add(f"{path}.{name}", f"{path}.{name}", (m.normalized_shape[0],), ((x.origin, "tied"),))
+    return x
+
+
+def _encoder_layer(trace: _Trace, node: fx.Node, m: nn.TransformerEncoderLayer, path: str, x: _Value) -> _Value:
+    """PyTorch's encoder layer: ``x + SA(LN x)``, ``x + FF(LN x)`` (pre-norm) or ``LN(x + SA x)``, ``LN(x + FF x)``."""
+    act = m.activation
+    keep = _ACTIVATION_FUNCTIONS.get(act) if not isinstance(act, nn.Module) else _ACTIVATION_MODULES.get(type(act))
+    if keep is None:
+        raise _unsupported(node, f"the encoder layer's activation {act!r}")
+    stream = _Value(x.origin, -1, ndim=x.ndim if x.ndim is not None else 3)
+
+    def attention(v: _Value) -> _Value:
+        return _attention(trace, node, m.self_attn, f"{path}.self_attn", v, v)
+
+    def feed_forward(v: _Value) -> _Value:
+        hidden = _linear(trace, f"{path}.linear1", v, m.linear1.out_features, m.linear1.in_features, f"{path}.linear1.weight",
+                         f"{path}.linear1.bias" if m.linear1.bias is not None else None, _ALL)
+        trace.restrict(hidden.origin, keep)
+        return _linear(trace, f"{path}.linear2", hidden, m.linear2.out_features, m.linear2.in_features, f"{path}.linear2.weight",
+                       f"{path}.linear2.bias" if m.linear2.bias is not None else None, _ALL)
+
+    for block, norm in ((attention, m.norm1), (feed_forward, m.norm2)):
+        name = f"{path}.norm1" if norm is m.norm1 else f"{path}.norm2"
+        if m.norm_first:
+            update = block(_norm(trace, norm, name, stream))
+            trace.tie(stream.origin, update.origin, path)
+        else:
+            update = block(stream)
+            trace.tie(stream.origin, update.origin, path)
+            _norm(trace, norm, name, stream)
+    return stream
 
 
 def _flatten(x: _Value) -> _Value:
@@ -293,8 +379,8 @@ def _function(trace: _Trace, node: fx.Node, env: dict[str, Any]) -> Any:
         container, index = args
         if isinstance(container, tuple):
             item = container[int(index)]  # type: ignore[arg-type]
-            if item is _MIXED:
-                raise _unsupported(node, "the final states of a multi-layer recurrent net mix several neuron sets")
+            if isinstance(item, _Unusable):
+                raise _unsupported(node, item.why)
             return item
         if isinstance(container, _Value):
             parts = index if isinstance(index, tuple) else (index,)
@@ -310,7 +396,7 @@ def _function(trace: _Trace, node: fx.Node, env: dict[str, Any]) -> Any:
             if (a.feature_dim, a.spatial, a.flattened) != (b.feature_dim, b.spatial, b.flattened):
                 raise _unsupported(node, "adding tensors of different layouts")
             trace.tie(a.origin, b.origin, node.name)
-            return a
+            return a if a.ndim is not None else b  # the operand whose rank is known
         if len(found) == 1:
             trace.restrict(found[0].origin, _NONE)  # x + constant: a shift no scaling or sign commutes with
             return found[0]
@@ -340,6 +426,11 @@ def _method(trace: _Trace, node: fx.Node, env: dict[str, Any]) -> Any:
         return x
     if node.target == "flatten" and list(node.args[1:]) == [1]:
         return _flatten(x)
+    if node.target == "mean" and x.feature_dim == -1 and x.ndim is not None and not x.flattened:
+        dims = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
+        dims = tuple(dims) if isinstance(dims, (tuple, list)) else (dims,)
+        if all(isinstance(k, int) and 0 <= k < x.ndim - 1 for k in dims) and not node.kwargs.get("keepdim", False):
+            return _Value(x.origin, -1, ndim=x.ndim - len(dims))
     if node.target == "mean" and x.spatial and x.feature_dim == 1:
         dims = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
         dims = tuple(dims) if isinstance(dims, (tuple, list)) else (dims,)
@@ -352,17 +443,25 @@ def universal_spec_of(module: nn.Module, example: torch.Tensor | tuple[torch.Ten
     """The weight space of ``module`` with the symmetry its graph allows (see the module docstring).
 
     ``example`` (inputs the module accepts) tells the tracer the rank of every tensor, which indexing such
-    as ``x[:, 0]`` on a token stream needs; without it, such indexing is refused unless a recurrent layer
-    (batched input assumed) fixed the rank.
+    as ``x[:, 0]`` or a mean over tokens needs; without it, such operations are refused unless a recurrent
+    or attention layer fixed the rank (those are assumed to see batched input).
 
     Example:
         >>> net = nn.Sequential(nn.Linear(3, 8), nn.ReLU(), nn.Linear(8, 2))
         >>> spec = universal_spec_of(net)
-        >>> [(t.name, t.shape) for t in spec.tensors][:2], spec.sets
-        ([('0.weight', (8, 3)), ('0.bias', (8,))], (NeuronSet(name='0', size=8, kind='permutation', factors=frozenset({'scale'})),))
+        >>> [(t.name, t.shape) for t in spec.tensors][:2]
+        [('0.weight', (8, 3)), ('0.bias', (8,))]
+        >>> spec.describe()
+        '4 tensors, 50 entries; sets 0 (8, permutation × scale)'
+        >>> spec.symmetry_group().name
+        'permutations × positive scaling'
     """
     if not isinstance(module, nn.Module):
         raise TypeError(f"universal_spec_of expects an nn.Module, got {type(module).__name__}")
+    if _Tracer().is_leaf_module(module, ""):  # a GRU or an encoder layer on its own: trace a wrapper, report the module's names
+        wrapped = _spec_of_wrapped(module, example)
+        if wrapped is not None:
+            return wrapped
     try:
         graph = _Tracer().trace(module)
     except Exception as error:  # fx raises many types for dynamic control flow
@@ -400,6 +499,31 @@ def universal_spec_of(module: nn.Module, example: torch.Tensor | tuple[torch.Ten
     return _build(trace, module)
 
 
+class _Root(nn.Module):
+    def __init__(self, module: nn.Module) -> None:
+        super().__init__()
+        self.root = module
+
+    def forward(self, x: torch.Tensor) -> Any:
+        return self.root(x)
+
+
+def _spec_of_wrapped(module: nn.Module, example: Any) -> UniversalSpec | None:
+    spec = universal_spec_of(_Root(module), example)
+
+    def strip(name: str) -> str:
+        return name[len("root.") :] if name.startswith("root.") else "" if name == "root" else name
+
+    sets = tuple(replace(s, name=strip(s.name) or "output", blocks=strip(s.blocks)) for s in spec.sets)
+    tensors = tuple(
+        replace(t, name=strip(t.name), parameter=strip(t.parameter), axes=tuple(
+            None if a is None else TensorAxis(strip(a.set) or "output", a.role, strip(a.origin) or "output") for a in t.axes
+        ))
+        for t in spec.tensors
+    )
+    return UniversalSpec(tensors, sets)
+
+
 def _build(trace: _Trace, module: nn.Module) -> UniversalSpec:
     roots: dict[str, NeuronSet] = {}
     for name in trace.sets:
@@ -407,7 +531,8 @@ def _build(trace: _Trace, module: nn.Module) -> UniversalSpec:
         if s.fixed or s.name in roots:
             continue
         assert s.size is not None
-        roots[s.name] = NeuronSet(s.name, s.size, "gl" if s.kind == "gl" else "permutation", s.factors if s.kind != "gl" else _NONE)
+        roots[s.name] = NeuronSet(s.name, s.size, "gl" if s.kind == "gl" else "permutation", s.factors if s.kind != "gl" else _NONE,
+                                  s.blocks)
     tensors = []
     for name, parameter, rows, shape, axes in trace.tensors:
         labelled: list[TensorAxis | None] = []

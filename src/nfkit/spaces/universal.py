@@ -12,9 +12,14 @@ acts on a set of ``n`` neurons by an invertible ``n × n`` matrix ``G``:
 How ``G`` moves an axis depends on the axis' :attr:`TensorAxis.role`:
 
 * ``"out"``: the axis *produces* the neurons (weight rows, biases): ``x ↦ G x`` along it;
-* ``"in"``: the axis *consumes* them (weight columns): ``x ↦ x G⁻¹`` along it;
+* ``"in"``: the axis *consumes* them (weight columns, and attention keys, which meet the queries in an
+  inner product): ``x ↦ x G⁻¹`` along it (the same as ``x ↦ G⁻ᵀ x`` on one axis);
 * ``"tied"``: a per-neuron parameter that only follows the permutation (norm parameters and
   statistics, the rows of GRU/LSTM gates that a sign flip must not reach): ``x ↦ P x``.
+
+A GL set may be *blocked* by a permutation set (:attr:`NeuronSet.blocks`): attention heads carry one
+``GL(d)`` matrix per head, and the heads are permuted together with their matrices (Transformer-NFN,
+Tran et al., ICLR 2025, Sec. 3). A tensor with such an axis also has an axis of the heads.
 
 This is the permutation spec of Universal Neural Functionals (Zhou, Finn, Harrison, NeurIPS 2024,
 Sec. 2: an id per axis; axes with one id permute together) extended by the roles, which say how
@@ -26,7 +31,7 @@ Example:
     >>> [t.name for t in spec.tensors], spec.tensor("W1").shape
     (['W1', 'b1', 'W2', 'b2'], (8, 2))
     >>> spec.sets[0]
-    NeuronSet(name='h1', size=8, kind='permutation', factors=frozenset({'scale'}))
+    NeuronSet(name='h1', size=8, kind='permutation', factors=frozenset({'scale'}), blocks='')
 """
 
 from __future__ import annotations
@@ -64,12 +69,14 @@ class NeuronSet:
         kind: ``"permutation"`` (``G = D P``) or ``"gl"`` (any invertible ``G``).
         factors: for permutation sets, which diagonals ``D`` keep the function: ``"scale"``
             (positive, through positively homogeneous activations) and/or ``"sign"`` (through odd ones).
+        blocks: for a GL set with one matrix per head, the permutation set of the heads.
     """
 
     name: str
     size: int
     kind: Literal["permutation", "gl"] = "permutation"
     factors: frozenset[str] = frozenset()
+    blocks: str = ""
 
     def __post_init__(self) -> None:
         if self.size <= 0:
@@ -78,6 +85,8 @@ class NeuronSet:
             raise SpecMismatchError(f"neuron set {self.name!r}: kind must be 'permutation' or 'gl', got {self.kind!r}")
         if not self.factors <= {SCALE, SIGN} or (self.kind == "gl" and self.factors):
             raise SpecMismatchError(f"neuron set {self.name!r}: factors {sorted(self.factors)} are not valid for {self.kind}")
+        if self.blocks and self.kind != "gl":
+            raise SpecMismatchError(f"neuron set {self.name!r}: only GL sets come in blocks")
 
 
 @final
@@ -155,6 +164,11 @@ class UniversalSpec:
                     raise SpecMismatchError(f"tensor {t.name!r} axis {d} has size {t.shape[d]}, set {s.name!r} has {s.size}")
                 if s.kind == "gl" and axis.role == "tied":
                     raise SpecMismatchError(f"tensor {t.name!r}: a GL set cannot act on a tied axis")
+                if s.blocks and not any(a is not None and a.set == s.blocks for a in t.axes):
+                    raise SpecMismatchError(f"tensor {t.name!r}: set {s.name!r} comes in blocks of {s.blocks!r}, an axis the tensor lacks")
+        for s in self.sets:
+            if s.blocks and (s.blocks not in sizes or sizes[s.blocks].kind != "permutation"):
+                raise SpecMismatchError(f"neuron set {s.name!r} is blocked by {s.blocks!r}, which is not a permutation set")
 
     # --- look-ups --------------------------------------------------------------------------
     def tensor(self, name: str) -> TensorSpec:
@@ -202,7 +216,8 @@ class UniversalSpec:
         """A JSON-ready description; :meth:`from_dict` inverts it exactly."""
         return {
             "type": "universal",
-            "sets": [{"name": s.name, "size": s.size, "kind": s.kind, "factors": sorted(s.factors)} for s in self.sets],
+            "sets": [{"name": s.name, "size": s.size, "kind": s.kind, "factors": sorted(s.factors), "blocks": s.blocks}
+                     for s in self.sets],
             "tensors": [
                 {
                     "name": t.name,
@@ -221,7 +236,8 @@ class UniversalSpec:
         if data.get("type") != "universal":
             raise ValueError("not a universal weight-space description")
         sets = tuple(
-            NeuronSet(str(s["name"]), int(s["size"]), s["kind"], frozenset(str(f) for f in s["factors"])) for s in data["sets"]
+            NeuronSet(str(s["name"]), int(s["size"]), s["kind"], frozenset(str(f) for f in s["factors"]), str(s.get("blocks", "")))
+            for s in data["sets"]
         )
         tensors = tuple(
             TensorSpec(
@@ -291,7 +307,8 @@ class UniversalSpec:
         """Permutations of every set (GL sets by their permutation matrices), no scalings or signs."""
         from nfkit.groups.universal import UniversalGroup
 
-        return UniversalGroup(tuple(replace(s, kind="permutation", factors=frozenset()) for s in self.sets))
+        # a blocked GL set contributes one permutation shared by every block: a subgroup of its GL(d)^h
+        return UniversalGroup(tuple(replace(s, kind="permutation", factors=frozenset(), blocks="") for s in self.sets))
 
     def trivial_group(self) -> UniversalGroup:
         """The identity alone; its negative control is :meth:`permutation_group`."""

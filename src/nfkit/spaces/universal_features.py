@@ -156,8 +156,15 @@ class UniversalFeatures(_Ops):
         out = {}
         for t in self.spec.tensors:
             x = self.named[t.name]
-            for d, axis in t.symmetric_axes():
-                x = _act_on_axis(x, 2 + d, axis, element, inverse)
+            axes = t.symmetric_axes()
+            # per-head matrices act on the heads where they are, before the heads' permutation moves them
+            for d, axis in axes:
+                if axis.set in element.blocks:
+                    heads = next(h for h, a in axes if a.set == element.blocks[axis.set])
+                    x = _act_per_head(x, 2 + heads, 2 + d, axis, element.matrices[axis.set])
+            for d, axis in axes:
+                if axis.set not in element.blocks:
+                    x = _act_on_axis(x, 2 + d, axis, element, inverse)
             out[t.name] = x
         return UniversalFeatures(self.spec, out)
 
@@ -169,6 +176,16 @@ class UniversalFeatures(_Ops):
 
     def __repr__(self) -> str:
         return f"UniversalFeatures(batch={self.batch_size}, channels={self.channels}, dtype={self.dtype}, {self.spec.describe()})"
+
+
+def _act_per_head(x: torch.Tensor, heads: int, dim: int, axis: TensorAxis, blocks: torch.Tensor) -> torch.Tensor:
+    """``x ↦ A_j x`` (``"out"``) or ``x ↦ x A_j⁻¹`` (``"in"``) along ``dim`` for the slice of head ``j``."""
+    moved = torch.movedim(x, (heads, dim), (-2, -1))
+    if axis.role == "out":
+        moved = torch.einsum("...jd,jed->...je", moved, blocks.to(x))
+    else:
+        moved = torch.einsum("...jd,jde->...je", moved, torch.linalg.inv(blocks).to(x))
+    return torch.movedim(moved, (-2, -1), (heads, dim))
 
 
 def _act_on_axis(x: torch.Tensor, dim: int, axis: TensorAxis, g: UniversalElement, g_inv: UniversalElement) -> torch.Tensor:
