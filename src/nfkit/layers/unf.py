@@ -63,13 +63,16 @@ class UNFField:
     order: tuple[int, ...]
 
     @staticmethod
-    def of(tensor: TensorSpec) -> UNFField:
-        """The field of a :class:`~nfkit.spaces.TensorSpec`."""
-        labelled = [d for d, a in enumerate(tensor.axes) if a is not None]
-        fixed = [d for d, a in enumerate(tensor.axes) if a is None]
+    def of(tensor: TensorSpec, permute_io: bool = False) -> UNFField:
+        """The field of a :class:`~nfkit.spaces.TensorSpec`; with ``permute_io`` its input/output neuron axes
+        (:attr:`~nfkit.spaces.TensorSpec.io`) are labelled too, each fixed set as a set of its own."""
+        io = tensor.io if permute_io and tensor.io else ("",) * len(tensor.axes)
+        names = [a.set if a is not None else f"io:{n}" if n else None for a, n in zip(tensor.axes, io)]
+        labelled = [d for d, n in enumerate(names) if n is not None]
+        fixed = [d for d, n in enumerate(names) if n is None]
         return UNFField(
             tensor.name,
-            tuple(tensor.axes[d].set for d in labelled),  # type: ignore[union-attr]
+            tuple(str(names[d]) for d in labelled),
             tuple(tensor.shape[d] for d in labelled),
             tuple(tensor.shape[d] for d in fixed),
             tuple(fixed + labelled),
@@ -182,8 +185,10 @@ class UNFLinear(nn.Module):
         spec: a :class:`~nfkit.spaces.UniversalSpec` (from :func:`~nfkit.spaces.universal_spec_of`), or an
             MLP's/CNN's :class:`~nfkit.spaces.WeightSpaceSpec`.
         in_channels, out_channels: ``C → C'``.
-        permute_io: for a ``WeightSpaceSpec``, whether input and output neurons are permuted too (UNF's
-            and NP's convention; the layer then spans NP's maps) or fixed (HNP's maps).
+        permute_io: whether the network's input and output neurons are permuted too (UNF's and NP's
+            convention; on an MLP the layer then spans NP's maps, and its size does not grow with the
+            input width) or folded into the channels (HNP's maps). Either way the declared group is the
+            network's own permutations.
 
     Shapes:
         every tensor ``(B, C, *shape) → (B, C', *shape)``, in the container it came in.
@@ -202,10 +207,10 @@ class UNFLinear(nn.Module):
         if in_channels <= 0 or out_channels <= 0:
             raise ValueError(f"channels must be positive, got {in_channels} → {out_channels}")
         self.dense = spec if isinstance(spec, WeightSpaceSpec) else None
-        self.spec = universal_spec(spec, permute_io=permute_io) if isinstance(spec, WeightSpaceSpec) else spec
+        self.spec = universal_spec(spec) if isinstance(spec, WeightSpaceSpec) else spec
         self.in_channels, self.out_channels = in_channels, out_channels
         self.group = _declared_group(spec, self.spec)
-        self.fields = tuple(UNFField.of(t) for t in self.spec.tensors)
+        self.fields = tuple(UNFField.of(t, permute_io) for t in self.spec.tensors)
         groups: dict[tuple[str, ...], list[_Reduction]] = {}
         for n, f in enumerate(self.fields):
             for key, reduction in _reductions(n, f):
@@ -298,9 +303,9 @@ class UNFPool(nn.Module):
     def __init__(self, spec: UniversalSpec | WeightSpaceSpec, *, permute_io: bool = True) -> None:
         super().__init__()
         self.dense = spec if isinstance(spec, WeightSpaceSpec) else None
-        self.spec = universal_spec(spec, permute_io=permute_io) if isinstance(spec, WeightSpaceSpec) else spec
+        self.spec = universal_spec(spec) if isinstance(spec, WeightSpaceSpec) else spec
         self.group = _declared_group(spec, self.spec)
-        self.fields = tuple(UNFField.of(t) for t in self.spec.tensors)
+        self.fields = tuple(UNFField.of(t, permute_io) for t in self.spec.tensors)
         self.reductions = tuple(r for n, f in enumerate(self.fields) for key, r in _reductions(n, f) if not key)
 
     def num_outputs(self, channels: int) -> int:

@@ -516,7 +516,7 @@ def _spec_of_wrapped(module: nn.Module, example: Any) -> UniversalSpec | None:
 
     sets = tuple(replace(s, name=strip(s.name) or "output", blocks=strip(s.blocks)) for s in spec.sets)
     tensors = tuple(
-        replace(t, name=strip(t.name), parameter=strip(t.parameter), axes=tuple(
+        replace(t, name=strip(t.name), parameter=strip(t.parameter), io=tuple(strip(n) or ("output" if n else "") for n in t.io), axes=tuple(
             None if a is None else TensorAxis(strip(a.set) or "output", a.role, strip(a.origin) or "output") for a in t.axes
         ))
         for t in spec.tensors
@@ -536,10 +536,12 @@ def _build(trace: _Trace, module: nn.Module) -> UniversalSpec:
     tensors = []
     for name, parameter, rows, shape, axes in trace.tensors:
         labelled: list[TensorAxis | None] = []
+        io: list[str] = []
         for axis in axes:
             root = None if axis is None else trace.root(axis[0])
             labelled.append(None if axis is None or root is None or root.fixed else TensorAxis(root.name, axis[1], axis[0]))  # type: ignore[arg-type]
-        tensors.append(TensorSpec(name, shape, tuple(labelled), parameter, rows))
+            io.append(root.name if root is not None and root.fixed else "")
+        tensors.append(TensorSpec(name, shape, tuple(labelled), parameter, rows, tuple(io)))
     state = {k for k in module.state_dict() if not k.endswith("num_batches_tracked")}
     covered = {t[1] for t in trace.tensors}
     if state - covered:

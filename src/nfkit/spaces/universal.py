@@ -112,6 +112,9 @@ class TensorSpec:
         parameter: the state-dict key it is read from and written to.
         rows: ``(start, stop)`` of the parameter's first dim it occupies (GRU/LSTM gate blocks), or ``None``.
             The selected rows are reshaped to ``shape`` (a dense layer after a flatten sees ``(out, C, H·W)``).
+        io: per axis, for an unlabelled axis over the network's input or output neurons the name of that
+            fixed neuron set, ``""`` otherwise (kernel positions, gates); ``()`` when not known. No symmetry
+            acts there; UNF's convention permutes them anyway (:class:`~nfkit.layers.UNFLinear`'s ``permute_io``).
     """
 
     name: str
@@ -119,10 +122,13 @@ class TensorSpec:
     axes: tuple[TensorAxis | None, ...]
     parameter: str
     rows: tuple[int, int] | None = None
+    io: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if len(self.axes) != len(self.shape):
             raise SpecMismatchError(f"tensor {self.name!r}: {len(self.axes)} axis labels for shape {self.shape}")
+        if self.io and (len(self.io) != len(self.axes) or any(n and a is not None for n, a in zip(self.io, self.axes))):
+            raise SpecMismatchError(f"tensor {self.name!r}: io names must mark unlabelled axes only")
 
     @property
     def numel(self) -> int:
@@ -225,6 +231,7 @@ class UniversalSpec:
                     "axes": [None if a is None else [a.set, a.role, a.origin] for a in t.axes],
                     "parameter": t.parameter,
                     "rows": None if t.rows is None else list(t.rows),
+                    "io": list(t.io),
                 }
                 for t in self.tensors
             ],
@@ -246,6 +253,7 @@ class UniversalSpec:
                 tuple(None if a is None else TensorAxis(str(a[0]), a[1], str(a[2])) for a in t["axes"]),
                 str(t["parameter"]),
                 None if t["rows"] is None else (int(t["rows"][0]), int(t["rows"][1])),
+                tuple(str(n) for n in t.get("io", ())),
             )
             for t in data["tensors"]
         )
@@ -340,11 +348,15 @@ def universal_spec(spec: WeightSpaceSpec, *, permute_io: bool = False) -> Univer
     def axis(layer: int, role: Role) -> TensorAxis | None:
         return TensorAxis(f"h{layer}", role, f"h{layer}") if f"h{layer}" in labelled else None
 
+    def io(*layers: int) -> tuple[str, ...]:
+        return tuple(f"h{l}" if l in (0, last) and f"h{l}" not in labelled else "" for l in layers)
+
     tensors: list[TensorSpec] = []
     for i, layer in enumerate(spec.layers, start=1):
         kernel: tuple[Any, ...] = (None,) * len(layer.kernel)
         prefix = f"{layer.name}." if layer.name else f"layers.{i - 1}."
-        tensors.append(TensorSpec(f"W{i}", layer.weight_shape, (axis(i, "out"), axis(i - 1, "in"), *kernel), prefix + "weight"))
-        tensors.append(TensorSpec(f"b{i}", (layer.n_out,), (axis(i, "out"),), prefix + "bias"))
+        tensors.append(TensorSpec(f"W{i}", layer.weight_shape, (axis(i, "out"), axis(i - 1, "in"), *kernel), prefix + "weight",
+                                  io=io(i, i - 1) + ("",) * len(layer.kernel)))
+        tensors.append(TensorSpec(f"b{i}", (layer.n_out,), (axis(i, "out"),), prefix + "bias", io=io(i)))
     return UniversalSpec(tuple(tensors), tuple(sets))
 
