@@ -80,7 +80,8 @@ def test_classification_canonicalises_sign_symmetric_inrs_by_default_and_records
 
     zoo = load_zoo(inr_zoo)
     task = TASKS["inr-classification"]()
-    assert task.model_defaults(zoo, "np") == {"canonical": True}
+    assert task.model_defaults(zoo, "np") == {"canonical": True, "hidden_channels": [32, 32, 32]}
+    assert task.model_defaults(zoo, "hnp") == {"canonical": True}
     assert task.model_defaults(zoo, "monomial") == {}  # sign-equivariant already: no front offered
     run_task("inr-classification", inr_zoo, "np", tmp_path / "run", options={"hidden_channels": [4]},
              train=TrainConfig(epochs=1, batch_size=8), progress=None)

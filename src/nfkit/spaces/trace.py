@@ -262,7 +262,9 @@ def _module(trace: _Trace, node: fx.Node, m: nn.Module, path: str, env: dict[str
         if m.max_norm is not None:
             raise _unsupported(node, "an Embedding with max_norm renormalises its rows")
         origin = trace.new(path, m.embedding_dim, _ALL)
-        trace.add(p + "weight", p + "weight", (m.num_embeddings, m.embedding_dim), (None, (origin, "out")))
+        # the vocabulary axis is over the network's input (token ids): fixed, recorded as such for UNF's io convention
+        vocabulary = x.origin if trace.root(x.origin).fixed else trace.new(f"{path}.vocabulary", m.num_embeddings, _NONE, fixed=True)
+        trace.add(p + "weight", p + "weight", (m.num_embeddings, m.embedding_dim), ((vocabulary, "in"), (origin, "out")))
         return _Value(origin, -1, ndim=None if x.ndim is None else x.ndim + 1)
     if isinstance(m, (nn.GRU, nn.LSTM)):
         return _recurrent(trace, node, m, p, x)
