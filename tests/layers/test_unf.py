@@ -124,3 +124,18 @@ def test_dense_features_round_trip_and_mismatch() -> None:
         layer(spec.randn(3, 2))
     with pytest.raises(ValueError, match="positive"):
         UNFLinear(spec, 0, 2)
+
+
+def test_np_and_hnp_read_traced_networks_with_distinct_labels_only() -> None:
+    import nfkit.models
+    from nfkit.errors import UnsupportedArchitectureError
+
+    resnet = universal_spec_of(NETWORKS["resnet"]())
+    for name in ("np", "hnp"):
+        model = nfkit.models.invariant(name, resnet, 1, hidden_channels=[3])
+        assert_invariant(model)
+    gru = universal_spec_of(NETWORKS["gru"]())
+    with pytest.raises(UnsupportedArchitectureError, match="unf"):
+        nfkit.models.invariant("np", gru, 1)
+    with pytest.raises(UnsupportedArchitectureError, match="hidden-neuron group"):
+        nfkit.models.invariant("hnp", resnet, 1, canonical=True)

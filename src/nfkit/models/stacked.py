@@ -39,7 +39,7 @@ from nfkit.layers.np import NPLinear, NPPool
 from nfkit.layers.pointwise import GaussianFourierFeatures
 from nfkit.layers.unf import UNFLinear, UNFPool
 from nfkit.models.base import StackedEquivariantModel, StackedInvariantModel, equivariant_stack, stack_width
-from nfkit.errors import UnknownOptionError
+from nfkit.errors import UnknownOptionError, UnsupportedArchitectureError
 from nfkit.models.registry import ModelFamily, register
 from nfkit.spaces.spec import WeightSpaceSpec
 from nfkit.spaces.universal import UniversalSpec
@@ -191,8 +191,34 @@ def register_stacked(entry: StackedFamily) -> ModelFamily:
                                 spaces=entry.spaces))
 
 
-def _permutations(spec: WeightSpaceSpec) -> Group:
-    return permutations(spec.hidden_sizes)
+def _permutations(spec: WeightSpaceSpec | UniversalSpec) -> Group:
+    return permutations(spec.hidden_sizes) if isinstance(spec, WeightSpaceSpec) else spec.permutation_group()
+
+
+def _distinct_labels(spec: UniversalSpec, family: str) -> UniversalSpec:
+    """NP's and HNP's terms (Zhou et al. 2023, Eq. 2) are those of tensors whose axes carry distinct
+    permutations; on such a traced network UNF's construction gives exactly them. A tensor with one set on
+    two axes (a recurrent hidden-to-hidden matrix) needs UNF's diagonal terms: refused."""
+    for t in spec.tensors:
+        labels = [a.set for a in t.axes if a is not None]
+        if len(labels) != len(set(labels)):
+            raise UnsupportedArchitectureError(
+                f"{family} needs tensors whose axes carry distinct permutations; {t.name} carries one set twice "
+                f"(use 'unf', which has the diagonal terms)"
+            )
+    return spec
+
+
+def _np_linear(spec: WeightSpaceSpec | UniversalSpec, c: int, h: int, *, permute_io: bool, folded: str = "auto") -> nn.Module:
+    if isinstance(spec, UniversalSpec):
+        return UNFLinear(_distinct_labels(spec, "np" if permute_io else "hnp"), c, h, permute_io=permute_io)
+    return NPLinear(spec, c, h) if permute_io else HNPLinear(spec, c, h, folded=folded)
+
+
+def _np_pool(spec: WeightSpaceSpec | UniversalSpec, *, permute_io: bool, folded: str = "auto") -> nn.Module:
+    if isinstance(spec, UniversalSpec):
+        return UNFPool(spec, permute_io=permute_io)
+    return NPPool(spec) if permute_io else HNPPool(spec, folded=folded)
 
 
 def _unf_group(spec: WeightSpaceSpec | UniversalSpec) -> Group:
@@ -215,19 +241,21 @@ FAMILIES: tuple[StackedFamily, ...] = (
     StackedFamily(
         "np",
         "NP layers, equivariant to permutations of every neuron layer (Zhou et al. 2023, Eq. 2)",
-        linear=lambda spec, c, h, group: NPLinear(spec, c, h),
-        pool=lambda spec, c, group: NPPool(spec),
+        linear=lambda spec, c, h, group: _np_linear(spec, c, h, permute_io=True),
+        pool=lambda spec, c, group: _np_pool(spec, permute_io=True),
         group=_permutations,
         canonical=True,
+        spaces=("dense", "universal"),
     ),
     StackedFamily(
         "hnp",
         "HNP layers, equivariant to hidden-neuron permutations (Zhou et al. 2023, Sec. 3.2)",
-        linear=lambda spec, c, h, group, folded="auto": HNPLinear(spec, c, h, folded=folded),
-        pool=lambda spec, c, group, folded="auto": HNPPool(spec, folded=folded),
+        linear=lambda spec, c, h, group, folded="auto": _np_linear(spec, c, h, permute_io=False, folded=folded),
+        pool=lambda spec, c, group, folded="auto": _np_pool(spec, permute_io=False, folded=folded),
         group=_permutations,
         folded=True,
         canonical=True,
+        spaces=("dense", "universal"),
     ),
     StackedFamily(
         "monomial",
