@@ -224,6 +224,16 @@ def test_bare_leaf_modules_keep_their_names() -> None:
     assert {t.parameter for t in universal_spec_of(gru).tensors} == set(gru.state_dict())
 
 
+def test_non_finite_weights_are_refused() -> None:
+    from nfkit.errors import NonFiniteWeightsError
+
+    net = RecurrentClassifier(5, 4, 3, tokens=False)
+    with torch.no_grad():
+        net.recurrent.weight_hh_l0[2, 1] = float("nan")
+    with pytest.raises(NonFiniteWeightsError, match="weight_hh_l0"):
+        universal_weights_of(net)
+
+
 def test_mismatched_module_is_refused() -> None:
     features = universal_weights_of(mlp((3, 4, 2)))
     with pytest.raises(SpecMismatchError):

@@ -567,7 +567,7 @@ def universal_weights_of(module: nn.Module, spec: UniversalSpec | None = None) -
         if value.numel() != t.numel:
             raise SpecMismatchError(f"{t.parameter} has {value.numel()} entries, the spec's {t.name} {t.numel}")
         named[t.name] = value.reshape(1, 1, *t.shape).clone()
-    return UniversalFeatures(spec, named)
+    return UniversalFeatures(spec, named).check_finite(f"{type(module).__name__}'s weights")
 
 
 def universal_load_into(module: _M, features: UniversalFeatures, index: int | None = None) -> _M:
