@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import final
 
 import torch
@@ -10,7 +10,7 @@ import torch
 from nfkit.errors import GroupMismatchError, NonFiniteWeightsError, SpecMismatchError
 from nfkit.groups.base import GroupElement
 from nfkit.groups.transformer import BlockElement, TransformerElement
-from nfkit.spaces.features import WeightSpaceFeatures, _Ops
+from nfkit.spaces.features import WeightSpaceFeatures, _NamedOps
 from nfkit.spaces.spec import WeightSpaceSpec
 from nfkit.spaces.transformer_spec import TransformerSpec
 
@@ -19,7 +19,7 @@ __all__ = ["TransformerFeatures"]
 
 
 @final
-class TransformerFeatures(_Ops):
+class TransformerFeatures(_NamedOps):
     """Named tensors of a batch of transformers, each ``(B, C, *shape)``, typed by a :class:`TransformerSpec`.
 
     Names are ``"blocks.{l}.query"`` … (see :mod:`nfkit.spaces.transformer_spec`), and
@@ -118,41 +118,6 @@ class TransformerFeatures(_Ops):
         """The classifier head's features, if the spec has one."""
         return self._dense("head", self.spec.head)
 
-    # --- sizes ---------------------------------------------------------------------------
-    def _first(self) -> torch.Tensor:
-        return next(iter(self.named.values()))
-
-    @property
-    def batch_size(self) -> int:
-        """B."""
-        return self._first().shape[0]
-
-    @property
-    def channels(self) -> int:
-        """C."""
-        return self._first().shape[1]
-
-    @property
-    def dtype(self) -> torch.dtype:
-        """The first tensor's dtype."""
-        return self._first().dtype
-
-    @property
-    def device(self) -> torch.device:
-        """The first tensor's device."""
-        return self._first().device
-
-    def __len__(self) -> int:
-        return self.batch_size
-
-    def tensors(self) -> Iterator[torch.Tensor]:
-        """Every tensor in the spec's order."""
-        return iter(self.named.values())
-
-    def named_tensors(self, prefix: str = "") -> dict[str, torch.Tensor]:
-        """Name → tensor, in order."""
-        return {prefix + k: v for k, v in self.named.items()}
-
     # --- new features ----------------------------------------------------------------------
     def with_tensors(self, tensors: Sequence[torch.Tensor]) -> TransformerFeatures:
         """Same spec, other tensors (in the spec's order)."""
@@ -170,11 +135,6 @@ class TransformerFeatures(_Ops):
         return TransformerFeatures(self.spec, {k: fn(v, other.named[k]) for k, v in self.named.items()})
 
     # --- flat views ------------------------------------------------------------------------
-    def flatten(self) -> torch.Tensor:
-        """All entries in the spec's order: ``(B, C, P)``."""
-        b, c = self.batch_size, self.channels
-        return torch.cat([t.reshape(b, c, -1) for t in self.named.values()], dim=-1)
-
     @staticmethod
     def unflatten(spec: TransformerSpec, flat: torch.Tensor) -> TransformerFeatures:
         """Inverse of :meth:`flatten`: ``(B, C, P) → features``."""

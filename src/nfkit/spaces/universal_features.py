@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import final
 
 import torch
@@ -10,7 +10,7 @@ import torch
 from nfkit.errors import GroupMismatchError, NonFiniteWeightsError, SpecMismatchError
 from nfkit.groups.base import GroupElement
 from nfkit.groups.universal import UniversalElement
-from nfkit.spaces.features import WeightSpaceFeatures, _Ops
+from nfkit.spaces.features import WeightSpaceFeatures, _NamedOps
 from nfkit.spaces.spec import WeightSpaceSpec
 from nfkit.spaces.universal import TensorAxis, UniversalSpec
 
@@ -18,7 +18,7 @@ __all__ = ["UniversalFeatures"]
 
 
 @final
-class UniversalFeatures(_Ops):
+class UniversalFeatures(_NamedOps):
     """Named tensors ``(B, C, *shape)``, one per tensor of a :class:`UniversalSpec`, immutable.
 
     Example:
@@ -70,41 +70,6 @@ class UniversalFeatures(_Ops):
         n = spec.num_layers
         return WeightSpaceFeatures(spec, [self.named[f"W{i + 1}"] for i in range(n)], [self.named[f"b{i + 1}"] for i in range(n)])
 
-    # --- sizes ---------------------------------------------------------------------------
-    def _first(self) -> torch.Tensor:
-        return next(iter(self.named.values()))
-
-    @property
-    def batch_size(self) -> int:
-        """B."""
-        return self._first().shape[0]
-
-    @property
-    def channels(self) -> int:
-        """C."""
-        return self._first().shape[1]
-
-    @property
-    def dtype(self) -> torch.dtype:
-        """The first tensor's dtype."""
-        return self._first().dtype
-
-    @property
-    def device(self) -> torch.device:
-        """The first tensor's device."""
-        return self._first().device
-
-    def __len__(self) -> int:
-        return self.batch_size
-
-    def tensors(self) -> Iterator[torch.Tensor]:
-        """Every tensor in the spec's order."""
-        return iter(self.named.values())
-
-    def named_tensors(self, prefix: str = "") -> dict[str, torch.Tensor]:
-        """Name → tensor, in order."""
-        return {prefix + k: v for k, v in self.named.items()}
-
     # --- new features ----------------------------------------------------------------------
     def with_tensors(self, tensors: Sequence[torch.Tensor]) -> UniversalFeatures:
         """Same spec, other tensors (in the spec's order)."""
@@ -120,11 +85,6 @@ class UniversalFeatures(_Ops):
         """Apply ``fn`` to matching tensor pairs of two features of the same spec."""
         self.spec.require_compatible(other.spec, "the second operand")
         return UniversalFeatures(self.spec, {k: fn(v, other.named[k]) for k, v in self.named.items()})
-
-    def flatten(self) -> torch.Tensor:
-        """All entries in the spec's order: ``(B, C, P)``."""
-        b, c = self.batch_size, self.channels
-        return torch.cat([t.reshape(b, c, -1) for t in self.named.values()], dim=-1)
 
     @staticmethod
     def concatenate(features: Sequence[UniversalFeatures], dim: int) -> UniversalFeatures:
