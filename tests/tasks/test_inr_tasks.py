@@ -82,7 +82,9 @@ def test_classification_canonicalises_sign_symmetric_inrs_by_default_and_records
     task = TASKS["inr-classification"]()
     assert task.model_defaults(zoo, "np") == {"canonical": True, "hidden_channels": [32, 32, 32]}
     assert task.model_defaults(zoo, "hnp") == {"canonical": True}
-    assert task.model_defaults(zoo, "monomial") == {}  # sign-equivariant already: no front offered
+    # sign-equivariant already: its canonical front sits between its layers and an HNP trunk
+    assert task.model_defaults(zoo, "monomial") == {"canonical": True, "trunk_channels": [32, 32, 32]}
+    assert task.model_defaults(zoo, "magep") == {}
     run_task("inr-classification", inr_zoo, "np", tmp_path / "run", options={"hidden_channels": [4]},
              train=TrainConfig(epochs=1, batch_size=8), progress=None)
     config = json.loads((tmp_path / "run" / "config.json").read_text())

@@ -21,7 +21,9 @@ as the ScaleGMN paper discusses as the alternative to equivariance):
 Both steps act on each neuron by itself, so they commute with permutations: a model
 equivariant to permutations, applied after this front, is invariant (or equivariant, up to the
 canonicalising element) to permutations × the canonicalised factors. Inputs with several
-channels are canonicalised by their first channel's weights (usually the only one: raw weights).
+channels (the output of scale- or sign-equivariant layers, where every channel transforms like the
+weights) are canonicalised by all channels together: the norm runs over channels too and the sum
+adds them, so a channel that is zero for some neuron (a ReLU's) does not decide alone.
 
 Shapes:
     features ``(B, C, …)`` → features of the same spec and shape.
@@ -59,8 +61,8 @@ def canonical_factors(spec: WeightSpaceSpec) -> frozenset[Factor]:
     return frozenset(factors)
 
 
-def _rows(w: torch.Tensor) -> torch.Tensor:  # (B, n, …) → (B, n, rest)
-    return w.reshape(w.shape[0], w.shape[1], -1)
+def _rows(w: torch.Tensor) -> torch.Tensor:  # (B, C, n, …) → (B, n, C·rest)
+    return w.movedim(1, 2).reshape(w.shape[0], w.shape[2], -1)
 
 
 @final
@@ -105,14 +107,14 @@ class Canonicalization(nn.Module):
 
         if Factor.POSITIVE_SCALING in self.factors:
             for ell in range(1, L):
-                incoming = _rows(weights[ell - 1][:, 0])
+                incoming = _rows(weights[ell - 1])
                 if has_bias[ell - 1]:
-                    incoming = torch.cat([incoming, biases[ell - 1][:, 0].unsqueeze(-1)], dim=-1)
+                    incoming = torch.cat([incoming, biases[ell - 1].movedim(1, 2)], dim=-1)
                 norm = incoming.norm(dim=-1).clamp_min(self.eps)  # (B, n_ℓ)
                 rescale(ell, 1.0 / norm)
         if Factor.SIGN_FLIP in self.factors:
             for ell in range(L - 1, 0, -1):
-                total = _rows(weights[ell][:, 0].movedim(2, 1)).sum(dim=-1)  # outgoing sums, (B, n_ℓ)
+                total = _rows(weights[ell].movedim(3, 2)).sum(dim=-1)  # outgoing sums, (B, n_ℓ)
                 rescale(ell, torch.where(total < 0, -1.0, 1.0).to(total.dtype))
         return WeightSpaceFeatures(self.spec, weights, biases)
 

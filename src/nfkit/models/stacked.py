@@ -32,7 +32,7 @@ from torch import nn
 
 from nfkit.groups.base import Group
 from nfkit.groups.neurons import HiddenNeuronGroup, permutations
-from nfkit.layers.canonical import with_canonical_front
+from nfkit.layers.canonical import Canonicalization, canonical_factors, with_canonical_front
 from nfkit.layers.hnp import HNPLinear, HNPPool
 from nfkit.layers.monomial import MonomialInvariantFront, MonomialLinear, MonomialPool, equivariant_activation, monomial_group
 from nfkit.layers.np import NPLinear, NPPool
@@ -70,7 +70,12 @@ class StackedFamily:
             (Monomial-NFN's INR classifier).
         canonical: whether the invariant form offers ``canonical=True``: a
             :class:`~nfkit.layers.canonical.Canonicalization` front, after which the permutation-
-            invariant model is invariant to the network's scalings or sign flips too.
+            invariant model is invariant to the network's scalings or sign flips too. A family with an
+            ``invariant_front`` is already invariant to those; for it ``canonical=True`` (with
+            ``trunk_channels``) puts the canonicalisation between its layers and the HNP trunk instead
+            of ``invariant_front``. Their layers' outputs transform like weights under the scalings and
+            flips, so the canonical point is invariant too, and unlike an entrywise ``|x|`` it keeps
+            the relative signs of a neuron's entries.
     """
 
     name: str
@@ -127,14 +132,21 @@ def register_stacked(entry: StackedFamily) -> ModelFamily:
         if trunk_channels:
             if entry.invariant_front is None:
                 raise UnknownOptionError(f"{entry.name!r} has no invariant front for a permutation trunk")
-            assert isinstance(spec, WeightSpaceSpec)
+            assert isinstance(spec, WeightSpaceSpec) and isinstance(group, HiddenNeuronGroup)
             # past the front only permutations act: an HNP trunk and pool keep the whole group's invariance
             hnp = equivariant_stack(lambda c, h: HNPLinear(spec, c, h, folded=folded), width, trunk_channels)
-            layers = nn.Sequential(*layers, entry.invariant_front(spec, width, group), *hnp)
+            front = (Canonicalization(spec, canonical_factors(spec) & group.factors) if canonical
+                     else entry.invariant_front(spec, width, group))
+            layers = nn.Sequential(*layers, front, *hnp)
             width = trunk_channels[-1]
             return StackedInvariantModel.with_head(
                 spec, group, in_channels, out_features, trunk=layers, trunk_width=width,
                 readout=HNPPool(spec, folded=folded), head_hidden=head_hidden, head_dropout=head_dropout,
+            )
+        if canonical and entry.invariant_front is not None:
+            raise UnknownOptionError(
+                f"{entry.name!r} is invariant to the network's scalings and sign flips already; canonical=True "
+                f"chooses the front before its HNP trunk, so give trunk_channels too (e.g. [32, 32, 32])"
             )
         if canonical:
             # the front removes the network's scalings/sign flips; the permutation-equivariant trunk
@@ -269,6 +281,7 @@ FAMILIES: tuple[StackedFamily, ...] = (
         equivariant_hidden=(16, 16),
         head_hidden=(200, 200),
         folded=True,
+        canonical=True,
         invariant_front=lambda spec, c, group: MonomialInvariantFront(spec, c, group),
     ),
     StackedFamily(
