@@ -46,7 +46,7 @@ def _row(model: str, seconds: float, mib: float) -> Measurement:
 
 def test_ratios_and_targets_are_reported_against_the_right_reference():
     rows = [_row("nfn-np", 2.0, 100.0), _row("np", 0.8, 50.0), _row("nfn-hnp", 1.0, 100.0), _row("hnp", 0.9, 50.0),
-            _row("graph", 10.0, 1000.0), _row("monomial", 1.0, 100.0)]
+            _row("graph", 10.0, 1000.0), _row("monomial", 1.0, 100.0), _row("nft", 8.0, 140.0)]
     table = format_comparison(rows)
     assert "| np | equivariant | 10 | 800.0 | 50 | 0.40 | 0.50 |" in table
     assert "| monomial | equivariant | 10 | 1000.0 | 100 | 0.50 | 1.00 | 0.10 | 0.10 |" in table
@@ -54,6 +54,8 @@ def test_ratios_and_targets_are_reported_against_the_right_reference():
     assert any(line.startswith("met") and "np vs nfn-np" in line for line in lines)
     assert any(line.startswith("MISSED") and "hnp vs nfn-hnp" in line and "time 0.90×" in line for line in lines)
     assert any(line.startswith("met") and "monomial vs graph" in line for line in lines)
+    # NFT has a memory target against NP and none on time: 10× np's time, 2.8× its memory, met
+    assert any(line.startswith("met") and "nft vs np" in line and "(no target), memory 2.80×" in line for line in lines)
     assert not any("magep" in line for line in lines)  # not measured: no claim either way
 
 

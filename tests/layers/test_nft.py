@@ -91,3 +91,31 @@ def test_block_equivariance_and_negative_control(kind):
 def test_heads_must_divide_channels():
     with pytest.raises(ValueError, match="divisible"):
         NFTAttention(WeightSpaceSpec.mlp([2, 3, 1]), 6, heads=4)
+
+
+@pytest.mark.parametrize("recompute", [1, 3, 8])
+def test_recomputed_block_has_the_plain_blocks_outputs_and_gradients(recompute):
+    """Per-chunk activation checkpointing changes memory, never values: chunks of 1, 3 (uneven:
+    7 = 3 + 3 + 1) and 8 (one chunk) against the plain block, in float64."""
+    spec = spec_of(make_cnn("tanh"))
+    torch.manual_seed(0)
+    plain = NFTBlock(spec, 8, heads=2, recompute=0).double()
+    chunked = NFTBlock(spec, 8, heads=2, recompute=recompute).double()
+    chunked.load_state_dict(plain.state_dict())
+    x = spec.randn(7, 8).to(torch.float64)
+    grads, outputs = [], []
+    for block in (plain, chunked):
+        inputs = x.map(lambda t: t.clone().requires_grad_())
+        y = block(inputs)
+        loss = sum((t.square() * (1 + k)).sum() for k, t in enumerate(y.tensors()))
+        loss.backward()
+        grads.append([t.grad for t in inputs.tensors()] + [p.grad for p in block.parameters()])
+        outputs.append(y.detach())
+    assert outputs[0].allclose(outputs[1], rtol=1e-12, atol=1e-12)
+    for a, b in zip(*grads):
+        assert torch.allclose(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_recompute_must_not_be_negative():
+    with pytest.raises(ValueError, match="recompute"):
+        NFTBlock(WeightSpaceSpec.mlp([2, 3, 1]), 4, heads=2, recompute=-1)

