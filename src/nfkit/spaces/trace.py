@@ -24,8 +24,7 @@ that the network does not have. The resulting groups are checked on the real mod
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any, TypeVar
 
 import torch
@@ -36,101 +35,18 @@ from nfkit.errors import SpecMismatchError, UnsupportedModuleError
 from nfkit.nets.lora import LoRALinear
 from nfkit.nets.sine import Sine
 from nfkit.spaces.spec import WeightSpaceSpec
+from nfkit.spaces.trace_graph import (_ACTIVATION_FUNCTIONS, _ACTIVATION_METHODS, _ACTIVATION_MODULES, _ALL,
+                                      _ATTENTION_WEIGHTS, _NONE, _Trace, _unsupported, _Unusable, _one_input, _Value,
+                                      _values)
+from nfkit.spaces.trace_layers import _attention, _encoder_layer, _flatten, _linear, _norm, _recurrent
 from nfkit.spaces.transformer_spec import TransformerSpec
-from nfkit.spaces.universal import SCALE, SIGN, NeuronSet, TensorAxis, TensorSpec, UniversalSpec
+from nfkit.spaces.universal import NeuronSet, TensorAxis, TensorSpec, UniversalSpec
 from nfkit.spaces.universal_features import UniversalFeatures
 
 __all__ = ["universal_spec_of", "universal_weights_of", "universal_load_into", "any_spec_of"]
 
-_ALL = frozenset({SCALE, SIGN})
-_HOMOGENEOUS = frozenset({SCALE})
-_ODD = frozenset({SIGN})
-_NONE: frozenset[str] = frozenset()
-
-#: What each activation keeps of a set's diagonal factors.
-_ACTIVATION_MODULES: dict[type[nn.Module], frozenset[str]] = {
-    nn.Identity: _ALL, nn.Dropout: _ALL, nn.ReLU: _HOMOGENEOUS, nn.LeakyReLU: _HOMOGENEOUS,
-    nn.Tanh: _ODD, Sine: _ODD, nn.Softsign: _ODD, nn.Hardtanh: _NONE, nn.Sigmoid: _NONE, nn.GELU: _NONE,
-    nn.SiLU: _NONE, nn.ELU: _NONE, nn.Softplus: _NONE, nn.Mish: _NONE, nn.ReLU6: _NONE,
-    nn.MaxPool1d: _HOMOGENEOUS, nn.MaxPool2d: _HOMOGENEOUS, nn.AvgPool1d: _ALL, nn.AvgPool2d: _ALL,
-}
-_ACTIVATION_FUNCTIONS: dict[Callable[..., Any], frozenset[str]] = {
-    torch.relu: _HOMOGENEOUS, F.relu: _HOMOGENEOUS, F.leaky_relu: _HOMOGENEOUS, torch.tanh: _ODD,
-    F.tanh: _ODD, torch.sin: _ODD, torch.sigmoid: _NONE, F.sigmoid: _NONE, F.gelu: _NONE, F.silu: _NONE,
-    F.max_pool2d: _HOMOGENEOUS, F.avg_pool2d: _ALL, F.dropout: _ALL,
-}
-_ACTIVATION_METHODS = {"relu": _HOMOGENEOUS, "tanh": _ODD, "sigmoid": _NONE, "sin": _ODD}
-#: GRU gates (r, z, n) and LSTM gates (i, f, g, o): which rows carry the hidden units' signs
-_GATES = {nn.GRU: ("r", "z", "n"), nn.LSTM: ("i", "f", "g", "o")}
-_SIGNED_GATE = {nn.GRU: "n", nn.LSTM: "g"}
-
-
-@dataclass
-class _Set:
-    name: str
-    size: int | None
-    factors: frozenset[str]
-    fixed: bool = False
-    kind: str = "permutation"
-    blocks: str = ""
-
-
-@dataclass(frozen=True)
-class _Value:
-    """A traced tensor: the origin set of its feature axis, where that axis is, and what it looks like."""
-
-    origin: str
-    feature_dim: int  # 1 (NC…), -1 (…F), or 0: not known yet (a network input)
-    spatial: bool = False  # a conv feature map with spatial axes
-    flattened: bool = False  # the feature axis is (set × positions) after flattening a map
-    ndim: int | None = None
-
-
-@dataclass
-class _Trace:
-    sets: dict[str, _Set] = field(default_factory=dict)
-    parent: dict[str, str] = field(default_factory=dict)
-    tensors: list[tuple[str, str, tuple[int, int] | None, tuple[int, ...], tuple[tuple[str, str] | None, ...]]] = field(
-        default_factory=list
-    )
-
-    def new(self, name: str, size: int | None, factors: frozenset[str], *, fixed: bool = False, kind: str = "permutation",
-            blocks: str = "") -> str:
-        self.sets[name] = _Set(name, size, factors, fixed, kind, blocks)
-        self.parent[name] = name
-        return name
-
-    def root(self, name: str) -> _Set:
-        while self.parent[name] != name:
-            name = self.parent[name]
-        return self.sets[name]
-
-    def size(self, origin: str, size: int, where: str) -> None:
-        s = self.root(origin)
-        if s.size is None:
-            s.size = size
-        elif s.size != size:
-            raise SpecMismatchError(f"{where}: expects {size} features, its input has {s.size}")
-
-    def restrict(self, origin: str, keep: frozenset[str]) -> None:
-        s = self.root(origin)
-        s.factors = s.factors & keep
-
-    def tie(self, a: str, b: str, where: str) -> None:
-        ra, rb = self.root(a), self.root(b)
-        if ra is rb:
-            return
-        if ra.size is not None and rb.size is not None and ra.size != rb.size:
-            raise SpecMismatchError(f"{where}: adds {ra.size} features to {rb.size}")
-        first, second = sorted((ra, rb), key=lambda s: list(self.sets).index(s.name))
-        self.parent[second.name] = first.name
-        first.size = first.size if first.size is not None else second.size
-        first.factors &= second.factors
-        first.fixed = first.fixed or second.fixed
-
-    def add(self, name: str, parameter: str, shape: tuple[int, ...], axes: tuple[tuple[str, str] | None, ...],
-            rows: tuple[int, int] | None = None) -> None:
-        self.tensors.append((name, parameter, rows, shape, axes))
+# The bookkeeping (sets, values, activation tables) is in trace_graph.py, the labelling of composite
+# layers (attention, encoder layers, GRU/LSTM) in trace_layers.py; this file walks the graph.
 
 
 class _Tracer(fx.Tracer):
@@ -138,65 +54,7 @@ class _Tracer(fx.Tracer):
         return isinstance(m, (LoRALinear, Sine)) or super().is_leaf_module(m, module_qualified_name)
 
 
-def _unsupported(node: fx.Node, why: str = "") -> UnsupportedModuleError:
-    what = node.target if isinstance(node.target, str) else getattr(node.target, "__name__", repr(node.target))
-    return UnsupportedModuleError(
-        f"cannot derive the weight space: {node.op} {what!r} (node {node.name}) is not supported{': ' + why if why else ''}"
-    )
-
-
 _M = TypeVar("_M", bound=nn.Module)
-
-
-@dataclass(frozen=True)
-class _Unusable:
-    """An output nfkit cannot label (using it anywhere is refused, with ``why``)."""
-
-    why: str
-
-
-#: the final states of a multi-layer recurrent net: one tensor over several neuron sets
-_MIXED = _Unusable("the final states of a multi-layer recurrent net mix several neuron sets; read its output sequence instead")
-#: attention weights: a function of the weights no neuron set describes
-_ATTENTION_WEIGHTS = _Unusable("attention weights are not features of a neuron set; call attention with need_weights=False")
-
-
-def _values(args: object) -> list[_Value]:
-    found: list[_Value] = []
-    if isinstance(args, _Unusable):
-        raise UnsupportedModuleError(f"cannot derive the weight space: {args.why}")
-    if isinstance(args, _Value):
-        found.append(args)
-    elif isinstance(args, (tuple, list)):
-        for a in args:
-            found.extend(_values(a))
-    elif isinstance(args, dict):
-        for a in args.values():
-            found.extend(_values(a))
-    return found
-
-
-def _one_input(node: fx.Node, env: dict[str, Any]) -> _Value:
-    args = [env[a.name] if isinstance(a, fx.Node) else a for a in node.args]
-    found = [a for a in args if isinstance(a, _Value)]
-    if len(found) != 1:
-        raise _unsupported(node, "expected one traced tensor input")
-    return found[0]
-
-
-def _linear(trace: _Trace, path: str, x: _Value, out: int, n_in: int, weight: str, bias: str | None, factors: frozenset[str]) -> _Value:
-    origin = trace.new(path, out, factors)
-    if x.flattened:
-        s = trace.root(x.origin)
-        if s.size is None or n_in % s.size:
-            raise SpecMismatchError(f"{path}: {n_in} inputs do not split into the {s.size} channels flattened before it")
-        trace.add(weight, weight, (out, s.size, n_in // s.size), ((origin, "out"), (x.origin, "in"), None))
-    else:
-        trace.size(x.origin, n_in, path)
-        trace.add(weight, weight, (out, n_in), ((origin, "out"), (x.origin, "in")))
-    if bias is not None:
-        trace.add(bias, bias, (out,), ((origin, "out"),))
-    return _Value(origin, -1, ndim=x.ndim)
 
 
 def _module(trace: _Trace, node: fx.Node, m: nn.Module, path: str, env: dict[str, Any]) -> Any:
@@ -275,103 +133,6 @@ def _module(trace: _Trace, node: fx.Node, m: nn.Module, path: str, env: dict[str
             x = _encoder_layer(trace, node, layer, f"{p}layers.{i}", x)
         return x if m.norm is None else _norm(trace, m.norm, f"{p}norm", x)  # type: ignore[arg-type]
     raise _unsupported(node, f"{type(m).__name__} is not a module nfkit can analyse")
-
-
-def _attention(trace: _Trace, node: fx.Node, m: nn.MultiheadAttention, path: str, q: _Value, kv: _Value) -> _Value:
-    """Heads permuted together, ``GL(d)`` per head on queries/keys (``W_Q ↦ A W_Q``, ``W_K ↦ A⁻ᵀ W_K``) and on
-    values/outputs (``W_V ↦ N W_V``, ``W_O ↦ W_O N⁻¹``): Transformer-NFN's group (Tran et al. 2025, Sec. 3)."""
-    if not m._qkv_same_embed_dim or m.bias_k is not None or m.add_zero_attn or q.feature_dim == 1 or q.flattened:
-        raise _unsupported(node, "attention with separate q/k/v projections, bias_k/bias_v or zero attention")
-    e, h = m.embed_dim, m.num_heads
-    d = e // h
-    for source in (q, kv):
-        trace.size(source.origin, e, path)
-    heads = trace.new(f"{path}.heads", h, _NONE)
-    qk = trace.new(f"{path}.query_key", d, _NONE, kind="gl", blocks=heads)
-    vo = trace.new(f"{path}.value_output", d, _NONE, kind="gl", blocks=heads)
-    out = trace.new(path, e, _ALL)
-    p = f"{path}."
-    for g, (part, gl, role, source) in enumerate((("q", qk, "out", q), ("k", qk, "in", kv), ("v", vo, "out", kv))):
-        rows = (g * e, (g + 1) * e)
-        trace.add(f"{p}in_proj_weight[{part}]", p + "in_proj_weight", (h, d, e), ((heads, "tied"), (gl, role), (source.origin, "in")), rows)
-        if m.in_proj_bias is not None:
-            trace.add(f"{p}in_proj_bias[{part}]", p + "in_proj_bias", (h, d), ((heads, "tied"), (gl, role)), rows)
-    trace.add(p + "out_proj.weight", p + "out_proj.weight", (e, h, d), ((out, "out"), (heads, "tied"), (vo, "in")))
-    if m.out_proj.bias is not None:
-        trace.add(p + "out_proj.bias", p + "out_proj.bias", (e,), ((out, "out"),))
-    return _Value(out, -1, ndim=q.ndim if q.ndim is not None else 3)
-
-
-def _norm(trace: _Trace, m: nn.LayerNorm, path: str, x: _Value) -> _Value:
-    if len(m.normalized_shape) != 1 or x.feature_dim == 1:
-        raise UnsupportedModuleError(f"cannot derive the weight space: {path} normalises more than the feature axis")
-    trace.size(x.origin, m.normalized_shape[0], path)
-    trace.restrict(x.origin, _NONE)
-    if m.elementwise_affine:
-        for name in ("weight", "bias") if m.bias is not None else ("weight",):
-            trace.add(f"{path}.{name}", f"{path}.{name}", (m.normalized_shape[0],), ((x.origin, "tied"),))
-    return x
-
-
-def _encoder_layer(trace: _Trace, node: fx.Node, m: nn.TransformerEncoderLayer, path: str, x: _Value) -> _Value:
-    """PyTorch's encoder layer: ``x + SA(LN x)``, ``x + FF(LN x)`` (pre-norm) or ``LN(x + SA x)``, ``LN(x + FF x)``."""
-    act = m.activation
-    keep = _ACTIVATION_FUNCTIONS.get(act) if not isinstance(act, nn.Module) else _ACTIVATION_MODULES.get(type(act))
-    if keep is None:
-        raise _unsupported(node, f"the encoder layer's activation {act!r}")
-    stream = _Value(x.origin, -1, ndim=x.ndim if x.ndim is not None else 3)
-
-    def attention(v: _Value) -> _Value:
-        return _attention(trace, node, m.self_attn, f"{path}.self_attn", v, v)
-
-    def feed_forward(v: _Value) -> _Value:
-        hidden = _linear(trace, f"{path}.linear1", v, m.linear1.out_features, m.linear1.in_features, f"{path}.linear1.weight",
-                         f"{path}.linear1.bias" if m.linear1.bias is not None else None, _ALL)
-        trace.restrict(hidden.origin, keep)
-        return _linear(trace, f"{path}.linear2", hidden, m.linear2.out_features, m.linear2.in_features, f"{path}.linear2.weight",
-                       f"{path}.linear2.bias" if m.linear2.bias is not None else None, _ALL)
-
-    for block, norm in ((attention, m.norm1), (feed_forward, m.norm2)):
-        name = f"{path}.norm1" if norm is m.norm1 else f"{path}.norm2"
-        if m.norm_first:
-            update = block(_norm(trace, norm, name, stream))
-            trace.tie(stream.origin, update.origin, path)
-        else:
-            update = block(stream)
-            trace.tie(stream.origin, update.origin, path)
-            _norm(trace, norm, name, stream)
-    return stream
-
-
-def _flatten(x: _Value) -> _Value:
-    return _Value(x.origin, -1, flattened=x.spatial, ndim=2)
-
-
-def _recurrent(trace: _Trace, node: fx.Node, m: nn.GRU | nn.LSTM, p: str, x: _Value) -> tuple[Any, ...]:
-    if m.bidirectional or (isinstance(m, nn.LSTM) and m.proj_size > 0) or x.feature_dim == 1 or x.flattened:
-        raise _unsupported(node, "bidirectional or projected recurrent layers")
-    gates = _GATES[type(m)]
-    h = m.hidden_size
-    previous = x
-    for layer in range(m.num_layers):
-        hidden = trace.new(f"{p}hidden{layer}", h, _ODD)
-        trace.size(previous.origin, m.input_size if layer == 0 else h, f"{p}layer {layer}")
-        for kind, source in (("ih", previous.origin), ("hh", hidden)):
-            n_in = trace.root(source).size
-            assert n_in is not None
-            for g, gate in enumerate(gates):
-                role = "out" if gate == _SIGNED_GATE[type(m)] else "tied"
-                rows = (g * h, (g + 1) * h)
-                weight = f"{p}weight_{kind}_l{layer}"
-                trace.add(f"{weight}[{gate}]", weight, (h, n_in), ((hidden, role), (source, "in")), rows)
-                if m.bias:
-                    bias = f"{p}bias_{kind}_l{layer}"
-                    trace.add(f"{bias}[{gate}]", bias, (h,), ((hidden, role),), rows)
-        # batched input is assumed when the input's rank is unknown: (B, T, F) or (T, B, F)
-        previous = _Value(hidden, -1, ndim=x.ndim if x.ndim is not None else 3)
-    final: Any = previous if m.num_layers == 1 else _MIXED
-    state: Any = final if isinstance(m, nn.GRU) else (final, final)
-    return (previous, state)
 
 
 def _function(trace: _Trace, node: fx.Node, env: dict[str, Any]) -> Any:
@@ -591,7 +352,6 @@ def universal_load_into(module: _M, features: UniversalFeatures, index: int | No
                 raise SpecMismatchError(f"{t.parameter} has {view.numel()} entries, the features' {t.name} {value.numel()}")
             view.copy_(value.reshape(view.shape))
     return module
-
 
 
 def any_spec_of(module: nn.Module) -> WeightSpaceSpec | TransformerSpec | UniversalSpec:

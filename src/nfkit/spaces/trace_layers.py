@@ -1,0 +1,129 @@
+"""How the layers that open or join neuron sets label their parameters, for
+:func:`~nfkit.spaces.trace.universal_spec_of`: dense maps, norms, multi-head attention (heads × GL(d)),
+PyTorch's encoder layer, and GRU/LSTM gate blocks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import fx, nn
+
+from nfkit.errors import SpecMismatchError, UnsupportedModuleError
+from nfkit.spaces.trace_graph import (_ACTIVATION_FUNCTIONS, _ACTIVATION_MODULES, _ALL, _MIXED, _NONE, _ODD, _Trace,
+                                      _unsupported, _Value)
+
+#: GRU gates (r, z, n) and LSTM gates (i, f, g, o): which rows carry the hidden units' signs
+_GATES = {nn.GRU: ("r", "z", "n"), nn.LSTM: ("i", "f", "g", "o")}
+_SIGNED_GATE = {nn.GRU: "n", nn.LSTM: "g"}
+
+
+def _linear(trace: _Trace, path: str, x: _Value, out: int, n_in: int, weight: str, bias: str | None, factors: frozenset[str]) -> _Value:
+    origin = trace.new(path, out, factors)
+    if x.flattened:
+        s = trace.root(x.origin)
+        if s.size is None or n_in % s.size:
+            raise SpecMismatchError(f"{path}: {n_in} inputs do not split into the {s.size} channels flattened before it")
+        trace.add(weight, weight, (out, s.size, n_in // s.size), ((origin, "out"), (x.origin, "in"), None))
+    else:
+        trace.size(x.origin, n_in, path)
+        trace.add(weight, weight, (out, n_in), ((origin, "out"), (x.origin, "in")))
+    if bias is not None:
+        trace.add(bias, bias, (out,), ((origin, "out"),))
+    return _Value(origin, -1, ndim=x.ndim)
+
+
+def _attention(trace: _Trace, node: fx.Node, m: nn.MultiheadAttention, path: str, q: _Value, kv: _Value) -> _Value:
+    """Heads permuted together, ``GL(d)`` per head on queries/keys (``W_Q ↦ A W_Q``, ``W_K ↦ A⁻ᵀ W_K``) and on
+    values/outputs (``W_V ↦ N W_V``, ``W_O ↦ W_O N⁻¹``): Transformer-NFN's group (Tran et al. 2025, Sec. 3)."""
+    if not m._qkv_same_embed_dim or m.bias_k is not None or m.add_zero_attn or q.feature_dim == 1 or q.flattened:
+        raise _unsupported(node, "attention with separate q/k/v projections, bias_k/bias_v or zero attention")
+    e, h = m.embed_dim, m.num_heads
+    d = e // h
+    for source in (q, kv):
+        trace.size(source.origin, e, path)
+    heads = trace.new(f"{path}.heads", h, _NONE)
+    qk = trace.new(f"{path}.query_key", d, _NONE, kind="gl", blocks=heads)
+    vo = trace.new(f"{path}.value_output", d, _NONE, kind="gl", blocks=heads)
+    out = trace.new(path, e, _ALL)
+    p = f"{path}."
+    for g, (part, gl, role, source) in enumerate((("q", qk, "out", q), ("k", qk, "in", kv), ("v", vo, "out", kv))):
+        rows = (g * e, (g + 1) * e)
+        trace.add(f"{p}in_proj_weight[{part}]", p + "in_proj_weight", (h, d, e), ((heads, "tied"), (gl, role), (source.origin, "in")), rows)
+        if m.in_proj_bias is not None:
+            trace.add(f"{p}in_proj_bias[{part}]", p + "in_proj_bias", (h, d), ((heads, "tied"), (gl, role)), rows)
+    trace.add(p + "out_proj.weight", p + "out_proj.weight", (e, h, d), ((out, "out"), (heads, "tied"), (vo, "in")))
+    if m.out_proj.bias is not None:
+        trace.add(p + "out_proj.bias", p + "out_proj.bias", (e,), ((out, "out"),))
+    return _Value(out, -1, ndim=q.ndim if q.ndim is not None else 3)
+
+
+def _norm(trace: _Trace, m: nn.LayerNorm, path: str, x: _Value) -> _Value:
+    if len(m.normalized_shape) != 1 or x.feature_dim == 1:
+        raise UnsupportedModuleError(f"cannot derive the weight space: {path} normalises more than the feature axis")
+    trace.size(x.origin, m.normalized_shape[0], path)
+    trace.restrict(x.origin, _NONE)
+    if m.elementwise_affine:
+        for name in ("weight", "bias") if m.bias is not None else ("weight",):
+            trace.add(f"{path}.{name}", f"{path}.{name}", (m.normalized_shape[0],), ((x.origin, "tied"),))
+    return x
+
+
+def _encoder_layer(trace: _Trace, node: fx.Node, m: nn.TransformerEncoderLayer, path: str, x: _Value) -> _Value:
+    """PyTorch's encoder layer: ``x + SA(LN x)``, ``x + FF(LN x)`` (pre-norm) or ``LN(x + SA x)``, ``LN(x + FF x)``."""
+    act = m.activation
+    keep = _ACTIVATION_FUNCTIONS.get(act) if not isinstance(act, nn.Module) else _ACTIVATION_MODULES.get(type(act))
+    if keep is None:
+        raise _unsupported(node, f"the encoder layer's activation {act!r}")
+    stream = _Value(x.origin, -1, ndim=x.ndim if x.ndim is not None else 3)
+
+    def attention(v: _Value) -> _Value:
+        return _attention(trace, node, m.self_attn, f"{path}.self_attn", v, v)
+
+    def feed_forward(v: _Value) -> _Value:
+        hidden = _linear(trace, f"{path}.linear1", v, m.linear1.out_features, m.linear1.in_features, f"{path}.linear1.weight",
+                         f"{path}.linear1.bias" if m.linear1.bias is not None else None, _ALL)
+        trace.restrict(hidden.origin, keep)
+        return _linear(trace, f"{path}.linear2", hidden, m.linear2.out_features, m.linear2.in_features, f"{path}.linear2.weight",
+                       f"{path}.linear2.bias" if m.linear2.bias is not None else None, _ALL)
+
+    for block, norm in ((attention, m.norm1), (feed_forward, m.norm2)):
+        name = f"{path}.norm1" if norm is m.norm1 else f"{path}.norm2"
+        if m.norm_first:
+            update = block(_norm(trace, norm, name, stream))
+            trace.tie(stream.origin, update.origin, path)
+        else:
+            update = block(stream)
+            trace.tie(stream.origin, update.origin, path)
+            _norm(trace, norm, name, stream)
+    return stream
+
+
+def _flatten(x: _Value) -> _Value:
+    return _Value(x.origin, -1, flattened=x.spatial, ndim=2)
+
+
+def _recurrent(trace: _Trace, node: fx.Node, m: nn.GRU | nn.LSTM, p: str, x: _Value) -> tuple[Any, ...]:
+    if m.bidirectional or (isinstance(m, nn.LSTM) and m.proj_size > 0) or x.feature_dim == 1 or x.flattened:
+        raise _unsupported(node, "bidirectional or projected recurrent layers")
+    gates = _GATES[type(m)]
+    h = m.hidden_size
+    previous = x
+    for layer in range(m.num_layers):
+        hidden = trace.new(f"{p}hidden{layer}", h, _ODD)
+        trace.size(previous.origin, m.input_size if layer == 0 else h, f"{p}layer {layer}")
+        for kind, source in (("ih", previous.origin), ("hh", hidden)):
+            n_in = trace.root(source).size
+            assert n_in is not None
+            for g, gate in enumerate(gates):
+                role = "out" if gate == _SIGNED_GATE[type(m)] else "tied"
+                rows = (g * h, (g + 1) * h)
+                weight = f"{p}weight_{kind}_l{layer}"
+                trace.add(f"{weight}[{gate}]", weight, (h, n_in), ((hidden, role), (source, "in")), rows)
+                if m.bias:
+                    bias = f"{p}bias_{kind}_l{layer}"
+                    trace.add(f"{bias}[{gate}]", bias, (h,), ((hidden, role),), rows)
+        # batched input is assumed when the input's rank is unknown: (B, T, F) or (T, B, F)
+        previous = _Value(hidden, -1, ndim=x.ndim if x.ndim is not None else 3)
+    final: Any = previous if m.num_layers == 1 else _MIXED
+    state: Any = final if isinstance(m, nn.GRU) else (final, final)
+    return (previous, state)
