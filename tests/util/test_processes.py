@@ -11,8 +11,12 @@ import pytest
 
 from nfkit.util.processes import worker_pool
 
+# The script restores Python's Ctrl-C handler first: a shell without job control starts background
+# commands with SIGINT ignored, and a test suite launched that way (`pytest &`) would otherwise hand
+# the ignored disposition to this child, which then never sees the SIGINT case's signal.
 _SCRIPT = textwrap.dedent("""
-    import os, sys, time
+    import os, signal, sys, time
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     from nfkit.util.processes import worker_pool
 
     def pid_then_work(_):
@@ -29,10 +33,6 @@ _SCRIPT = textwrap.dedent("""
         except KeyboardInterrupt:
             sys.exit(130)
 """)
-
-
-
-
 
 
 def _start(tmp_path):
