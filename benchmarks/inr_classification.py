@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 from nfkit.models import available, family
+from nfkit.tasks import TASKS
 from nfkit.tasks.loop import TrainConfig
 from nfkit.tasks.runs import run_task
 from nfkit.util.table import format_table
@@ -28,16 +29,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--zoo", required=True, help="an INR zoo in any format nfkit train reads")
     parser.add_argument("--out", required=True, help="a folder for the run folders and results.md")
     parser.add_argument("--models", nargs="+", help="families (default: every invariant family that reads MLPs)")
-    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--epochs", type=int, help="default: the task's (40), as `nfkit train` uses; with --views k zoos, 40/k "
+                        "gives the same optimizer steps")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    epochs = args.epochs if args.epochs is not None else TASKS["inr-classification"].default_epochs
     models = args.models or [m for m in available("invariant") if "dense" in family(m).spaces]
     out = Path(args.out)
     rows = []
     for model in models:
         print(f"== {model}", flush=True)
         metrics = run_task("inr-classification", args.zoo, model, out / model,
-                           train=TrainConfig(epochs=args.epochs, patience=None, seed=args.seed),
+                           train=TrainConfig(epochs=epochs, patience=None, seed=args.seed),
                            progress=lambda line, m=model: print(f"  {m} {line}", flush=True))
         rows.append([model, f"{float(metrics['test_accuracy']):.3f}", f"{int(metrics['parameters']):,}",
                      f"{float(metrics['train_seconds']):.0f}", str(metrics["best_epoch"])])
