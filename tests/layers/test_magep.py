@@ -130,7 +130,7 @@ def test_invariant_terms_are_gl_invariant_and_the_equivariant_layer_is_not_gl_eq
         return ((a - b).abs().max() / b.abs().max()).item()
 
     # the paper's claim: every invariant term telescopes, so with the scale held fixed they are GL-invariant
-    with torch.no_grad(), mock.patch("nfkit.layers.magep.invariant_scale", lambda w: torch.ones(w[0].shape[:2], dtype=w[0].dtype)):
+    with torch.no_grad(), mock.patch("nfkit.layers.magep_terms.invariant_scale", lambda w: torch.ones(w[0].shape[:2], dtype=w[0].dtype)):
         assert rel(inv(_gl_act(x, mats)), inv(x)) < 1e-9
     # the homogenising scale uses |W|, which telescopes under monomial matrices only: with it the
     # layer is monomial-invariant (tested above) but no longer GL-invariant

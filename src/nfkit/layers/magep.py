@@ -1,39 +1,7 @@
-"""MAGEP-NFN polynomial layers (Vo et al., "Equivariant Polynomial Functional Networks", ICML 2025).
-
-Built from products along paths of the network (Sec. 4 of the paper), per channel:
-
-* path products ``W_(s,t) = W⁽ˢ⁾ ⋯ W⁽ᵗ⁺¹⁾`` (``n_s × n_t``), which telescope:
-  ``W_(s,t) ↦ g_s W_(s,t) g_t⁻¹``; here only prefixes ``W_(s,0)`` and suffixes ``W_(L,t)`` are
-  formed, O(L) matrix products;
-* propagated biases ``v_s = Σ_{t<s} W_(s,t) b⁽ᵗ⁾``, by the recursion ``v_s = W⁽ˢ⁾ (v_{s-1} + b⁽ˢ⁻¹⁾)``;
-* contractions through the fixed input and output indices, with learnable ψ ∈ ℝ^{n_L} and
-  Ψ ∈ ℝ^{n_0 × n_L} per channel: ``[WW]^{(s,0)}_{(L,t)} = W_(s,0) Ψ W_(L,t)`` and
-  ``[bW]^{(s)}_{(L,t)} = b⁽ˢ⁾ (ψ W_(L,t))`` (both ``n_s × n_t``, transforming like a weight);
-* trace invariants ``τ_bW^{(s)} = ψ W_(L,s) b⁽ˢ⁾``. (The paper's ``τ_WW^{(s)} = tr(W_(s,0) Ψ W_(L,s))``
-  equals ``tr(Ψ W_(L,0))``, a linear function of ``W_(L,0)``, which is already a term; it is left out.)
-
-Each term transforms by a character, as in :mod:`nfkit.layers.monomial`, and feeds the
-outputs of the same character (Sec. 5, the equivariant layer):
-
-* ``W'⁽¹⁾, b'⁽¹⁾ ← W⁽¹⁾, b⁽¹⁾, [WW]^{(1,0)}_{(L,0)}, [bW]^{(1)}_{(L,0)}`` mixing over the input index;
-* ``W'⁽ˢ⁾ ← W⁽ˢ⁾, [WW]^{(s,0)}_{(L,s-1)}, [bW]^{(s)}_{(L,s-1)}`` pointwise (1 < s ≤ L; over the output index for s = L);
-* ``b'⁽ˢ⁾ ← b⁽ˢ⁾, W_(s,0), [WW]^{(s,0)}_{(L,0)}, v_s, [bW]^{(s)}_{(L,0)}`` (1 < s < L);
-* ``b'⁽ᴸ⁾ ← b⁽ᴸ⁾, W_(L,0), [WW]^{(L,0)}_{(L,0)}, [bW]^{(L)}_{(L,0)}, v_L, τ_bW^{(s)}`` plus a constant.
-
-Every term is exactly equivariant to hidden permutations × *any* non-zero diagonal scaling.
-
-**Scale.** The terms have degree up to 2L, and a ReLU network's weight scale is arbitrary,
-so raw products overflow or vanish (and stacking layers multiplies the degrees). Each
-polynomial term is therefore evaluated on ``x / s`` and multiplied back by ``s``, where
-
-    s = ‖ |W⁽ᴸ⁾| ⋯ |W⁽¹⁾| ‖_F^{1/L}   (per network and channel)
-
-computed on entrywise absolute values (see :func:`invariant_scale`), is *exactly invariant*
-(the product telescopes: ``g_L (·) g_0⁻¹`` with ``g_0 = g_L = I``) and homogeneous of degree 1
-in a global rescaling. Every term becomes homogeneous of degree 1, like a linear layer, so
-magnitudes track the input's and never compound across stacked layers, and since ``s`` is
-invariant the symmetry is untouched. ``log s`` is computed in log space from per-layer
-maxima, so ``s`` itself never overflows or underflows.
+"""MAGEP-NFN's layers (Vo et al., "Equivariant Polynomial Functional Networks", ICML 2025): the
+equivariant polynomial layer (Sec. 5) and the invariant one (Sec. 6). Their terms (path products,
+contractions through the fixed indices, traces) and the degree-1 homogenisation that keeps them
+stable are in :mod:`nfkit.layers.magep_terms`.
 """
 
 from __future__ import annotations
@@ -44,210 +12,13 @@ from typing import final
 import torch
 from torch import nn
 
-from nfkit.errors import SpecMismatchError, UnsupportedArchitectureError
-from nfkit.groups.neurons import HiddenNeuronGroup, permutations, positive_scalings, sign_flips
-from nfkit.layers.folded import DEFAULT_FOLDED_RANK, FoldedMixer, FoldedProjection, folded_mode, summarise
-from nfkit.layers.permutation_basis import fields_of
+from nfkit.errors import SpecMismatchError
+from nfkit.layers.folded import DEFAULT_FOLDED_RANK, FoldedMixer, summarise
+from nfkit.layers.magep_terms import PolynomialTerms, full_monomial, invariant_scale
 from nfkit.spaces.features import WeightSpaceFeatures
 from nfkit.spaces.spec import WeightSpaceSpec
 
 __all__ = ["PolynomialTerms", "MagepLinear", "MagepInvariant", "invariant_scale"]
-
-_LOG_WINDOW = math.log(10.0)  # per-channel scales stay within this factor of the network's geometric mean
-
-
-def invariant_scale(weights: list[torch.Tensor]) -> torch.Tensor:
-    """An exactly invariant, degree-1 scale per network and channel, computed in log space.
-
-    ``s_c = ‖ |W⁽ᴸ⁾| ⋯ |W⁽¹⁾| ‖_F^{1/L}`` for channel c. Entrywise absolute values transform by
-    the positive monomial ``|g|``, so this product telescopes like ``W_(L,0)`` and is invariant,
-    and it cannot cancel to zero the way the signed product can. Each ``s_c`` is then clamped to
-    within a factor 10 of the network's geometric mean over channels. A channel whose end-to-end
-    path is weak (a layer a ReLU left mostly zero) would otherwise amplify the partial products
-    that do not cross the weak layer by ``(entry scale / s_c)^(degree − 1)``; this was measured
-    at 10⁹ after two layers in a ReLU model. A channel with a zero product takes the lower edge.
-    Every quantity involved is invariant, so the clamp is too. With no usable channel, ``s = 1``.
-
-    Shapes:
-        weights ``(B, C, n_s, n_{s-1})`` for s = 1..L → ``(B, C)``.
-    """
-    tiny = torch.finfo(weights[0].dtype).tiny
-    magnitudes = [w.abs() for w in weights]
-    maxima = [m.amax(dim=(-2, -1)).clamp_min(tiny) for m in magnitudes]
-    product = magnitudes[0] / maxima[0][..., None, None]
-    for m, top in zip(magnitudes[1:], maxima[1:]):
-        product = torch.matmul(m / top[..., None, None], product)
-    norm_sq = product.square().sum(dim=(-2, -1))
-    positive = norm_sq > 0
-    # log of a safe value where the norm is zero: torch.where would still send an infinite
-    # derivative (times zero: NaN) back through the branch it does not pick
-    safe = torch.where(positive, norm_sq, torch.ones_like(norm_sq))
-    log_scale = (2 * sum(top.log() for top in maxima) + safe.log()) / (2 * len(weights))
-    usable = positive & torch.isfinite(log_scale)
-    count = usable.sum(dim=1, keepdim=True)
-    reference = torch.where(usable, log_scale, torch.zeros_like(log_scale)).sum(dim=1, keepdim=True) / count.clamp_min(1)
-    # keep every channel within a factor _WINDOW of the network's geometric mean: a channel whose
-    # end-to-end path is weak (a mostly dead layer) would otherwise amplify its partial products
-    # by (entry scale / s)^(degree - 1); unusable channels (zero product) land on the lower edge
-    low, high = reference - _LOG_WINDOW, reference + _LOG_WINDOW
-    log_scale = torch.where(usable, torch.minimum(torch.maximum(log_scale, low), high), low.expand_as(log_scale))
-    return torch.exp(log_scale)
-
-
-def _full_monomial(spec: WeightSpaceSpec) -> HiddenNeuronGroup:
-    sizes = spec.hidden_sizes
-    return permutations(sizes) * positive_scalings(sizes) * sign_flips(sizes)
-
-
-def _check_spec(spec: WeightSpaceSpec, what: str) -> None:
-    if any(layer.kernel for layer in spec.layers):
-        raise SpecMismatchError(
-            f"{what} takes matrix products and needs a spec without kernels; map a CNN's features with "
-            f"MonomialLinear(spec, C, C', out_spec=spec.without_kernels()) first"
-        )
-    if spec.num_layers < 2:
-        raise UnsupportedArchitectureError(f"{what} needs at least two layers, got {spec.describe()}")
-
-
-def _rows_hidden(t: torch.Tensor) -> torch.Tensor:  # (B, C, n_s, n_0) → (B, C·n_0, n_s)
-    return t.transpose(2, 3).reshape(t.shape[0], -1, t.shape[2])
-
-
-def _cols_hidden(t: torch.Tensor) -> torch.Tensor:  # (B, C, n_L, n_t) → (B, C·n_L, n_t)
-    return t.reshape(t.shape[0], -1, t.shape[3])
-
-
-class PolynomialTerms(nn.Module):
-    """The path products, contractions and traces of one MAGEP layer, with their ψ and Ψ.
-
-    ``terms(features)`` returns, for each output field name (``"W1"``, ``"b1"``, …, ``"bL"``),
-    the list of inputs of that field's character in the folded field layout
-    ``(B, C·fixed, *hidden axes)``.
-    """
-
-    def __init__(
-        self, spec: WeightSpaceSpec, channels: int, learnable_contractions: bool = True, *, folded: str = "exact",
-        folded_rank: int = DEFAULT_FOLDED_RANK,
-    ) -> None:
-        super().__init__()
-        _check_spec(spec, type(self).__name__)
-        self.spec = spec
-        self.channels = channels
-        L = spec.num_layers
-        n0, nL = spec.neuron_sizes[0], spec.neuron_sizes[-1]
-        psi_keys = sorted({(s, s - 1) for s in range(1, L + 1)} | {(s, 0) for s in range(1, L + 1)})
-        # Ψ acts on the fixed input and output indices only, so a low-rank Ψ_c = P Q_cᵀ (P shared by
-        # the channels) keeps every symmetry; used when the layer factorises its folded blocks
-        # (n_0·n_L per channel and path pair otherwise)
-        #: R of the low-rank Ψ when the layer factorises (``folded``, as for HNP), else None
-        self.contraction_rank = folded_rank if folded_mode(folded, max(n0, nL), folded_rank) else None
-        contraction_rank = self.contraction_rank
-        if contraction_rank is None:
-            self.Psi = nn.ParameterDict(
-                {f"{s}_{t}": nn.Parameter(torch.randn(channels, n0, nL) / math.sqrt(n0 * nL)) for s, t in psi_keys}
-            )
-        else:
-            self.Psi = nn.ParameterDict()
-            scale = (n0 * nL * contraction_rank) ** -0.25
-            self.Psi_in = nn.ParameterDict(
-                {f"{s}_{t}": nn.Parameter(torch.randn(n0, contraction_rank) * scale) for s, t in psi_keys}
-            )
-            self.Psi_out = nn.ParameterDict(
-                {f"{s}_{t}": nn.Parameter(torch.randn(channels, nL, contraction_rank) * scale) for s, t in psi_keys}
-            )
-        self.psi = nn.ParameterDict(
-            {
-                f"{s}_{t}": nn.Parameter(torch.randn(channels, nL) / math.sqrt(nL))
-                for s, t in sorted(set(psi_keys) | {(s, s) for s in range(1, L)})
-            }
-        )
-        for p in self.parameters():
-            p.requires_grad_(learnable_contractions)
-        self.fields = fields_of(spec, range(1, L))
-
-    def entries(self) -> dict[str, list[int]]:
-        """Folded entries per channel of each input term of each output field (:meth:`terms`' layout)."""
-        with torch.no_grad():
-            return {k: [t.shape[1] // self.channels for t in v] for k, v in self.terms(self.spec.zeros(1, self.channels)).items()}
-
-    def path_projections(self, entries: list[int]) -> tuple[nn.ModuleDict, list[int]]:
-        """When factorising: each term folding ``n_L·n_0`` entries per channel keeps its ``n_L`` outputs
-        and summarises each one's ``n_0`` inputs by R learned projections.
-
-        Returns the projections (keyed by term index, for :func:`~nfkit.layers.folded.summarise`)
-        and the terms' entries after them.
-        """
-        n0, nL = self.spec.neuron_sizes[0], self.spec.neuron_sizes[-1]
-        rank = self.contraction_rank
-        if rank is None or n0 <= rank:
-            return nn.ModuleDict(), list(entries)
-        chosen = [i for i, n in enumerate(entries) if n == n0 * nL]
-        return (nn.ModuleDict({str(i): FoldedProjection(n0, rank) for i in chosen}),
-                [nL * rank if i in chosen else n for i, n in enumerate(entries)])
-
-    def contraction(self, key: str) -> torch.Tensor:
-        """``Ψ`` for the path pair ``key = "s_t"``: ``(C, n_0, n_L)``."""
-        if self.contraction_rank is None:
-            return self.Psi[key]
-        return torch.matmul(self.Psi_in[key], self.Psi_out[key].transpose(1, 2))
-
-    def terms(self, features: WeightSpaceFeatures) -> dict[str, list[torch.Tensor]]:
-        """Inputs of each output field, in field layout; see the module docstring for the lists."""
-        L = self.spec.num_layers
-        raw = list(features.tensors())
-        scale = invariant_scale(list(features.weights))  # (B, C)
-        W = [w / scale[..., None, None] for w in features.weights]
-        b = [v / scale[..., None] for v in features.biases]
-        prefix = [W[0]]  # W_(s,0), s = 1..L
-        for w in W[1:]:
-            prefix.append(torch.matmul(w, prefix[-1]))
-        suffix = [W[-1]]  # W_(L,t), t = L-1..0
-        for w in reversed(W[:-1]):
-            suffix.append(torch.matmul(suffix[-1], w))
-        suffix = suffix[::-1]  # suffix[t] = W_(L,t)
-        propagated = [torch.zeros_like(b[0])]  # v_s, s = 1..L
-        for s in range(1, L):
-            propagated.append(torch.matmul(W[s], (propagated[-1] + b[s - 1]).unsqueeze(-1)).squeeze(-1))
-
-        def hom(t: torch.Tensor) -> torch.Tensor:  # back to degree 1: multiply by the invariant scale
-            return t * scale.view(*scale.shape, *([1] * (t.dim() - 2)))
-
-        def WW(s: int, t: int) -> torch.Tensor:  # W_(s,0) Ψ W_(L,t): (B, C, n_s, n_t)
-            return torch.matmul(torch.matmul(prefix[s - 1], self.contraction(f"{s}_{t}")), suffix[t])
-
-        def bW(s: int, t: int) -> torch.Tensor:  # b⁽ˢ⁾ (ψ W_(L,t)): (B, C, n_s, n_t)
-            row = torch.einsum("cp,bcpt->bct", self.psi[f"{s}_{t}"], suffix[t])
-            return b[s - 1].unsqueeze(-1) * row.unsqueeze(-2)
-
-        field = {f.name: f.to_field(x) for f, x in zip(self.fields, raw)}
-        inputs: dict[str, list[torch.Tensor]] = {}
-        first = [field["W1"], field["b1"], _rows_hidden(hom(WW(1, 0))), _rows_hidden(hom(bW(1, 0)))]
-        inputs["W1"] = inputs["b1"] = first
-        for s in range(2, L + 1):
-            if s < L:
-                inputs[f"W{s}"] = [field[f"W{s}"], hom(WW(s, s - 1)), hom(bW(s, s - 1))]
-                inputs[f"b{s}"] = [
-                    field[f"b{s}"],
-                    _rows_hidden(hom(prefix[s - 1])),
-                    _rows_hidden(hom(WW(s, 0))),
-                    hom(propagated[s - 1]),
-                    _rows_hidden(hom(bW(s, 0))),
-                ]
-            else:
-                inputs[f"W{L}"] = [field[f"W{L}"], _cols_hidden(hom(WW(L, L - 1))), _cols_hidden(hom(bW(L, L - 1)))]
-        traces = [
-            hom(torch.einsum("cp,bcpt,bct->bc", self.psi[f"{s}_{s}"], suffix[s], b[s - 1]).unsqueeze(-1))
-            for s in range(1, L)
-        ]
-        inputs[f"b{L}"] = [
-            field[f"b{L}"],
-            hom(prefix[-1]).flatten(1),
-            hom(WW(L, 0)).flatten(1),
-            hom(bW(L, 0)).flatten(1),
-            hom(propagated[-1]).flatten(1),
-            *[t.flatten(1) for t in traces],
-        ]
-        return inputs
 
 
 @final
@@ -291,7 +62,7 @@ class MagepLinear(nn.Module):
         self.spec = spec
         self.in_channels = in_channels
         self.out_channels = out_channels
-        self.group = _full_monomial(spec)
+        self.group = full_monomial(spec)
         self.terms = PolynomialTerms(spec, in_channels, learnable_contractions, folded=folded, folded_rank=folded_rank)
         self.fields = self.terms.fields
         entries = self.terms.entries()
@@ -385,7 +156,7 @@ class MagepInvariant(nn.Module):
         super().__init__()
         self.spec = spec
         self.in_channels = in_channels
-        self.group = _full_monomial(spec)
+        self.group = full_monomial(spec)
         self.terms = PolynomialTerms(spec, in_channels, learnable_contractions, folded=folded, folded_rank=folded_rank)
         # factorised: b⁽ᴸ⁾'s n_L·n_0 terms are passed on as learned summaries of their inputs
         self.projections, entries = self.terms.path_projections(self.terms.entries()[f"b{spec.num_layers}"])
