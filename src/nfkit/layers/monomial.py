@@ -44,6 +44,7 @@ from nfkit.layers.folded import (
     summarise,
     summary_projections,
 )
+from nfkit.layers.mixing import mix_channels
 from nfkit.layers.permutation_basis import Field, fields_of
 from nfkit.spaces.features import WeightSpaceFeatures
 from nfkit.spaces.spec import WeightSpaceSpec
@@ -191,7 +192,7 @@ class MonomialLinear(nn.Module):
                 y = torch.cat(self.folded_mixers[str(b)]([inputs[n].reshape(batch, inputs[n].shape[1], -1) for n in members]), dim=1)
             else:
                 x = torch.cat([inputs[n] for n in members], dim=1)
-                y = torch.matmul(mixer, x.reshape(batch, x.shape[1], -1))
+                y = mix_channels(mixer, x.reshape(batch, x.shape[1], -1))
             if not character:
                 y = y + self.constant.view(1, -1, 1)
             for n, chunk in zip(members, y.split([self.out_channels * self.out_fields[n].fixed for n in members], dim=1)):

@@ -42,6 +42,7 @@ from nfkit.layers.folded import (
     summarise,
     summary_projections,
 )
+from nfkit.layers.mixing import mix_channels
 from nfkit.spaces.features import WeightSpaceFeatures
 from nfkit.spaces.spec import WeightSpaceSpec
 
@@ -326,7 +327,7 @@ class PermutationEquivariantLinear(nn.Module):
                     full[n] = (mixer[row : row + rows], pooled)
                 else:
                     shape = [size if axis in kept else 1 for axis, size in zip(f.axes, f.axis_sizes)]
-                    broadcast[n].append(torch.matmul(mixer[row : row + rows], pooled).reshape(batch, rows, *shape))
+                    broadcast[n].append(mix_channels(mixer[row : row + rows], pooled).reshape(batch, rows, *shape))
                 row += rows
         outputs = []
         for n, f in enumerate(self.fields):

@@ -41,6 +41,7 @@ from torch import nn
 from nfkit.errors import SpecMismatchError
 from nfkit.groups.base import Group
 from nfkit.groups.neurons import permutations
+from nfkit.layers.mixing import mix_channels
 from nfkit.spaces.features import WeightSpaceFeatures
 from nfkit.spaces.spec import WeightSpaceSpec
 from nfkit.spaces.universal import TensorSpec, UniversalSpec, universal_spec
@@ -260,7 +261,7 @@ class UNFLinear(nn.Module):
                 parts.append(torch.ones(batch, 1, dtype=parts[0].dtype, device=parts[0].device))
             pooled = torch.cat(parts, dim=1)
             positions = pooled.shape[2:]
-            mixed = torch.matmul(mixer, pooled.reshape(batch, pooled.shape[1], -1)).reshape(batch, -1, *positions)
+            mixed = mix_channels(mixer, pooled.reshape(batch, pooled.shape[1], -1)).reshape(batch, -1, *positions)
             row = 0
             for e in expansions:
                 rows = self.out_channels * self.fields[e.field].fixed
