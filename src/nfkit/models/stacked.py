@@ -72,10 +72,9 @@ class StackedFamily:
             :class:`~nfkit.layers.canonical.Canonicalization` front, after which the permutation-
             invariant model is invariant to the network's scalings or sign flips too. A family with an
             ``invariant_front`` is already invariant to those; for it ``canonical=True`` (with
-            ``trunk_channels``) puts the canonicalisation between its layers and the HNP trunk instead
-            of ``invariant_front``. Their layers' outputs transform like weights under the scalings and
-            flips, so the canonical point is invariant too, and unlike an entrywise ``|x|`` it keeps
-            the relative signs of a neuron's entries.
+            ``trunk_channels``) canonicalises the input and drops ``invariant_front``: the family's
+            layers then see one point of each orbit, and the HNP trunk follows them directly. Unlike
+            an entrywise ``|x|`` this keeps the relative signs of a neuron's entries.
     """
 
     name: str
@@ -135,9 +134,14 @@ def register_stacked(entry: StackedFamily) -> ModelFamily:
             assert isinstance(spec, WeightSpaceSpec) and isinstance(group, HiddenNeuronGroup)
             # past the front only permutations act: an HNP trunk and pool keep the whole group's invariance
             hnp = equivariant_stack(lambda c, h: HNPLinear(spec, c, h, folded=folded), width, trunk_channels)
-            front = (Canonicalization(spec, canonical_factors(spec) & group.factors) if canonical
-                     else entry.invariant_front(spec, width, group))
-            layers = nn.Sequential(*layers, front, *hnp)
+            if canonical:
+                # canonicalise the *input*: the decisions then depend on the fixed weights, never on
+                # learned features (canonicalising the layers' outputs instead flipped many nets at
+                # once as the layers trained, and the loss jumped), and everything after is invariant
+                front = Canonicalization(spec, canonical_factors(spec) & group.factors)
+                layers = nn.Sequential(front, *layers, *hnp)
+            else:
+                layers = nn.Sequential(*layers, entry.invariant_front(spec, width, group), *hnp)
             width = trunk_channels[-1]
             return StackedInvariantModel.with_head(
                 spec, group, in_channels, out_features, trunk=layers, trunk_width=width,
