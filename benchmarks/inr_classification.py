@@ -3,9 +3,11 @@
 Trains each family with ``nfkit train --task inr-classification`` defaults on the same zoo and
 split, and prints test accuracy, parameters and training seconds (Markdown). Make the zoo first:
 
-    .venv/bin/nfkit zoo generate inr --dataset mnist --out zoos/inr-mnist            # 5,000 SIRENs, ~12 min
+    .venv/bin/nfkit zoo generate inr --dataset mnist --init narrow --out zoos/inr-mnist     # 5,000 SIRENs, ~25 min
     .venv/bin/python benchmarks/inr_classification.py --zoo zoos/inr-mnist --out runs/inr-bench
     .venv/bin/python benchmarks/inr_classification.py --zoo zoos/inr-mnist --out runs/inr-bench --models probe statnn
+    .venv/bin/nfkit zoo generate inr --dataset mnist --init narrow --views 4 --out zoos/inr-mnist-v4
+    .venv/bin/python benchmarks/inr_classification.py --zoo zoos/inr-mnist-v4 --out runs/inr-bench-v4 --epochs 10
 
 Each run folder is resumed if it exists, so an interrupted benchmark continues where it stopped.
 """
