@@ -32,7 +32,7 @@ from torch import nn
 
 from nfkit.groups.base import Group
 from nfkit.groups.neurons import HiddenNeuronGroup, permutations
-from nfkit.layers.canonical import Canonicalization, canonical_factors, with_canonical_front
+from nfkit.layers.canonical import with_canonical_front
 from nfkit.layers.hnp import HNPLinear, HNPPool
 from nfkit.layers.monomial import MonomialInvariantFront, MonomialLinear, MonomialPool, equivariant_activation, monomial_group
 from nfkit.layers.np import NPLinear, NPPool
@@ -128,30 +128,26 @@ def register_stacked(entry: StackedFamily) -> ModelFamily:
         width = stack_width(2 * fourier_features if fourier_features > 0 else in_channels, hidden_channels)
         layers = trunk(spec, group, in_channels, hidden_channels, normalize, dropout, fourier_features, fourier_scale,
                        folding)
+        readout: nn.Module
         if trunk_channels:
             if entry.invariant_front is None:
                 raise UnknownOptionError(f"{entry.name!r} has no invariant front for a permutation trunk")
-            assert isinstance(spec, WeightSpaceSpec) and isinstance(group, HiddenNeuronGroup)
+            assert isinstance(spec, WeightSpaceSpec)
             # past the front only permutations act: an HNP trunk and pool keep the whole group's invariance
             hnp = equivariant_stack(lambda c, h: HNPLinear(spec, c, h, folded=folded), width, trunk_channels)
-            if canonical:
-                # canonicalise the *input*: the decisions then depend on the fixed weights, never on
-                # learned features (canonicalising the layers' outputs instead flipped many nets at
-                # once as the layers trained, and the loss jumped), and everything after is invariant
-                front = Canonicalization(spec, canonical_factors(spec) & group.factors)
-                layers = nn.Sequential(front, *layers, *hnp)
-            else:
-                layers = nn.Sequential(*layers, entry.invariant_front(spec, width, group), *hnp)
-            width = trunk_channels[-1]
-            return StackedInvariantModel.with_head(
-                spec, group, in_channels, out_features, trunk=layers, trunk_width=width,
-                readout=HNPPool(spec, folded=folded), head_hidden=head_hidden, head_dropout=head_dropout,
-            )
-        if canonical and entry.invariant_front is not None:
+            # canonical: the canonical front (below) replaces the invariant one and goes first, so its
+            # decisions depend on the fixed weights, never on learned features (canonicalising the
+            # layers' outputs flipped many nets at once as the layers trained, and the loss jumped)
+            front = [] if canonical else [entry.invariant_front(spec, width, group)]
+            layers = nn.Sequential(*layers, *front, *hnp)
+            width, readout = trunk_channels[-1], HNPPool(spec, folded=folded)
+        elif canonical and entry.invariant_front is not None:
             raise UnknownOptionError(
                 f"{entry.name!r} is invariant to the network's scalings and sign flips already; canonical=True "
                 f"chooses the front before its HNP trunk, so give trunk_channels too (e.g. [32, 32, 32])"
             )
+        else:
+            readout = entry.pool(spec, width, group, **folding)
         if canonical:
             # the front removes the network's scalings/sign flips; the permutation-equivariant trunk
             # after it (Fourier features included) then makes the model invariant to both
@@ -160,7 +156,7 @@ def register_stacked(entry: StackedFamily) -> ModelFamily:
             spec, group, in_channels, out_features,
             trunk=layers,
             trunk_width=width,
-            readout=entry.pool(spec, width, group, **folding), head_hidden=head_hidden, head_dropout=head_dropout,
+            readout=readout, head_hidden=head_hidden, head_dropout=head_dropout,
         )
 
     def build_equivariant(
