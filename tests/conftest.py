@@ -80,3 +80,16 @@ def _children(pid: int) -> set[int]:
 def processes() -> SimpleNamespace:
     """``processes.alive(pid)`` and ``processes.children(pid)``, for tests that kill parents."""
     return SimpleNamespace(alive=_alive, children=_children)
+
+
+class EncoderWithMLPHead(nn.Module):
+    """A linear embedding, one encoder layer, the mean token, and a ReLU MLP head (a set of the rest's own)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Linear(3, 4)
+        self.layer = nn.TransformerEncoderLayer(4, 2, 6, dropout=0.0, batch_first=True)
+        self.head = nn.Sequential(nn.Linear(4, 5), nn.ReLU(), nn.Linear(5, 2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.layer(self.embed(x)).mean(1))

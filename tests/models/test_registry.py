@@ -95,7 +95,7 @@ def _bad_transformer_inputs(name):
         model(x.with_tensors([t * float("nan") if k == "blocks.0.key" else t for k, t in x.named.items()]))
     with pytest.raises(TypeError, match="TransformerFeatures"):
         model(torch.zeros(2, 3))
-    with pytest.raises(UnsupportedArchitectureError, match="reads transformer weight spaces"):
+    with pytest.raises(UnsupportedArchitectureError, match="reads transformer and universal weight spaces"):
         models.invariant(name, WeightSpaceSpec.mlp([3, 4, 2]))
 
 

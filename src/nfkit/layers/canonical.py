@@ -32,6 +32,7 @@ Shapes:
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import final
 
 import torch
@@ -40,8 +41,11 @@ from torch import nn
 from nfkit.errors import UnsupportedArchitectureError
 from nfkit.groups.base import Group
 from nfkit.groups.neurons import Factor, HiddenNeuronGroup
+from nfkit.groups.universal import UniversalGroup
+from nfkit.layers.canonical_universal import UniversalCanonicalization
 from nfkit.spaces.features import WeightSpaceFeatures
 from nfkit.spaces.spec import WeightSpaceSpec
+from nfkit.spaces.universal import UniversalSpec
 
 __all__ = ["Canonicalization", "canonical_factors", "with_canonical_front"]
 
@@ -122,11 +126,22 @@ class Canonicalization(nn.Module):
         return ", ".join(sorted(f.value for f in self.factors))
 
 
-def with_canonical_front(spec: WeightSpaceSpec, group: Group, trunk: nn.Module) -> tuple[HiddenNeuronGroup, nn.Sequential]:
+def with_canonical_front(spec: WeightSpaceSpec | UniversalSpec, group: Group, trunk: nn.Module) -> tuple[Group, nn.Sequential]:
     """``(group × the canonicalised factors, Canonicalization → trunk)`` for a permutation-equivariant ``trunk``.
 
-    The invariant builders' ``canonical=True`` (``np``, ``hnp``, ``graph``, ``nft``) go through here.
+    The invariant builders' ``canonical=True`` (``np``, ``hnp``, ``graph``, ``nft``, ``unf``, ``statnn``)
+    go through here. A traced network (:class:`~nfkit.spaces.UniversalSpec`) gets a
+    :class:`~nfkit.layers.canonical_universal.UniversalCanonicalization`, and ``group`` must be its
+    permutations: the result is every set's permutations with the set's own scalings and signs.
     """
+    if isinstance(spec, UniversalSpec):
+        if not (isinstance(group, UniversalGroup) and group.contains(spec.permutation_group())
+                and spec.permutation_group().contains(group)):
+            raise UnsupportedArchitectureError(f"canonicalisation needs the permutations of every set, got {group.name}")
+        universal_front = UniversalCanonicalization(spec)
+        sets = [replace(s, kind="permutation", factors=s.factors if s.kind == "permutation" else frozenset(), blocks="")
+                for s in spec.sets]
+        return UniversalGroup(sets), nn.Sequential(universal_front, trunk)
     if not isinstance(group, HiddenNeuronGroup):
         raise UnsupportedArchitectureError(f"canonicalisation needs a hidden-neuron group, got {group.name}")
     front = Canonicalization(spec)

@@ -124,16 +124,18 @@ def statnn(
 ) -> StackedInvariantModel:
     """Per-tensor statistics then an MLP (Unterthiner et al. 2020): features → ``(B, out_features)``.
 
-    ``canonical=True`` (MLPs and CNNs): the statistics of the
-    :class:`~nfkit.layers.canonical.Canonicalization` of the weights, invariant to the network's
+    ``canonical=True`` (MLPs, CNNs and traced networks): the statistics of the canonicalised weights
+    (:class:`~nfkit.layers.canonical.Canonicalization`,
+    :class:`~nfkit.layers.canonical_universal.UniversalCanonicalization`), invariant to the network's
     scalings or sign flips as well.
     """
     group = _entry_permutations(spec)
     trunk: nn.Module = nn.Identity()
     if canonical:
-        if not isinstance(spec, WeightSpaceSpec):
-            raise UnsupportedArchitectureError("canonical=True canonicalises MLP and CNN weight spaces only")
-        group, trunk = with_canonical_front(spec, group, trunk)
+        if isinstance(spec, (UniversalSpec, WeightSpaceSpec)):
+            group, trunk = with_canonical_front(spec, group, trunk)
+        else:
+            raise UnsupportedArchitectureError("canonical=True canonicalises MLP, CNN and traced weight spaces only")
     return StackedInvariantModel.with_head(
         spec, group, in_channels, out_features, trunk=trunk, trunk_width=in_channels,
         readout=LayerStatistics(spec), head_hidden=hidden_channels, head_dropout=dropout,

@@ -290,6 +290,7 @@ FAMILIES: tuple[StackedFamily, ...] = (
         linear=lambda spec, c, h, group: UNFLinear(spec, c, h),
         pool=lambda spec, c, group: UNFPool(spec),
         group=_unf_group,
+        canonical=True,
         spaces=("dense", "universal"),
     ),
 )

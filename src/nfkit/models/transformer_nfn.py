@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from nfkit.errors import UnsupportedArchitectureError
+from nfkit.errors import UnknownOptionError, UnsupportedArchitectureError
 from nfkit.layers.transformer_network import (
     GLSafeActivation,
     TransformerLinear,
@@ -24,7 +24,9 @@ from nfkit.layers.transformer_network import (
 )
 from nfkit.models.base import EquivariantModel, StackedEquivariantModel, StackedInvariantModel
 from nfkit.models.registry import ModelFamily, register
+from nfkit.models.transformer_nfn_traced import transformer_nfn_traced
 from nfkit.spaces.transformer_spec import TransformerSpec
+from nfkit.spaces.universal import UniversalSpec
 
 __all__ = ["transformer_nfn", "transformer_nfn_editor"]
 
@@ -56,7 +58,7 @@ def _trunk(spec: TransformerSpec, widths: Sequence[int], rank: int | None) -> nn
 
 
 def transformer_nfn(
-    spec: TransformerSpec,
+    spec: TransformerSpec | UniversalSpec,
     out_features: int = 1,
     *,
     in_channels: int = 1,
@@ -78,7 +80,18 @@ def transformer_nfn(
     ``flat_embedding=False`` drops the paper's flattened-embedding branch (the embedding then
     enters through the statistics only, if those are on): on small zoos its hundreds of raw
     inputs overfit.
+
+    On a traced network (:class:`~nfkit.spaces.UniversalSpec`) with ``nn.TransformerEncoderLayer`` blocks
+    inside it: :func:`~nfkit.models.transformer_nfn_traced.transformer_nfn_traced`, these layers on every
+    block and UNF layers on the rest (``skip`` and ``flat_embedding`` are for the transformer layout).
     """
+    if isinstance(spec, UniversalSpec):
+        if skip or not flat_embedding:
+            raise UnknownOptionError("transformer-nfn on a traced network takes no skip or flat_embedding: "
+                                     "the embedding and head go through UNF layers")
+        return transformer_nfn_traced(spec, out_features, in_channels=in_channels, hidden_channels=hidden_channels,
+                                      invariant_width=invariant_width, head_hidden=head_hidden, rank=rank,
+                                      dropout=dropout, statistics=statistics)
     spec = _require_transformer(spec)
     widths = [in_channels, *hidden_channels]
     trunk: nn.Module = _trunk(spec, widths, rank)
@@ -93,14 +106,20 @@ def transformer_nfn(
 
 
 def transformer_nfn_editor(
-    spec: TransformerSpec,
+    spec: TransformerSpec | UniversalSpec,
     out_channels: int = 1,
     *,
     in_channels: int = 1,
     hidden_channels: Sequence[int] = (10,),
     rank: int | None = None,
 ) -> EquivariantModel:
-    """Equivariant Transformer-NFN: features → features of the same spec with ``out_channels`` channels."""
+    """Equivariant Transformer-NFN: features → features of the same spec with ``out_channels`` channels.
+
+    Transformer layouts only: on a traced network the invariant form reads the encoder layers inside it.
+    """
+    if isinstance(spec, UniversalSpec):
+        raise UnsupportedArchitectureError("transformer-nfn's equivariant form reads transformer layouts; on a traced "
+                                           "network use its invariant form, or 'unf' for an equivariant model")
     spec = _require_transformer(spec)
     widths = [in_channels, *hidden_channels]
     return StackedEquivariantModel(
@@ -119,6 +138,6 @@ register(
         "Transformer-NFN: equivariant to head permutations × GL(d_k) × GL(d_v) × FFN permutations (Tran et al. 2025)",
         invariant=transformer_nfn,
         equivariant=transformer_nfn_editor,
-        spaces=("transformer",),
+        spaces=("transformer", "universal"),
     )
 )

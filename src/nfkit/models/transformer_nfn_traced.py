@@ -1,0 +1,117 @@
+"""Transformer-NFN on the encoder layers inside a traced network (:class:`~nfkit.spaces.attention_view.AttentionView`).
+
+Every ``nn.TransformerEncoderLayer`` goes through its own Transformer-NFN trunk and invariant readout
+(Tran et al., ICLR 2025, Sec. 4–5: :class:`~nfkit.layers.transformer_network.TransformerLinear`, GL-safe
+activations, :class:`~nfkit.layers.transformer_network.TransformerReadout`); the other tensors (an
+embedding, a stem, an MLP head) through UNF layers and pool with the residual stream held fixed
+(:class:`~nfkit.layers.UNFLinear`, Zhou, Finn, Harrison 2024, ``permute_io=False``). The pooled parts are
+concatenated and read by an MLP. Declared group: :meth:`AttentionView.group`, every layer's heads ×
+``GL(d_k)`` × ``GL(d_v)`` × feed-forward permutations, times the rest's own permutations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import final
+
+import torch
+from torch import nn
+
+from nfkit.layers.transformer_network import GLSafeActivation, TransformerLinear, TransformerReadout
+from nfkit.layers.unf import UNFLinear, UNFPool
+from nfkit.models.base import StackedInvariantModel, equivariant_stack
+from nfkit.spaces.attention_view import AttentionView
+from nfkit.spaces.transformer_features import TransformerFeatures
+from nfkit.spaces.universal import UniversalSpec
+from nfkit.spaces.universal_features import UniversalFeatures
+
+__all__ = ["transformer_nfn_traced", "AttentionViewTrunk", "AttentionViewReadout"]
+
+_Parts = tuple[list[TransformerFeatures], "UniversalFeatures | None"]
+
+
+@final
+class AttentionViewTrunk(nn.Module):
+    """Split the features (:meth:`AttentionView.split`), then Transformer-NFN layers on each encoder layer and
+    UNF layers on the rest.
+
+    Shapes:
+        :class:`UniversalFeatures` with ``widths[0]`` channels → per layer :class:`TransformerFeatures` and the
+        rest's :class:`UniversalFeatures`, each with ``widths[-1]`` channels.
+    """
+
+    def __init__(self, view: AttentionView, widths: Sequence[int], rank: int | None = None) -> None:
+        super().__init__()
+        self.view = view
+        self.layers = nn.ModuleList(
+            nn.Sequential(*[m for c, e in zip(widths, widths[1:]) for m in (TransformerLinear(layer.spec, c, e, rank=rank),
+                                                                            GLSafeActivation())])
+            for layer in view.layers
+        )
+        rest = view.rest
+        self.rest = (equivariant_stack(lambda c, h: UNFLinear(rest, c, h, permute_io=False), widths[0], widths[1:])
+                     if rest is not None else None)
+
+    def forward(self, features: UniversalFeatures) -> _Parts:
+        blocks, rest = self.view.split(features)
+        out = [layer(b) for layer, b in zip(self.layers, blocks)]
+        return out, (self.rest(rest) if self.rest is not None and rest is not None else None)
+
+
+@final
+class AttentionViewReadout(nn.Module):
+    """Per encoder layer :class:`TransformerReadout` (without an embedding or head: those are in the rest), and
+    :class:`UNFPool` of the rest, concatenated.
+
+    Shapes:
+        the trunk's parts with ``c`` channels → ``(B, num_outputs(c))``.
+    """
+
+    def __init__(self, view: AttentionView, in_channels: int, width: int, *, statistics: bool = False) -> None:
+        super().__init__()
+        readouts = [TransformerReadout(layer.spec, in_channels, width, statistics=statistics) for layer in view.layers]
+        self.widths = [r.num_outputs(in_channels) for r in readouts]
+        self.layers = nn.ModuleList(readouts)
+        self.rest_pool = UNFPool(view.rest, permute_io=False) if view.rest is not None else None
+        self.in_channels = in_channels
+
+    def num_outputs(self, channels: int) -> int:
+        """The readout width for the ``in_channels`` it was built for."""
+        if channels != self.in_channels:
+            raise ValueError(f"built for {self.in_channels} channels, not {channels}")
+        rest = self.rest_pool.num_outputs(channels) if self.rest_pool is not None else 0
+        return sum(self.widths) + rest
+
+    def forward(self, parts: _Parts) -> torch.Tensor:
+        blocks, rest = parts
+        pooled = [layer(b) for layer, b in zip(self.layers, blocks)]
+        if self.rest_pool is not None and rest is not None:
+            pooled.append(self.rest_pool(rest))
+        return torch.cat(pooled, dim=1)
+
+
+def transformer_nfn_traced(
+    spec: UniversalSpec,
+    out_features: int = 1,
+    *,
+    in_channels: int = 1,
+    hidden_channels: Sequence[int] = (10,),
+    invariant_width: int = 10,
+    head_hidden: Sequence[int] = (10, 10),
+    rank: int | None = None,
+    dropout: float = 0.0,
+    statistics: bool = False,
+) -> StackedInvariantModel:
+    """Invariant Transformer-NFN on a traced network with encoder layers: features → ``(B, out_features)``.
+
+    Options as for the transformer layout (the paper's defaults); the rest of the network gets UNF layers of
+    the same widths.
+    """
+    view = AttentionView(spec)
+    widths = [in_channels, *hidden_channels]
+    return StackedInvariantModel.with_head(
+        spec, view.group(), in_channels, out_features,
+        trunk=AttentionViewTrunk(view, widths, rank), trunk_width=widths[-1],
+        readout=AttentionViewReadout(view, widths[-1], invariant_width, statistics=statistics),
+        head_hidden=head_hidden, head_dropout=dropout,
+    )

@@ -1,0 +1,195 @@
+"""The encoder blocks inside a traced network, seen as transformer weight spaces: :class:`AttentionView`.
+
+Transformer-NFN (Tran et al., ICLR 2025, Sec. 3–4) is built for one layout: per block ``W_Q, W_K, W_V
+(h, D, d)``, ``W_O (h, d, D)``, the feed-forward and the norms (:class:`~nfkit.spaces.AttentionBlockSpec`).
+A traced network (:func:`~nfkit.spaces.universal_spec_of`) holds the same tensors of each
+``nn.TransformerEncoderLayer`` among everything else (a stem, an MLP head, other blocks). This view
+finds them and splits the features in two:
+
+* every encoder layer ``P``, read from ``P.self_attn.in_proj_weight[q|k|v]`` ``(h, d, D)``,
+  ``P.self_attn.out_proj.weight`` ``(D, h, d)``, ``P.linear1``/``P.linear2`` and ``P.norm1``/``P.norm2``,
+  as the features of a one-block :class:`~nfkit.spaces.TransformerSpec` (``W_Q = in_proj[q]ᵀ`` per head:
+  the paper's row-vector convention; biases a layer lacks are zeros, as nfkit stores them);
+* the *rest*: the other tensors, as a :class:`~nfkit.spaces.UniversalSpec` of their own, in which the
+  sets they share with a block (the residual stream ``D``) are fixed axes: Transformer-NFN does not
+  permute ``D``, so a model on both parts is invariant only to what fixes it.
+
+The group both parts respect (:meth:`AttentionView.group`): per block its head permutations with one
+``GL(d)`` per head on query/key and on value/output, and its feed-forward permutations (the traced
+sets ``P.self_attn.heads``, ``P.self_attn.query_key``, ``P.self_attn.value_output``, ``P.linear1``),
+and the permutations of the sets only the rest carries. The universal group's action on a block's
+tensors is the transformer group's: ``in_proj[q] ↦ G in_proj[q]``, ``in_proj[k] ↦ G⁻ᵀ in_proj[k]`` is
+``W_Q ↦ W_Q A``, ``W_K ↦ W_K A⁻ᵀ`` with ``A = Gᵀ``, and likewise for values and outputs.
+
+Shapes:
+    :class:`~nfkit.spaces.UniversalFeatures` ``(B, C, …)`` → per block :class:`~nfkit.spaces.TransformerFeatures`
+    ``(B, C, …)`` and the rest's :class:`~nfkit.spaces.UniversalFeatures` ``(B, C, …)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import final
+
+import torch
+
+from nfkit.errors import UnsupportedArchitectureError
+from nfkit.groups.universal import UniversalGroup
+from nfkit.spaces.transformer_features import TransformerFeatures
+from nfkit.spaces.transformer_spec import AttentionBlockSpec, TransformerSpec
+from nfkit.spaces.universal import TensorSpec, UniversalSpec
+from nfkit.spaces.universal_features import UniversalFeatures
+
+__all__ = ["AttentionView", "EncoderLayerTensors"]
+
+_ATTENTION = ".self_attn"
+
+
+@final
+@dataclass(frozen=True)
+class EncoderLayerTensors:
+    """Where one encoder layer's tensors sit in the traced spec.
+
+    Attributes:
+        path: the layer's module path ``P``.
+        spec: its one-block transformer weight space.
+        sets: the traced sets internal to it (heads, query/key, value/output, feed-forward hidden).
+        sources: transformer tensor name (``"blocks.0.query"``) → the traced tensor's name, or ``""``
+            for a bias the layer lacks.
+    """
+
+    path: str
+    spec: TransformerSpec
+    sets: tuple[str, ...]
+    sources: tuple[tuple[str, str], ...]
+
+
+def _encoder_layer(spec: UniversalSpec, path: str) -> EncoderLayerTensors:
+    names = {t.name for t in spec.tensors}
+    a = path + _ATTENTION
+    needed = [f"{a}.in_proj_weight[q]", f"{a}.out_proj.weight", f"{path}.linear1.weight", f"{path}.linear2.weight"]
+    missing = [n for n in needed if n not in names]
+    if missing:
+        raise UnsupportedArchitectureError(
+            f"transformer-nfn reads attention inside nn.TransformerEncoderLayer blocks; {a} is not in one (no {missing[0]})"
+        )
+    heads, d_k, d_model = spec.tensor(f"{a}.in_proj_weight[q]").shape
+    d_ff = spec.tensor(f"{path}.linear1.weight").shape[0]
+    attention_bias = f"{a}.in_proj_bias[q]" in names
+    ffn_bias = f"{path}.linear1.bias" in names
+    norm_affine = f"{path}.norm1.weight" in names
+    # the transformer-NFN layers read shapes, biases and whether the stream is permutable (never, with the
+    # residual every nn.TransformerEncoderLayer has); norm placement and activation do not enter them
+    block = AttentionBlockSpec(d_model, heads, d_k, d_k, d_ff, attention_bias=attention_bias, ffn_bias=ffn_bias,
+                               norm_affine=norm_affine, residual=True, name=path)
+    sources = {
+        "query": f"{a}.in_proj_weight[q]", "key": f"{a}.in_proj_weight[k]", "value": f"{a}.in_proj_weight[v]",
+        "output": f"{a}.out_proj.weight",
+        "query_bias": f"{a}.in_proj_bias[q]", "key_bias": f"{a}.in_proj_bias[k]", "value_bias": f"{a}.in_proj_bias[v]",
+        "output_bias": f"{a}.out_proj.bias",
+        "ffn_in": f"{path}.linear1.weight", "ffn_in_bias": f"{path}.linear1.bias",
+        "ffn_out": f"{path}.linear2.weight", "ffn_out_bias": f"{path}.linear2.bias",
+        "norm1_weight": f"{path}.norm1.weight", "norm1_bias": f"{path}.norm1.bias",
+        "norm2_weight": f"{path}.norm2.weight", "norm2_bias": f"{path}.norm2.bias",
+    }
+    one = TransformerSpec((block,))
+    shapes = one.tensor_shapes()
+    pairs = []
+    for name in shapes:
+        source = sources[name.removeprefix("blocks.0.")]
+        if source not in names:
+            if not name.endswith("_bias"):
+                raise UnsupportedArchitectureError(f"encoder layer {path}: no tensor {source}")
+            source = ""  # a bias the layer does not have (a LayerNorm without bias included)
+        pairs.append((name, source))
+    sets = (f"{a}.heads", f"{a}.query_key", f"{a}.value_output", f"{path}.linear1")
+    return EncoderLayerTensors(path, one, sets, tuple(pairs))
+
+
+def _to_transformer_layout(name: str, x: torch.Tensor) -> torch.Tensor:
+    if name.endswith(("query", "key", "value")):  # (B, C, h, d, D) → (B, C, h, D, d)
+        return x.transpose(-1, -2)
+    if name.endswith("output"):  # (B, C, D, h, d) → (B, C, h, d, D)
+        return x.permute(0, 1, 3, 4, 2)
+    return x
+
+
+@final
+class AttentionView:
+    """The encoder layers of a traced spec as transformer weight spaces, and the rest (module docstring).
+
+    Args:
+        spec: a traced weight space with at least one ``nn.TransformerEncoderLayer``.
+
+    Attributes:
+        layers: per encoder layer, its :class:`EncoderLayerTensors`.
+        rest: the other tensors' space, shared sets fixed; ``None`` when there are none.
+
+    Raises:
+        UnsupportedArchitectureError: no attention, or attention outside an encoder layer.
+
+    Example:
+        >>> from nfkit.nets.architectures import EncoderClassifier
+        >>> from nfkit.spaces import universal_spec_of
+        >>> view = AttentionView(universal_spec_of(EncoderClassifier(3, 4, 2, 6, 2)))
+        >>> [l.path for l in view.layers], [t.name for t in view.rest.tensors]
+        (['encoder.layers.0'], ['embed.weight', 'embed.bias', 'head.weight', 'head.bias'])
+    """
+
+    def __init__(self, spec: UniversalSpec) -> None:
+        self.spec = spec
+        names = {s.name for s in spec.sets}
+        attention = [s.name.removesuffix(".heads") for s in spec.sets
+                     if s.name.endswith(".heads") and s.name.removesuffix(".heads") + ".query_key" in names]
+        if not attention:
+            raise UnsupportedArchitectureError(f"transformer-nfn needs attention in the network; {spec.describe()} has none")
+        outside = [a for a in attention if not a.endswith(_ATTENTION)]
+        if outside:
+            raise UnsupportedArchitectureError(
+                f"transformer-nfn reads attention inside nn.TransformerEncoderLayer blocks; {outside[0]} is not in one"
+            )
+        paths = [a.removesuffix(_ATTENTION) for a in attention]
+        self.layers = tuple(_encoder_layer(spec, p) for p in paths)
+        used = {source for layer in self.layers for _, source in layer.sources if source}
+        internal = {s for layer in self.layers for s in layer.sets}
+        rest = [t for t in spec.tensors if t.name not in used]
+        stray = [t.name for t in rest if any(a is not None and a.set in internal for a in t.axes)]
+        if stray:
+            raise UnsupportedArchitectureError(f"transformer-nfn: {stray[0]} carries an encoder layer's internal neurons")
+        shared = {a.set for t in spec.tensors if t.name in used for a in t.axes if a is not None} - internal
+        self.rest = self._rest_spec(rest, shared) if rest else None
+
+    def _rest_spec(self, tensors: list[TensorSpec], shared: set[str]) -> UniversalSpec:
+        fixed = []
+        for t in tensors:
+            fixed.append(replace(t, axes=tuple(None if a is None or a.set in shared else a for a in t.axes)))
+        carried = {a.set for t in fixed for a in t.axes if a is not None}
+        return UniversalSpec(tuple(fixed), tuple(s for s in self.spec.sets if s.name in carried))
+
+    def group(self) -> UniversalGroup:
+        """What a model on the view respects: the layers' heads × GL(d) × feed-forward permutations, and
+        the permutations of the rest's own sets (the stream and other shared sets stay fixed)."""
+        internal = {s for layer in self.layers for s in layer.sets}
+        rest = {s.name for s in self.rest.sets} if self.rest is not None else set()
+        return UniversalGroup(
+            [replace(s, factors=frozenset()) if s.kind == "permutation" else s for s in self.spec.sets if s.name in internal | rest]
+        )
+
+    def split(self, features: UniversalFeatures) -> tuple[list[TransformerFeatures], UniversalFeatures | None]:
+        """Per encoder layer its transformer features, and the rest's features (``None`` without a rest)."""
+        self.spec.require_compatible(features.spec)
+        named = features.named
+        blocks = []
+        for layer in self.layers:
+            tensors = {}
+            for name, source in layer.sources:
+                if source:
+                    tensors[name] = _to_transformer_layout(name, named[source])
+                else:
+                    shape = layer.spec.tensor_shapes()[name]
+                    tensors[name] = next(iter(named.values())).new_zeros((features.batch_size, features.channels, *shape))
+            blocks.append(TransformerFeatures(layer.spec, tensors))
+        rest = None
+        if self.rest is not None:
+            rest = UniversalFeatures(self.rest, {t.name: named[t.name] for t in self.rest.tensors})
+        return blocks, rest
