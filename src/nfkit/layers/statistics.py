@@ -15,7 +15,7 @@ from nfkit.spaces.spec import WeightSpaceSpec
 from nfkit.spaces.transformer_spec import TransformerSpec
 from nfkit.spaces.universal import UniversalSpec
 
-__all__ = ["QUANTILES", "Flattened", "entry_statistics", "layer_statistics", "LayerStatistics", "num_tensors"]
+__all__ = ["QUANTILES", "Flattened", "entry_statistics", "layer_statistics", "LayerStatistics", "num_tensors", "WithInputStatistics"]
 
 AnySpec = WeightSpaceSpec | TransformerSpec | UniversalSpec
 
@@ -95,3 +95,29 @@ class LayerStatistics(nn.Module):
 
     def forward(self, features: WeightSpaceFeatures) -> torch.Tensor:
         return layer_statistics(features)
+
+
+class WithInputStatistics(nn.Module):
+    """``x ↦ [x, f(x)]`` along channels, read as StatNN's statistics of ``x`` next to ``pool(f(x))``.
+
+    For a permutation-equivariant ``f`` and invariant ``pool`` the result is invariant too (statistics over
+    all entries of a tensor ignore every permutation). It is the readout of ``statistics=True``: the
+    equivariant trunk then has to add to what StatNN (Unterthiner et al. 2020) reads, not relearn it.
+
+    Shapes:
+        features ``(B, C, …)`` with T tensors → ``(B, C · T · 7 + pool.num_outputs(e))`` (``f``: C → e channels).
+    """
+
+    def __init__(self, spec: AnySpec, trunk: nn.Module, pool: nn.Module, in_channels: int) -> None:
+        super().__init__()
+        self.trunk = trunk
+        self.pool = pool
+        self.statistics = LayerStatistics(spec)
+        self.in_channels = in_channels
+
+    def num_outputs(self, channels: int) -> int:
+        """Statistics of the ``in_channels`` inputs and the pool's width for ``channels`` trunk channels."""
+        return self.statistics.num_outputs(self.in_channels) + int(getattr(self.pool, "num_outputs")(channels))
+
+    def forward(self, features: WeightSpaceFeatures) -> torch.Tensor:
+        return torch.cat([self.statistics(features), self.pool(self.trunk(features))], dim=1)

@@ -37,6 +37,7 @@ from nfkit.layers.hnp import HNPLinear, HNPPool
 from nfkit.layers.monomial import MonomialInvariantFront, MonomialLinear, MonomialPool, equivariant_activation, monomial_group
 from nfkit.layers.np import NPLinear, NPPool
 from nfkit.layers.pointwise import GaussianFourierFeatures
+from nfkit.layers.statistics import WithInputStatistics
 from nfkit.layers.unf import UNFLinear, UNFPool
 from nfkit.models.base import StackedEquivariantModel, StackedInvariantModel, equivariant_stack, stack_width
 from nfkit.errors import UnknownOptionError, UnsupportedArchitectureError
@@ -122,6 +123,7 @@ def register_stacked(entry: StackedFamily) -> ModelFamily:
         folded: str = "auto",
         canonical: bool = False,
         trunk_channels: Sequence[int] = (),
+        statistics: bool = False,
     ) -> StackedInvariantModel:
         group = entry.group(spec)
         folding = {"folded": folded} if entry.folded else {}
@@ -148,6 +150,9 @@ def register_stacked(entry: StackedFamily) -> ModelFamily:
             )
         else:
             readout = entry.pool(spec, width, group, **folding)
+        if statistics:
+            # StatNN's statistics of the (canonicalised) input beside the pooled trunk
+            readout, layers = WithInputStatistics(spec, layers, readout, in_channels), nn.Sequential()
         if canonical:
             # the front removes the network's scalings/sign flips; the permutation-equivariant trunk
             # after it (Fourier features included) then makes the model invariant to both
@@ -191,12 +196,13 @@ def register_stacked(entry: StackedFamily) -> ModelFamily:
         setattr(build_invariant, "__signature__", signature.replace(
             parameters=[p for p in signature.parameters.values() if p.name != "canonical"]))
     if not entry.channel_norm:
-        # channel norm, feature dropout and Fourier features break scale and sign equivariance: not offered (the registry checks options
+        # channel norm, feature dropout, Fourier features and raw statistics break scale and sign equivariance: not offered (the registry checks options
         # against the advertised signature, so asking for them is an UnknownOptionError)
         for builder in (build_invariant, build_equivariant):
             signature = inspect.signature(builder)
             setattr(builder, "__signature__", signature.replace(
-                parameters=[p for p in signature.parameters.values() if p.name not in ("normalize", "dropout", "fourier_features", "fourier_scale")]))
+                parameters=[p for p in signature.parameters.values()
+                            if p.name not in ("normalize", "dropout", "fourier_features", "fourier_scale", "statistics")]))
     build_invariant.__doc__ = f"The invariant {entry.name!r} model: features → ``(B, out_features)``. {entry.summary}."
     build_equivariant.__doc__ = f"The equivariant {entry.name!r} model: features → ``out_channels`` channels. {entry.summary}."
     return register(ModelFamily(entry.name, entry.summary, invariant=build_invariant, equivariant=build_equivariant,
