@@ -3,9 +3,12 @@
 Every ``nn.TransformerEncoderLayer`` goes through its own Transformer-NFN trunk and invariant readout
 (Tran et al., ICLR 2025, Sec. 4–5: :class:`~nfkit.layers.transformer_network.TransformerLinear`, GL-safe
 activations, :class:`~nfkit.layers.transformer_network.TransformerReadout`); the other tensors (an
-embedding, a stem, an MLP head) through UNF layers and pool with the residual stream held fixed
-(:class:`~nfkit.layers.UNFLinear`, Zhou, Finn, Harrison 2024, ``permute_io=False``). The pooled parts are
-concatenated and read by an MLP. Declared group: :meth:`AttentionView.group`, every layer's heads ×
+embedding, a stem, an MLP head) through the same channel map at every entry and UNF's invariant pool
+(:class:`~nfkit.layers.UNFPool`, Zhou, Finn, Harrison 2024, ``permute_io=False``: the mean over each of the
+rest's own sets, every fixed entry kept), which is how Transformer-NFN treats the embedding (flattened,
+its output index being the fixed stream). UNF's full layers are not used there: with the stream fixed, an
+embedding is one field of ``D·n_in`` fixed entries, and their mixers grow with its square (16 M
+coefficients for a 28 → 32 embedding at 10 channels). The pooled parts are concatenated and read by an MLP. Declared group: :meth:`AttentionView.group`, every layer's heads ×
 ``GL(d_k)`` × ``GL(d_v)`` × feed-forward permutations, times the rest's own permutations.
 """
 
@@ -18,7 +21,8 @@ import torch
 from torch import nn
 
 from nfkit.layers.transformer_network import GLSafeActivation, TransformerLinear, TransformerReadout
-from nfkit.layers.unf import UNFLinear, UNFPool
+from nfkit.layers.nft import ChannelLinear
+from nfkit.layers.unf import UNFPool
 from nfkit.models.base import StackedInvariantModel, equivariant_stack
 from nfkit.spaces.attention_view import AttentionView
 from nfkit.spaces.transformer_features import TransformerFeatures
@@ -32,8 +36,8 @@ _Parts = tuple[list[TransformerFeatures], "UniversalFeatures | None"]
 
 @final
 class AttentionViewTrunk(nn.Module):
-    """Split the features (:meth:`AttentionView.split`), then Transformer-NFN layers on each encoder layer and
-    UNF layers on the rest.
+    """Split the features (:meth:`AttentionView.split`), then Transformer-NFN layers on each encoder layer and a
+    channel MLP at every entry of the rest.
 
     Shapes:
         :class:`UniversalFeatures` with ``widths[0]`` channels → per layer :class:`TransformerFeatures` and the
@@ -48,9 +52,7 @@ class AttentionViewTrunk(nn.Module):
                                                                             GLSafeActivation())])
             for layer in view.layers
         )
-        rest = view.rest
-        self.rest = (equivariant_stack(lambda c, h: UNFLinear(rest, c, h, permute_io=False), widths[0], widths[1:])
-                     if rest is not None else None)
+        self.rest = equivariant_stack(ChannelLinear, widths[0], widths[1:]) if view.rest is not None else None
 
     def forward(self, features: UniversalFeatures) -> _Parts:
         blocks, rest = self.view.split(features)
@@ -104,7 +106,7 @@ def transformer_nfn_traced(
 ) -> StackedInvariantModel:
     """Invariant Transformer-NFN on a traced network with encoder layers: features → ``(B, out_features)``.
 
-    Options as for the transformer layout (the paper's defaults); the rest of the network gets UNF layers of
+    Options as for the transformer layout (the paper's defaults); the rest of the network gets channel maps of
     the same widths.
     """
     view = AttentionView(spec)

@@ -140,5 +140,6 @@ REFERENCE_ARCHITECTURES: dict[str, Callable[[], nn.Module]] = {
     "small-transformer-zoo": small_transformer_zoo,
     "resnet-small": lambda: SmallResNet(1, 8, 10),
     "gru-sequence": lambda: RecurrentClassifier(16, 32, 10, "gru", embedding=16),
+    "encoder-rows": lambda: EncoderClassifier(28, 32, 4, 64, 10, layers=2),
     "lora-mlp": lambda: nn.Sequential(LoRALinear(784, 64, rank=4), nn.ReLU(), LoRALinear(64, 64, rank=4), nn.ReLU(), nn.Linear(64, 10)),
 }
