@@ -8,6 +8,8 @@ families' curves differ in slope, the table says how the ordering would move wit
     .venv/bin/nfkit zoo generate cnn --out zoos/cnn-mnist --size 2000 --dataset mnist --epochs 4
     .venv/bin/python benchmarks/generalization_curve.py --zoo zoos/cnn-mnist --out runs/cnn-curve \\
         --models hnp statnn --fractions 0.25 0.5 1 --seeds 0 1
+    .venv/bin/python benchmarks/generalization_curve.py --zoo zoos/gru --out runs/gru-curve --models unf statnn \
+        --option unf:statistics=true --augment --tag=-aug --fractions 0.25 0.5 --seeds 0 1
 
 The reduced zoos are written under ``--out`` (the full zoo is read where it is); run folders are
 reused, so a killed run resumes.
@@ -16,6 +18,7 @@ reused, so a killed run resumes.
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 from dataclasses import replace
 from pathlib import Path
@@ -54,7 +57,15 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--subset-seed", type=int, default=0)
     parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--option", action="append", default=[], help="MODEL:KEY=JSON, e.g. unf:statistics=true")
+    parser.add_argument("--augment", action="store_true", help="train every model with symmetry augmentation")
+    parser.add_argument("--tag", default="", help="appended to the run folders' model names (other options, same --out)")
     args = parser.parse_args()
+    options: dict[str, dict[str, object]] = {}
+    for item in args.option:
+        model, _, assignment = item.partition(":")
+        key, _, value = assignment.partition("=")
+        options.setdefault(model, {})[key] = json.loads(value)
     if any(not 0 < f <= 1 for f in args.fractions):
         parser.error("--fractions must lie in (0, 1]")
     args.out.mkdir(parents=True, exist_ok=True)
@@ -64,8 +75,9 @@ def main() -> None:
         for model in args.models:
             taus = []
             for seed in args.seeds:
-                metrics = run_task("generalization", zoo, model, args.out / f"{model}-train{fraction:g}-seed{seed}",
-                                   train=TrainConfig(epochs=args.epochs, seed=seed), progress=None)
+                metrics = run_task("generalization", zoo, model, args.out / f"{model}{args.tag}-train{fraction:g}-seed{seed}",
+                                   options=options.get(model), train=TrainConfig(epochs=args.epochs, seed=seed),
+                                   augment=args.augment, progress=None)
                 taus.append(float(metrics["test_kendall_tau"]))  # type: ignore[arg-type]
                 print(f"fraction {fraction:g} {model} seed {seed}: τ = {taus[-1]:.4f}", flush=True)
             spread = statistics.stdev(taus) if len(taus) > 1 else 0.0
