@@ -15,6 +15,7 @@ from torch import nn
 from nfkit.errors import SpecMismatchError
 from nfkit.layers.folded import DEFAULT_FOLDED_RANK, FoldedMixer, summarise
 from nfkit.layers.magep_terms import PolynomialTerms, full_monomial, invariant_scale
+from nfkit.layers.mixing import mix_channels
 from nfkit.spaces.features import WeightSpaceFeatures
 from nfkit.spaces.spec import WeightSpaceSpec
 
@@ -116,8 +117,15 @@ class MagepLinear(nn.Module):
                 terms = summarise(list(inputs[f.name]), self._projections(f.name))
                 (y,) = self.folded_mixers[f.name]([t.reshape(batch, -1, positions) for t in terms])
             else:
-                x = torch.cat(inputs[f.name], dim=1)
-                y = torch.matmul(self.mixers[f.name], x.reshape(batch, x.shape[1], -1))
+                # one GEMM per term into the same output, not one over their concatenation: the terms of a
+                # hidden-to-hidden field are full n × n tensors, and concatenating them copied each again
+                mixer, start = self.mixers[f.name], 0
+                y = None
+                for term in inputs[f.name]:
+                    x = term.reshape(batch, term.shape[1], -1)
+                    part = mix_channels(mixer[:, start:start + x.shape[1]], x)
+                    y, start = (part if y is None else y + part), start + x.shape[1]
+                assert y is not None
             if f is self.fields[-1]:
                 y = y + self.constant.view(1, -1, 1)
             tensors.append(f.from_field(y.reshape(batch, y.shape[1], *f.axis_sizes), self.out_channels))

@@ -74,8 +74,8 @@ def invariant_scale(weights: list[torch.Tensor]) -> torch.Tensor:
     magnitudes = [w.abs() for w in weights]
     maxima = [m.amax(dim=(-2, -1)).clamp_min(tiny) for m in magnitudes]
     product = magnitudes[0] / maxima[0][..., None, None]
-    for m, top in zip(magnitudes[1:], maxima[1:]):
-        product = torch.matmul(m / top[..., None, None], product)
+    for m, top in zip(magnitudes[1:], maxima[1:]):  # the division on the thin product, not on |W⁽ˢ⁾|
+        product = torch.matmul(m, product) / top[..., None, None]
     norm_sq = product.square().sum(dim=(-2, -1))
     positive = norm_sq > 0
     # log of a safe value where the norm is zero: torch.where would still send an infinite
@@ -195,45 +195,52 @@ class PolynomialTerms(nn.Module):
         L = self.spec.num_layers
         raw = list(features.tensors())
         scale = invariant_scale(list(features.weights))  # (B, C)
-        W = [w / scale[..., None, None] for w in features.weights]
-        b = [v / scale[..., None] for v in features.biases]
-        prefix = [W[0]]  # W_(s,0), s = 1..L
+
+        def over(t: torch.Tensor, power: int = 1) -> torch.Tensor:  # t / scale^power, per network and channel
+            return t / scale.view(*scale.shape, *([1] * (t.dim() - 2))) ** power
+
+        def hom(t: torch.Tensor) -> torch.Tensor:  # back to degree 1: multiply by the invariant scale
+            return over(t, -1)
+
+        # The terms are those of W / s and b / s. Every hidden-to-hidden product below has a thin factor
+        # (n_0 columns or n_L rows), so 1/s is applied to that factor and never to a full n × n matrix
+        # (the same values; on wide MLPs the full-size divisions and products were half of the time).
+        W, bias = list(features.weights), list(features.biases)
+        b = [over(v) for v in bias]
+        prefix = [over(W[0])]  # W_(s,0) of the scaled weights, s = 1..L
         for w in W[1:]:
-            prefix.append(torch.matmul(w, prefix[-1]))
-        suffix = [W[-1]]  # W_(L,t), t = L-1..0
+            prefix.append(torch.matmul(w, over(prefix[-1])))
+        suffix = [over(W[-1])]  # W_(L,t) of the scaled weights, t = L-1..0
         for w in reversed(W[:-1]):
-            suffix.append(torch.matmul(suffix[-1], w))
+            suffix.append(torch.matmul(over(suffix[-1]), w))
         suffix = suffix[::-1]  # suffix[t] = W_(L,t)
         propagated = [torch.zeros_like(b[0])]  # v_s, s = 1..L
         for s in range(1, L):
-            propagated.append(torch.matmul(W[s], (propagated[-1] + b[s - 1]).unsqueeze(-1)).squeeze(-1))
+            propagated.append(torch.matmul(W[s], over(propagated[-1] + b[s - 1]).unsqueeze(-1)).squeeze(-1))
 
-        def hom(t: torch.Tensor) -> torch.Tensor:  # back to degree 1: multiply by the invariant scale
-            return t * scale.view(*scale.shape, *([1] * (t.dim() - 2)))
+        def WW(s: int, t: int) -> torch.Tensor:  # s · W_(s,0) Ψ W_(L,t), degree 1: (B, C, n_s, n_t)
+            return torch.matmul(torch.matmul(hom(prefix[s - 1]), self.contraction(f"{s}_{t}")), suffix[t])
 
-        def WW(s: int, t: int) -> torch.Tensor:  # W_(s,0) Ψ W_(L,t): (B, C, n_s, n_t)
-            return torch.matmul(torch.matmul(prefix[s - 1], self.contraction(f"{s}_{t}")), suffix[t])
-
-        def bW(s: int, t: int) -> torch.Tensor:  # b⁽ˢ⁾ (ψ W_(L,t)): (B, C, n_s, n_t)
+        def bW(s: int, t: int) -> torch.Tensor:  # s · b⁽ˢ⁾ (ψ W_(L,t)) = raw b⁽ˢ⁾ (ψ W_(L,t)): (B, C, n_s, n_t)
             row = torch.einsum("cp,bcpt->bct", self.psi[f"{s}_{t}"], suffix[t])
-            return b[s - 1].unsqueeze(-1) * row.unsqueeze(-2)
+            return bias[s - 1].unsqueeze(-1) * row.unsqueeze(-2)
 
         field = {f.name: f.to_field(x) for f, x in zip(self.fields, raw)}
         inputs: dict[str, list[torch.Tensor]] = {}
-        first = [field["W1"], field["b1"], _rows_hidden(hom(WW(1, 0))), _rows_hidden(hom(bW(1, 0)))]
+        first = [field["W1"], field["b1"], _rows_hidden(WW(1, 0)), _rows_hidden(bW(1, 0))]
         inputs["W1"] = inputs["b1"] = first
         for s in range(2, L + 1):
             if s < L:
-                inputs[f"W{s}"] = [field[f"W{s}"], hom(WW(s, s - 1)), hom(bW(s, s - 1))]
+                inputs[f"W{s}"] = [field[f"W{s}"], WW(s, s - 1), bW(s, s - 1)]
                 inputs[f"b{s}"] = [
                     field[f"b{s}"],
                     _rows_hidden(hom(prefix[s - 1])),
-                    _rows_hidden(hom(WW(s, 0))),
+                    _rows_hidden(WW(s, 0)),
                     hom(propagated[s - 1]),
-                    _rows_hidden(hom(bW(s, 0))),
+                    _rows_hidden(bW(s, 0)),
                 ]
             else:
-                inputs[f"W{L}"] = [field[f"W{L}"], _cols_hidden(hom(WW(L, L - 1))), _cols_hidden(hom(bW(L, L - 1)))]
+                inputs[f"W{L}"] = [field[f"W{L}"], _cols_hidden(WW(L, L - 1)), _cols_hidden(bW(L, L - 1))]
         traces = [
             hom(torch.einsum("cp,bcpt,bct->bc", self.psi[f"{s}_{s}"], suffix[s], b[s - 1]).unsqueeze(-1))
             for s in range(1, L)
@@ -241,8 +248,8 @@ class PolynomialTerms(nn.Module):
         inputs[f"b{L}"] = [
             field[f"b{L}"],
             hom(prefix[-1]).flatten(1),
-            hom(WW(L, 0)).flatten(1),
-            hom(bW(L, 0)).flatten(1),
+            WW(L, 0).flatten(1),
+            bW(L, 0).flatten(1),
             hom(propagated[-1]).flatten(1),
             *[t.flatten(1) for t in traces],
         ]
