@@ -221,3 +221,33 @@ def test_cost_is_linear_in_depth():
                             permutations([4] * 8) * positive_scalings([4] * 8),
                             WeightSpaceSpec.mlp([3] + [4] * 8 + [2]).randn(1, dtype=torch.float64))
     assert report.passed
+
+
+def test_low_rank_terms_mix_as_their_dense_form() -> None:
+    """MagepLinear mixes the hidden-to-hidden [bW] (and, with n_L = 1, [WW]) terms without forming them."""
+    from nfkit.layers.magep_terms import LowRankTerm, PolynomialTerms, mix_low_rank
+
+    torch.manual_seed(0)
+    for sizes in ([2, 6, 5, 1], [3, 6, 5, 4, 2]):
+        spec = WeightSpaceSpec.mlp(sizes, "relu")
+        terms = PolynomialTerms(spec, 3).double()
+        x = spec.randn(2, 3, dtype=torch.float64)
+        dense, factored = terms.terms(x), terms.factored_terms(x)
+        assert dense.keys() == factored.keys()
+        found = 0
+        for name in dense:
+            for d, f in zip(dense[name], factored[name]):
+                if isinstance(f, LowRankTerm):
+                    found += 1
+                    torch.testing.assert_close(f.dense(), d, rtol=1e-12, atol=1e-12)
+                    mixer = torch.randn(4, 3, dtype=torch.float64)
+                    expected = torch.matmul(mixer, d.flatten(2))
+                    torch.testing.assert_close(mix_low_rank([mixer], [f]), expected, rtol=1e-12, atol=1e-12)
+                else:
+                    torch.testing.assert_close(f, d, rtol=0, atol=0)
+        # 2-6-5-1: W2's [bW] and [WW] (n_L = 1); 3-6-5-4-2: the [bW] of W2 and W3, their [WW] formed (n_L = 2)
+        assert found == 2
+        layer = MagepLinear(spec, 3, 4).double()
+        with mock.patch.object(PolynomialTerms, "factored_terms", PolynomialTerms.terms):
+            reference = layer(x)
+        assert layer(x).allclose(reference, rtol=1e-10, atol=1e-12)

@@ -14,7 +14,7 @@ from torch import nn
 
 from nfkit.errors import SpecMismatchError
 from nfkit.layers.folded import DEFAULT_FOLDED_RANK, FoldedMixer, summarise
-from nfkit.layers.magep_terms import PolynomialTerms, full_monomial, invariant_scale
+from nfkit.layers.magep_terms import LowRankTerm, PolynomialTerms, full_monomial, invariant_scale, mix_low_rank
 from nfkit.layers.mixing import mix_channels
 from nfkit.spaces.features import WeightSpaceFeatures
 from nfkit.spaces.spec import WeightSpaceSpec
@@ -108,24 +108,32 @@ class MagepLinear(nn.Module):
         self.spec.require_compatible(features.spec)
         if features.channels != self.in_channels:
             raise SpecMismatchError(f"MagepLinear expects {self.in_channels} channels, got {features.channels}")
-        inputs = self.terms.terms(features)
+        inputs = self.terms.factored_terms(features)
         batch = features.batch_size
         tensors = []
         for f in self.fields:
             if f.name in self.factorised_fields:
                 positions = math.prod(f.axis_sizes)
-                terms = summarise(list(inputs[f.name]), self._projections(f.name))
+                terms = summarise([t.dense() if isinstance(t, LowRankTerm) else t for t in inputs[f.name]], self._projections(f.name))
                 (y,) = self.folded_mixers[f.name]([t.reshape(batch, -1, positions) for t in terms])
             else:
                 # one GEMM per term into the same output, not one over their concatenation: the terms of a
                 # hidden-to-hidden field are full n × n tensors, and concatenating them copied each again
                 mixer, start = self.mixers[f.name], 0
-                y = None
+                parts, low_rank, low_rank_mixers = [], [], []
                 for term in inputs[f.name]:
-                    x = term.reshape(batch, term.shape[1], -1)
-                    part = mix_channels(mixer[:, start:start + x.shape[1]], x)
-                    y, start = (part if y is None else y + part), start + x.shape[1]
-                assert y is not None
+                    width = term.channels if isinstance(term, LowRankTerm) else term.shape[1]
+                    if isinstance(term, LowRankTerm):
+                        low_rank.append(term)
+                        low_rank_mixers.append(mixer[:, start:start + width])
+                    else:
+                        parts.append(mix_channels(mixer[:, start:start + width], term.reshape(batch, width, -1)))
+                    start += width
+                if low_rank:
+                    parts.append(mix_low_rank(low_rank_mixers, low_rank))
+                y = parts[0]
+                for part in parts[1:]:
+                    y = y + part
             if f is self.fields[-1]:
                 y = y + self.constant.view(1, -1, 1)
             tensors.append(f.from_field(y.reshape(batch, y.shape[1], *f.axis_sizes), self.out_channels))

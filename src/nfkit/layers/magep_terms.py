@@ -39,6 +39,7 @@ maxima, so ``s`` itself never overflows or underflows.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -50,7 +51,7 @@ from nfkit.layers.permutation_basis import fields_of
 from nfkit.spaces.features import WeightSpaceFeatures
 from nfkit.spaces.spec import WeightSpaceSpec
 
-__all__ = ["PolynomialTerms", "invariant_scale", "full_monomial", "check_spec"]
+__all__ = ["PolynomialTerms", "LowRankTerm", "mix_low_rank", "invariant_scale", "full_monomial", "check_spec"]
 
 _LOG_WINDOW = math.log(10.0)  # per-channel scales stay within this factor of the network's geometric mean
 
@@ -114,6 +115,42 @@ def _rows_hidden(t: torch.Tensor) -> torch.Tensor:  # (B, C, n_s, n_0) → (B, C
 
 def _cols_hidden(t: torch.Tensor) -> torch.Tensor:  # (B, C, n_L, n_t) → (B, C·n_L, n_t)
     return t.reshape(t.shape[0], -1, t.shape[3])
+
+
+@dataclass(frozen=True)
+class LowRankTerm:
+    """A hidden-to-hidden term ``left @ right`` per network and channel that is never formed.
+
+    Shapes:
+        left ``(B, C, n_s, r)``, right ``(B, C, r, n_t)``: the term ``(B, C, n_s, n_t)`` has rank ``r``.
+    """
+
+    left: torch.Tensor
+    right: torch.Tensor
+
+    @property
+    def channels(self) -> int:
+        """``C``."""
+        return int(self.left.shape[1])
+
+    def dense(self) -> torch.Tensor:
+        """The term itself, ``(B, C, n_s, n_t)``."""
+        return torch.matmul(self.left, self.right)
+
+
+def mix_low_rank(mixers: list[torch.Tensor], terms: list[LowRankTerm]) -> torch.Tensor:
+    """``Σ_k mixers[k] @ terms[k]`` over channels, as one GEMM of inner size ``Σ_k C·r_k``.
+
+    ``Σ_c M_{oc} L_c R_c = [M_{oc} L_c]_c [R_c]_c``: the output channel's left factors side by side
+    times every channel's right factors stacked; the ``(B, C, n_s, n_t)`` terms are never formed.
+
+    Shapes:
+        mixers ``(C', C)`` each, terms as in :class:`LowRankTerm` → ``(B, C', n_s · n_t)``.
+    """
+    lefts = [torch.einsum("oc,bcir->boicr", m, t.left).flatten(-2) for m, t in zip(mixers, terms)]
+    rights = [t.right.flatten(1, 2) for t in terms]
+    left, right = torch.cat(lefts, dim=-1), torch.cat(rights, dim=1)  # (B, C', n_s, K), (B, K, n_t)
+    return torch.matmul(left, right.unsqueeze(1)).flatten(2)
 
 
 class PolynomialTerms(nn.Module):
@@ -192,6 +229,14 @@ class PolynomialTerms(nn.Module):
 
     def terms(self, features: WeightSpaceFeatures) -> dict[str, list[torch.Tensor]]:
         """Inputs of each output field, in field layout; see the module docstring for the lists."""
+        return {k: [t.dense() if isinstance(t, LowRankTerm) else t for t in v] for k, v in self._terms(features, False).items()}
+
+    def factored_terms(self, features: WeightSpaceFeatures) -> dict[str, list[torch.Tensor | LowRankTerm]]:
+        """:meth:`terms`, with the hidden-to-hidden fields' ``[bW]`` terms (rank 1) and, when ``n_L = 1``,
+        their ``[WW]`` terms as :class:`LowRankTerm` s, for a layer that mixes them without forming them."""
+        return self._terms(features, True)
+
+    def _terms(self, features: WeightSpaceFeatures, factored: bool) -> dict[str, list[torch.Tensor | LowRankTerm]]:
         L = self.spec.num_layers
         raw = list(features.tensors())
         scale = invariant_scale(list(features.weights))  # (B, C)
@@ -226,12 +271,19 @@ class PolynomialTerms(nn.Module):
             return bias[s - 1].unsqueeze(-1) * row.unsqueeze(-2)
 
         field = {f.name: f.to_field(x) for f, x in zip(self.fields, raw)}
-        inputs: dict[str, list[torch.Tensor]] = {}
-        first = [field["W1"], field["b1"], _rows_hidden(WW(1, 0)), _rows_hidden(bW(1, 0))]
+        inputs: dict[str, list[torch.Tensor | LowRankTerm]] = {}
+        first: list[torch.Tensor | LowRankTerm] = [field["W1"], field["b1"], _rows_hidden(WW(1, 0)), _rows_hidden(bW(1, 0))]
         inputs["W1"] = inputs["b1"] = first
         for s in range(2, L + 1):
             if s < L:
-                inputs[f"W{s}"] = [field[f"W{s}"], WW(s, s - 1), bW(s, s - 1)]
+                if factored:
+                    key, t = f"{s}_{s - 1}", s - 1
+                    row = torch.einsum("cp,bcpt->bct", self.psi[key], suffix[t])
+                    ww = (LowRankTerm(torch.matmul(hom(prefix[s - 1]), self.contraction(key)), suffix[t])
+                          if suffix[t].shape[2] == 1 else WW(s, t))
+                    inputs[f"W{s}"] = [field[f"W{s}"], ww, LowRankTerm(bias[s - 1].unsqueeze(-1), row.unsqueeze(-2))]
+                else:
+                    inputs[f"W{s}"] = [field[f"W{s}"], WW(s, s - 1), bW(s, s - 1)]
                 inputs[f"b{s}"] = [
                     field[f"b{s}"],
                     _rows_hidden(hom(prefix[s - 1])),
