@@ -251,3 +251,11 @@ def test_low_rank_terms_mix_as_their_dense_form() -> None:
         with mock.patch.object(PolynomialTerms, "factored_terms", PolynomialTerms.terms):
             reference = layer(x)
         assert layer(x).allclose(reference, rtol=1e-10, atol=1e-12)
+
+
+def test_invariant_scale_gradient_is_exact_with_detached_maxima() -> None:
+    """The per-layer maxima only keep the product in range; the scale's gradient ignores them exactly."""
+    torch.manual_seed(1)
+    spec = WeightSpaceSpec.mlp([3, 5, 4, 2], "relu")
+    weights = [w.requires_grad_() for w in spec.randn(2, 2, dtype=torch.float64).weights]
+    assert torch.autograd.gradcheck(lambda *ws: invariant_scale(list(ws)), weights)
