@@ -1,6 +1,7 @@
 """Equivariant and invariant layers on weight-space features, one family per file."""
 
 from nfkit.layers.canonical import Canonicalization
+from nfkit.layers.canonical_universal import UniversalCanonicalization
 from nfkit.layers.folded import FoldedMixer, FoldedProjection
 from nfkit.layers.graph import (
     EdgeMessagePassing,
@@ -38,6 +39,7 @@ from nfkit.layers.unf import UNFLinear, UNFPool
 __all__ = [
     "AttentionBlockInvariant",
     "Canonicalization",
+    "UniversalCanonicalization",
     "FoldedMixer",
     "FoldedProjection",
     "AttentionBlockLinear",

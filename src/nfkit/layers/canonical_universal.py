@@ -48,11 +48,11 @@ from nfkit.errors import UnsupportedArchitectureError
 from nfkit.spaces.universal import SCALE, SIGN, TensorSpec, UniversalSpec
 from nfkit.spaces.universal_features import UniversalFeatures
 
-__all__ = ["UniversalCanonicalization", "canonicalisation_order"]
+__all__ = ["UniversalCanonicalization", "CanonicalStep", "canonicalisation_order"]
 
 
 @dataclass(frozen=True)
-class _Step:
+class CanonicalStep:
     """Canonicalise set ``name`` (``size`` neurons, ``factors``) from the slices of ``out`` and ``into``
     (tensor name, axis carrying the set)."""
 
@@ -72,7 +72,7 @@ def _reads(t: TensorSpec, name: str, resolved: set[str]) -> int | None:
     return carrying[0] if all(s in resolved for s in others) else None
 
 
-def canonicalisation_order(spec: UniversalSpec) -> list[_Step]:
+def canonicalisation_order(spec: UniversalSpec) -> list[CanonicalStep]:
     """The sets with scalings or signs in the order the front decides them, with the tensors each is read from.
 
     Raises:
@@ -93,7 +93,7 @@ def canonicalisation_order(spec: UniversalSpec) -> list[_Step]:
                 f"cannot canonicalise the scalings/signs of {', '.join(s.name for s in pending)}: every tensor that "
                 f"carries them carries one set twice or another such set"
             )
-        steps.append(_Step(
+        steps.append(CanonicalStep(
             s.name, s.size, s.factors,
             tuple((t.name, d) for t, d in reading if t.axes[d] is not None and t.axes[d].role == "out"),  # type: ignore[union-attr]
             tuple((t.name, d) for t, d in reading if t.axes[d] is not None and t.axes[d].role == "in"),  # type: ignore[union-attr]
