@@ -254,19 +254,27 @@ class PolynomialTerms(nn.Module):
         # (the same values; on wide MLPs the full-size divisions and products were half of the time).
         W, bias = list(features.weights), list(features.biases)
         b = [over(v) for v in bias]
+        def scaled_product(left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+            # (left / s) @ right or left @ (right / s), whichever operand is smaller: a path product is thin
+            # on one side (n_0 columns, n_L rows), but n_0 is 784 on an MNIST MLP and a weight is the smaller
+            if left.shape[-2] * left.shape[-1] <= right.shape[-2] * right.shape[-1]:
+                return torch.matmul(over(left), right)
+            return torch.matmul(left, over(right))
+
         prefix = [over(W[0])]  # W_(s,0) of the scaled weights, s = 1..L
         for w in W[1:]:
-            prefix.append(torch.matmul(w, over(prefix[-1])))
+            prefix.append(scaled_product(w, prefix[-1]))
         suffix = [over(W[-1])]  # W_(L,t) of the scaled weights, t = L-1..0
         for w in reversed(W[:-1]):
-            suffix.append(torch.matmul(over(suffix[-1]), w))
+            suffix.append(scaled_product(suffix[-1], w))
         suffix = suffix[::-1]  # suffix[t] = W_(L,t)
         propagated = [torch.zeros_like(b[0])]  # v_s, s = 1..L
         for s in range(1, L):
             propagated.append(torch.matmul(W[s], over(propagated[-1] + b[s - 1]).unsqueeze(-1)).squeeze(-1))
 
         def WW(s: int, t: int) -> torch.Tensor:  # s · W_(s,0) Ψ W_(L,t), degree 1: (B, C, n_s, n_t)
-            return torch.matmul(torch.matmul(hom(prefix[s - 1]), self.contraction(f"{s}_{t}")), suffix[t])
+            # s goes on W_(s,0) Ψ, n_s × n_L, and never on W_(s,0) itself (n_s × n_0)
+            return torch.matmul(hom(torch.matmul(prefix[s - 1], self.contraction(f"{s}_{t}"))), suffix[t])
 
         def bW(s: int, t: int) -> torch.Tensor:  # s · b⁽ˢ⁾ (ψ W_(L,t)) = raw b⁽ˢ⁾ (ψ W_(L,t)): (B, C, n_s, n_t)
             row = torch.einsum("cp,bcpt->bct", self.psi[f"{s}_{t}"], suffix[t])
@@ -281,7 +289,7 @@ class PolynomialTerms(nn.Module):
                 if factored:
                     key, t = f"{s}_{s - 1}", s - 1
                     row = torch.einsum("cp,bcpt->bct", self.psi[key], suffix[t])
-                    ww = (LowRankTerm(torch.matmul(hom(prefix[s - 1]), self.contraction(key)), suffix[t])
+                    ww = (LowRankTerm(hom(torch.matmul(prefix[s - 1], self.contraction(key))), suffix[t])
                           if suffix[t].shape[2] == 1 else WW(s, t))
                     inputs[f"W{s}"] = [field[f"W{s}"], ww, LowRankTerm(bias[s - 1].unsqueeze(-1), row.unsqueeze(-2))]
                 else:
