@@ -248,7 +248,12 @@ def test_low_rank_terms_mix_as_their_dense_form() -> None:
         # 2-6-5-1: W2's [bW] and [WW] (n_L = 1); 3-6-5-4-2: the [bW] of W2 and W3, their [WW] formed (n_L = 2)
         assert found == 2
         layer = MagepLinear(spec, 3, 4).double()
-        with mock.patch.object(PolynomialTerms, "factored_terms", PolynomialTerms.terms):
+        factored_terms = PolynomialTerms.factored_terms
+
+        def formed(self, features):  # every term formed, as PolynomialTerms.terms gives them
+            return {k: [t.dense() if isinstance(t, LowRankTerm) else t for t in v] for k, v in factored_terms(self, features).items()}
+
+        with mock.patch.object(PolynomialTerms, "factored_terms", formed):
             reference = layer(x)
         assert layer(x).allclose(reference, rtol=1e-10, atol=1e-12)
 

@@ -135,8 +135,8 @@ def with_canonical_front(spec: WeightSpaceSpec | UniversalSpec, group: Group, tr
     permutations: the result is every set's permutations with the set's own scalings and signs.
     """
     if isinstance(spec, UniversalSpec):
-        if not (isinstance(group, UniversalGroup) and group.contains(spec.permutation_group())
-                and spec.permutation_group().contains(group)):
+        permutation_group = spec.permutation_group()
+        if not (isinstance(group, UniversalGroup) and group.contains(permutation_group) and permutation_group.contains(group)):
             raise UnsupportedArchitectureError(f"canonicalisation needs the permutations of every set, got {group.name}")
         universal_front = UniversalCanonicalization(spec)
         sets = [replace(s, kind="permutation", factors=s.factors if s.kind == "permutation" else frozenset(), blocks="")

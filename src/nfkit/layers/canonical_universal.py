@@ -53,19 +53,18 @@ __all__ = ["UniversalCanonicalization", "CanonicalStep", "canonicalisation_order
 
 @dataclass(frozen=True)
 class CanonicalStep:
-    """Canonicalise set ``name`` (``size`` neurons, ``factors``) from the slices of ``out`` and ``into``
+    """Canonicalise set ``name`` (its ``factors``) from the slices of ``out`` and ``into``
     (tensor name, axis carrying the set)."""
 
     name: str
-    size: int
     factors: frozenset[str]
     out: tuple[tuple[str, int], ...]
     into: tuple[tuple[str, int], ...]
 
 
-def _reads(t: TensorSpec, name: str, resolved: set[str]) -> int | None:
-    """The axis through which ``t`` reads set ``name`` (see the module docstring), or ``None``."""
-    carrying = [d for d, a in t.symmetric_axes() if a.set == name and a.role != "tied"]
+def _reads(t: TensorSpec, name: str, resolved: set[str]) -> tuple[int, str] | None:
+    """The axis through which ``t`` reads set ``name`` (see the module docstring) and its role, or ``None``."""
+    carrying = [(d, a.role) for d, a in t.symmetric_axes() if a.set == name and a.role != "tied"]
     if len(carrying) != 1:
         return None
     others = [a.set for d, a in t.symmetric_axes() if a.set != name]
@@ -85,7 +84,7 @@ def canonicalisation_order(spec: UniversalSpec) -> list[CanonicalStep]:
     steps = []
     while pending:
         for s in pending:
-            reading = [(t, d) for t in spec.tensors if (d := _reads(t, s.name, resolved)) is not None]
+            reading = [(t.name, *axis) for t in spec.tensors if (axis := _reads(t, s.name, resolved)) is not None]
             if reading:
                 break
         else:
@@ -94,9 +93,9 @@ def canonicalisation_order(spec: UniversalSpec) -> list[CanonicalStep]:
                 f"carries them carries one set twice or another such set"
             )
         steps.append(CanonicalStep(
-            s.name, s.size, s.factors,
-            tuple((t.name, d) for t, d in reading if t.axes[d] is not None and t.axes[d].role == "out"),  # type: ignore[union-attr]
-            tuple((t.name, d) for t, d in reading if t.axes[d] is not None and t.axes[d].role == "in"),  # type: ignore[union-attr]
+            s.name, s.factors,
+            tuple((name, d) for name, d, role in reading if role == "out"),
+            tuple((name, d) for name, d, role in reading if role == "in"),
         ))
         resolved.add(s.name)
         pending.remove(s)

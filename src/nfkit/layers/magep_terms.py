@@ -231,14 +231,11 @@ class PolynomialTerms(nn.Module):
 
     def terms(self, features: WeightSpaceFeatures) -> dict[str, list[torch.Tensor]]:
         """Inputs of each output field, in field layout; see the module docstring for the lists."""
-        return {k: [t.dense() if isinstance(t, LowRankTerm) else t for t in v] for k, v in self._terms(features, False).items()}
+        return {k: [t.dense() if isinstance(t, LowRankTerm) else t for t in v] for k, v in self.factored_terms(features).items()}
 
     def factored_terms(self, features: WeightSpaceFeatures) -> dict[str, list[torch.Tensor | LowRankTerm]]:
         """:meth:`terms`, with the hidden-to-hidden fields' ``[bW]`` terms (rank 1) and, when ``n_L = 1``,
         their ``[WW]`` terms as :class:`LowRankTerm` s, for a layer that mixes them without forming them."""
-        return self._terms(features, True)
-
-    def _terms(self, features: WeightSpaceFeatures, factored: bool) -> dict[str, list[torch.Tensor | LowRankTerm]]:
         L = self.spec.num_layers
         raw = list(features.tensors())
         scale = invariant_scale(list(features.weights))  # (B, C)
@@ -254,6 +251,7 @@ class PolynomialTerms(nn.Module):
         # (the same values; on wide MLPs the full-size divisions and products were half of the time).
         W, bias = list(features.weights), list(features.biases)
         b = [over(v) for v in bias]
+
         def scaled_product(left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
             # (left / s) @ right or left @ (right / s), whichever operand is smaller: a path product is thin
             # on one side (n_0 columns, n_L rows), but n_0 is 784 on an MNIST MLP and a weight is the smaller
@@ -272,13 +270,19 @@ class PolynomialTerms(nn.Module):
         for s in range(1, L):
             propagated.append(torch.matmul(W[s], over(propagated[-1] + b[s - 1]).unsqueeze(-1)).squeeze(-1))
 
-        def WW(s: int, t: int) -> torch.Tensor:  # s · W_(s,0) Ψ W_(L,t), degree 1: (B, C, n_s, n_t)
+        def WW_factors(s: int, t: int) -> LowRankTerm:  # s · W_(s,0) Ψ W_(L,t), degree 1, rank n_L
             # s goes on W_(s,0) Ψ, n_s × n_L, and never on W_(s,0) itself (n_s × n_0)
-            return torch.matmul(hom(torch.matmul(prefix[s - 1], self.contraction(f"{s}_{t}"))), suffix[t])
+            return LowRankTerm(hom(torch.matmul(prefix[s - 1], self.contraction(f"{s}_{t}"))), suffix[t])
 
-        def bW(s: int, t: int) -> torch.Tensor:  # s · b⁽ˢ⁾ (ψ W_(L,t)) = raw b⁽ˢ⁾ (ψ W_(L,t)): (B, C, n_s, n_t)
+        def bW_factors(s: int, t: int) -> LowRankTerm:  # s · b⁽ˢ⁾ (ψ W_(L,t)) = raw b⁽ˢ⁾ (ψ W_(L,t)), rank 1
             row = torch.einsum("cp,bcpt->bct", self.psi[f"{s}_{t}"], suffix[t])
-            return bias[s - 1].unsqueeze(-1) * row.unsqueeze(-2)
+            return LowRankTerm(bias[s - 1].unsqueeze(-1), row.unsqueeze(-2))
+
+        def WW(s: int, t: int) -> torch.Tensor:  # (B, C, n_s, n_t)
+            return WW_factors(s, t).dense()
+
+        def bW(s: int, t: int) -> torch.Tensor:  # (B, C, n_s, n_t)
+            return bW_factors(s, t).dense()
 
         field = {f.name: f.to_field(x) for f, x in zip(self.fields, raw)}
         inputs: dict[str, list[torch.Tensor | LowRankTerm]] = {}
@@ -286,14 +290,9 @@ class PolynomialTerms(nn.Module):
         inputs["W1"] = inputs["b1"] = first
         for s in range(2, L + 1):
             if s < L:
-                if factored:
-                    key, t = f"{s}_{s - 1}", s - 1
-                    row = torch.einsum("cp,bcpt->bct", self.psi[key], suffix[t])
-                    ww = (LowRankTerm(hom(torch.matmul(prefix[s - 1], self.contraction(key))), suffix[t])
-                          if suffix[t].shape[2] == 1 else WW(s, t))
-                    inputs[f"W{s}"] = [field[f"W{s}"], ww, LowRankTerm(bias[s - 1].unsqueeze(-1), row.unsqueeze(-2))]
-                else:
-                    inputs[f"W{s}"] = [field[f"W{s}"], WW(s, s - 1), bW(s, s - 1)]
+                # left factored for the layer to mix: [bW] always, [WW] when its rank n_L is 1
+                ww = WW_factors(s, s - 1)
+                inputs[f"W{s}"] = [field[f"W{s}"], ww if ww.right.shape[2] == 1 else ww.dense(), bW_factors(s, s - 1)]
                 inputs[f"b{s}"] = [
                     field[f"b{s}"],
                     _rows_hidden(hom(prefix[s - 1])),

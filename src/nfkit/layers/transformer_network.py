@@ -7,6 +7,7 @@ The per-block maps (:class:`~nfkit.layers.transformer_nfn.AttentionBlockLinear`,
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import final
 
 import torch
@@ -21,7 +22,8 @@ from nfkit.spaces.spec import WeightSpaceSpec
 from nfkit.spaces.transformer_features import TransformerFeatures
 from nfkit.spaces.transformer_spec import TransformerSpec
 
-__all__ = ["GL_TENSORS", "TransformerLinear", "GLSafeActivation", "InvariantStatistics", "TransformerReadout", "WithInput"]
+__all__ = ["GL_TENSORS", "TransformerLinear", "GLSafeActivation", "transformer_trunk", "InvariantStatistics", "TransformerReadout",
+           "WithInput"]
 
 #: Tensors the GL factors act on linearly (an entrywise nonlinearity there would break equivariance).
 #: Tensors the GL factors act on linearly (an entrywise nonlinearity there would break equivariance).
@@ -78,6 +80,19 @@ class GLSafeActivation(nn.Module):
             for k, v in features.named.items()
         }
         return TransformerFeatures(features.spec, named)
+
+
+def transformer_trunk(spec: TransformerSpec, widths: Sequence[int], rank: int | None = None) -> nn.Sequential:
+    """``[TransformerLinear → GLSafeActivation]`` for each consecutive pair of ``widths``: Transformer-NFN's
+    equivariant stack.
+
+    Shapes:
+        :class:`TransformerFeatures` with ``widths[0]`` channels → the same spec with ``widths[-1]`` channels.
+    """
+    layers: list[nn.Module] = []
+    for c, e in zip(widths, widths[1:]):
+        layers += [TransformerLinear(spec, c, e, rank=rank), GLSafeActivation()]
+    return nn.Sequential(*layers)
 
 
 @final

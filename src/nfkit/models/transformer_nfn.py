@@ -16,12 +16,7 @@ from collections.abc import Sequence
 from torch import nn
 
 from nfkit.errors import UnknownOptionError, UnsupportedArchitectureError
-from nfkit.layers.transformer_network import (
-    GLSafeActivation,
-    TransformerLinear,
-    TransformerReadout,
-    WithInput,
-)
+from nfkit.layers.transformer_network import TransformerLinear, TransformerReadout, WithInput, transformer_trunk
 from nfkit.models.base import EquivariantModel, StackedEquivariantModel, StackedInvariantModel
 from nfkit.models.registry import ModelFamily, register
 from nfkit.models.transformer_nfn_traced import transformer_nfn_traced
@@ -50,13 +45,6 @@ def _require_transformer(spec: object) -> TransformerSpec:
 
 
 
-def _trunk(spec: TransformerSpec, widths: Sequence[int], rank: int | None) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    for c, e in zip(widths, widths[1:]):
-        layers += [TransformerLinear(spec, c, e, rank=rank), GLSafeActivation()]
-    return nn.Sequential(*layers)
-
-
 def transformer_nfn(
     spec: TransformerSpec | UniversalSpec,
     out_features: int = 1,
@@ -83,18 +71,19 @@ def transformer_nfn(
 
     On a traced network (:class:`~nfkit.spaces.UniversalSpec`) with ``nn.TransformerEncoderLayer`` blocks
     inside it: :func:`~nfkit.models.transformer_nfn_traced.transformer_nfn_traced`, these layers on every
-    block and UNF layers on the rest (``skip`` and ``flat_embedding`` are for the transformer layout).
+    block, and channel maps with UNF's pool on the rest (``skip`` and ``flat_embedding`` are for the
+    transformer layout).
     """
     if isinstance(spec, UniversalSpec):
         if skip or not flat_embedding:
             raise UnknownOptionError("transformer-nfn on a traced network takes no skip or flat_embedding: "
-                                     "the embedding and head go through UNF layers")
+                                     "the embedding and head go through channel maps and UNF's pool")
         return transformer_nfn_traced(spec, out_features, in_channels=in_channels, hidden_channels=hidden_channels,
                                       invariant_width=invariant_width, head_hidden=head_hidden, rank=rank,
                                       dropout=dropout, statistics=statistics)
     spec = _require_transformer(spec)
     widths = [in_channels, *hidden_channels]
-    trunk: nn.Module = _trunk(spec, widths, rank)
+    trunk: nn.Module = transformer_trunk(spec, widths, rank)
     if skip:
         trunk = WithInput(trunk)
     width = widths[-1] + (in_channels if skip else 0)
@@ -127,7 +116,7 @@ def transformer_nfn_editor(
         spec.symmetry_group(),
         in_channels,
         out_channels,
-        trunk=_trunk(spec, widths, rank),
+        trunk=transformer_trunk(spec, widths, rank),
         readout=TransformerLinear(spec, widths[-1], out_channels, rank=rank),
     )
 

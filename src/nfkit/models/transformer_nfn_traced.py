@@ -8,8 +8,9 @@ embedding, a stem, an MLP head) through the same channel map at every entry and 
 rest's own sets, every fixed entry kept), which is how Transformer-NFN treats the embedding (flattened,
 its output index being the fixed stream). UNF's full layers are not used there: with the stream fixed, an
 embedding is one field of ``D·n_in`` fixed entries, and their mixers grow with its square (16 M
-coefficients for a 28 → 32 embedding at 10 channels). The pooled parts are concatenated and read by an MLP. Declared group: :meth:`AttentionView.group`, every layer's heads ×
-``GL(d_k)`` × ``GL(d_v)`` × feed-forward permutations, times the rest's own permutations.
+coefficients for a 28 → 32 embedding at 10 channels). The pooled parts are concatenated and read by an
+MLP. Declared group: :meth:`AttentionView.group`, every layer's heads × ``GL(d_k)`` × ``GL(d_v)`` ×
+feed-forward permutations, times the rest's own permutations.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from typing import final
 import torch
 from torch import nn
 
-from nfkit.layers.transformer_network import GLSafeActivation, TransformerLinear, TransformerReadout
 from nfkit.layers.nft import ChannelLinear
+from nfkit.layers.transformer_network import TransformerReadout, transformer_trunk
 from nfkit.layers.unf import UNFPool
 from nfkit.models.base import StackedInvariantModel, equivariant_stack
 from nfkit.spaces.attention_view import AttentionView
@@ -47,11 +48,7 @@ class AttentionViewTrunk(nn.Module):
     def __init__(self, view: AttentionView, widths: Sequence[int], rank: int | None = None) -> None:
         super().__init__()
         self.view = view
-        self.layers = nn.ModuleList(
-            nn.Sequential(*[m for c, e in zip(widths, widths[1:]) for m in (TransformerLinear(layer.spec, c, e, rank=rank),
-                                                                            GLSafeActivation())])
-            for layer in view.layers
-        )
+        self.layers = nn.ModuleList(transformer_trunk(layer.spec, widths, rank) for layer in view.layers)
         self.rest = equivariant_stack(ChannelLinear, widths[0], widths[1:]) if view.rest is not None else None
 
     def forward(self, features: UniversalFeatures) -> _Parts:
@@ -94,20 +91,20 @@ class AttentionViewReadout(nn.Module):
 
 def transformer_nfn_traced(
     spec: UniversalSpec,
-    out_features: int = 1,
+    out_features: int,
     *,
-    in_channels: int = 1,
-    hidden_channels: Sequence[int] = (10,),
-    invariant_width: int = 10,
-    head_hidden: Sequence[int] = (10, 10),
-    rank: int | None = None,
-    dropout: float = 0.0,
-    statistics: bool = False,
+    in_channels: int,
+    hidden_channels: Sequence[int],
+    invariant_width: int,
+    head_hidden: Sequence[int],
+    rank: int | None,
+    dropout: float,
+    statistics: bool,
 ) -> StackedInvariantModel:
     """Invariant Transformer-NFN on a traced network with encoder layers: features → ``(B, out_features)``.
 
-    Options as for the transformer layout (the paper's defaults); the rest of the network gets channel maps of
-    the same widths.
+    :func:`~nfkit.models.transformer_nfn.transformer_nfn` (``invariant("transformer-nfn", spec)``) calls it
+    with its options and defaults; the rest of the network gets channel maps of the same widths.
     """
     view = AttentionView(spec)
     widths = [in_channels, *hidden_channels]
