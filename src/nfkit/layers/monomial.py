@@ -282,6 +282,13 @@ class MonomialPool(nn.Module):
     Input and output neurons stay apart (``W⁽¹⁾`` keeps its input index, ``W⁽ᴸ⁾`` its output
     index, ``b⁽ᴸ⁾`` is whole), as in HNP pooling.
 
+    What it cannot see: for positive scaling, a field whose fixed part is one entry per channel
+    (a hidden-to-hidden weight of an MLP, a hidden bias other than ``b⁽¹⁾``) reaches it through
+    layers that are homogeneous of degree 1 in that entry alone, so ``x / ‖x‖`` leaves only the
+    entry's sign. A model ending in this pool is invariant to rescaling each such entry on its own,
+    much more than the network's symmetry. ``canonical=True`` with ``trunk_channels`` reads the
+    magnitudes (``tests/models/test_monomial_pipeline.py``).
+
     Shapes:
         features with C channels → ``(B, num_outputs(C))``.
     """
