@@ -6,7 +6,17 @@ from torch import nn
 
 from conftest import make_cnn, make_mlp
 from nfkit.errors import NonFiniteWeightsError, SpecMismatchError, UnsupportedModuleError
-from nfkit.spaces import Sine, from_state_dict, load_into, spec_of, to_state_dict, weights_of
+from nfkit.spaces import (
+    Sine,
+    UniversalFeatures,
+    UniversalSpec,
+    from_state_dict,
+    layer_parameters,
+    load_into,
+    spec_of,
+    to_state_dict,
+    weights_of,
+)
 
 
 def test_spec_of_a_cnn():
@@ -32,27 +42,72 @@ def test_spec_of_an_mlp_with_input_flatten_and_output_activation():
     assert str(spec.layers[-1].activation) == "sigmoid"
 
 
-@pytest.mark.parametrize(
-    "net, message",
-    [
-        (nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Linear(4, 2)), "BatchNorm1d"),
-        (nn.Sequential(nn.Conv2d(1, 4, 3), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(4, 2)), "MaxPool2d"),
-        (nn.Sequential(nn.Conv1d(1, 4, 3)), "Conv1d"),
-        (nn.Sequential(nn.Conv2d(4, 4, 3, groups=2), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2)), "grouped"),
-        (nn.Sequential(nn.Conv2d(1, 4, 3), nn.Linear(4, 2)), "directly after a conv"),
-        (nn.Sequential(nn.ReLU(), nn.Linear(4, 2)), "before the first layer"),
-        (nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Tanh(), nn.Linear(4, 2)), "in a row"),
-        (nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2), nn.Softmax(dim=-1)), "Softmax"),
-        (nn.Sequential(nn.Conv2d(1, 4, 3), nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(16, 2)), "global average"),
-        (nn.Sequential(nn.Conv2d(1, 4, 3)), "end in a Linear"),
-        (nn.Linear(3, 4), "nn.Sequential"),
-        (nn.Sequential(), "no Linear or Conv2d"),
-    ],
-)
-def test_unsupported_modules_are_named(net, message):
+# outside the dense view: plain chains only, named with what the dense view supports
+OUTSIDE_THE_DENSE_VIEW = [
+    (nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Linear(4, 2)), "BatchNorm1d"),
+    (nn.Sequential(nn.Conv2d(1, 4, 3), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(4, 2)), "MaxPool2d"),
+    (nn.Sequential(nn.Conv1d(1, 4, 3)), "Conv1d"),
+    (nn.Sequential(nn.Conv2d(4, 4, 3, groups=2), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2)), "grouped"),
+    (nn.Sequential(nn.Conv2d(1, 4, 3), nn.Linear(4, 2)), "directly after a conv"),
+    (nn.Sequential(nn.ReLU(), nn.Linear(4, 2)), "before the first layer"),
+    (nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Tanh(), nn.Linear(4, 2)), "in a row"),
+    (nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2), nn.Softmax(dim=-1)), "Softmax"),
+    (nn.Sequential(nn.Conv2d(1, 4, 3), nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(16, 2)), "global average"),
+    (nn.Sequential(nn.Conv2d(1, 4, 3)), "end in a Linear"),
+    (nn.Linear(3, 4), "nn.Sequential"),
+    (nn.Sequential(), "no Linear or Conv2d"),
+]
+
+
+@pytest.mark.parametrize("net, message", OUTSIDE_THE_DENSE_VIEW)
+def test_what_the_dense_view_refuses_is_named(net, message):
+    # layer_parameters (and so LearnedOptimizer) needs the dense view
     with pytest.raises(UnsupportedModuleError, match=message) as info:
-        spec_of(net)
+        layer_parameters(net)
     assert "Supported:" in str(info.value)
+
+
+@pytest.mark.parametrize("net, example", [
+    (nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.ReLU(), nn.Linear(4, 2)), torch.randn(5, 3)),
+    (nn.Sequential(nn.Conv2d(1, 4, 3), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(4, 2)), None),
+    (nn.Sequential(nn.Conv1d(1, 4, 3), nn.ReLU(), nn.Conv1d(4, 2, 3)), None),
+    (nn.Sequential(nn.ReLU(), nn.Linear(4, 2)), None),
+    (nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Tanh(), nn.Linear(4, 2)), None),
+    (nn.Sequential(nn.Conv2d(1, 4, 3), nn.AdaptiveAvgPool2d(2), nn.Flatten(), nn.Linear(16, 2)), None),
+    (nn.Linear(3, 4), None),
+    (nn.GRU(3, 5, batch_first=True), None),
+], ids=["batchnorm", "maxpool", "conv1d", "activation-first", "two-activations", "pool-2x2", "one-linear", "gru"])
+def test_other_networks_get_the_universal_view_and_round_trip(net, example):
+    spec = spec_of(net, example)
+    assert isinstance(spec, UniversalSpec)
+    src = copy.deepcopy(net)
+    for p in src.parameters():
+        nn.init.normal_(p)
+    f = weights_of(src, example)
+    assert isinstance(f, UniversalFeatures) and f.spec == spec
+    loaded = load_into(copy.deepcopy(net), f)
+    for a, b in zip(src.state_dict().values(), loaded.state_dict().values()):
+        assert torch.equal(a, b)
+    with pytest.raises(SpecMismatchError, match="UniversalFeatures"):
+        load_into(make_mlp("relu"), f)
+    with pytest.raises(SpecMismatchError, match="not an MLP/CNN chain"):
+        load_into(net, weights_of(make_mlp("relu")))
+    with pytest.raises(NonFiniteWeightsError):
+        load_into(net, f.map(lambda t: t * float("nan")))
+
+
+@pytest.mark.parametrize("net, message", [
+    (nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Linear(4, 2)), "BatchNorm1d.*pass example="),
+    (nn.Sequential(nn.Conv2d(4, 4, 3, groups=2), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 2)), "Conv2d.*grouped"),
+    (nn.Sequential(nn.Conv2d(1, 4, 3), nn.Linear(4, 2)), "Linear.*conv feature map"),
+    (nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2), nn.Softmax(dim=-1)), "Softmax"),
+    (nn.Sequential(), "no weights"),
+])
+def test_what_no_view_reads_is_refused_naming_the_layer(net, message):
+    with pytest.raises(UnsupportedModuleError, match=message):
+        spec_of(net)
+    with pytest.raises(UnsupportedModuleError, match=message):
+        weights_of(net)
 
 
 def test_consecutive_layers_must_fit():
@@ -135,3 +190,11 @@ def test_from_state_dict_errors_name_the_key():
         from_state_dict({**sd, "0.bias": torch.full_like(sd["0.bias"], float("nan"))}, spec)
     with pytest.raises(SpecMismatchError, match="batch 1"):
         to_state_dict(spec.randn(2))
+
+
+def test_reading_a_network_with_an_example_leaves_it_untouched():
+    net = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.ReLU(), nn.Linear(4, 2))
+    before = copy.deepcopy(net.state_dict())
+    spec_of(net, torch.randn(5, 3))
+    weights_of(net, torch.randn(5, 3))
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())

@@ -32,13 +32,14 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from typing import Any
 
 import torch
 from torch import nn
 
 from nfkit.errors import UnsupportedArchitectureError
 from nfkit.nets.architectures import REFERENCE_ARCHITECTURES
-from nfkit.spaces import WeightSpaceSpec, spec_of
+from nfkit.spaces import UniversalSpec, WeightSpaceSpec, spec_of
 from nfkit.spaces.features import WeightSpaceFeatures
 from nfkit.spaces.transformer_features import TransformerFeatures
 from nfkit.spaces.transformer_spec import TransformerSpec
@@ -66,7 +67,8 @@ class Case:
     """One configuration to measure.
 
     Attributes:
-        model: a registered family, ``"nfn-np"``/``"nfn-hnp"`` (reference) or :data:`FLOOR`.
+        model: a registered family, a family with options (``"np[recompute=8]"``, :func:`variant`),
+            ``"nfn-np"``/``"nfn-hnp"`` (reference) or :data:`FLOOR`.
         architecture: a :data:`BENCH_ARCHITECTURES` value, or ``"mlp:2-64-64-1"`` (an MLP by sizes,
             ReLU).
         batch: input networks per batch.
@@ -122,7 +124,7 @@ class Measurement:
         return Measurement(case=Case(**raw.pop("case")), **raw)
 
 
-def input_spec(architecture: str) -> WeightSpaceSpec | TransformerSpec:
+def input_spec(architecture: str) -> WeightSpaceSpec | TransformerSpec | UniversalSpec:
     """The weight-space spec of a benchmark input network (see :attr:`Case.architecture`)."""
     if architecture.startswith("mlp:"):
         return WeightSpaceSpec.mlp([int(s) for s in architecture[4:].split("-")], "relu")
@@ -155,7 +157,7 @@ class _ReferenceStack(nn.Module):
         return list(out.weights) + list(out.biases)
 
 
-def reference_stack(model: str, spec: WeightSpaceSpec | TransformerSpec, channels: int) -> nn.Module:
+def reference_stack(model: str, spec: WeightSpaceSpec | TransformerSpec | UniversalSpec, channels: int) -> nn.Module:
     """The reference package's ``1→C→C→1`` stack for ``"nfn-np"`` or ``"nfn-hnp"`` (needs ``nfn==0.1.2``)."""
     if not isinstance(spec, WeightSpaceSpec):
         raise UnsupportedArchitectureError(f"{model} reads MLP and CNN weight spaces only")
@@ -173,7 +175,27 @@ class _ChannelMixingFloor(nn.Module):
         return [self.mlp(t.movedim(1, -1)) for t in features.tensors()]
 
 
-def _build(case: Case, spec: WeightSpaceSpec | TransformerSpec) -> tuple[nn.Module, str]:
+def variant(model: str) -> tuple[str, dict[str, Any]]:
+    """A row name split into the family and its options: ``"np[recompute=8]"`` → ``("np", {"recompute": 8})``.
+
+    Values are JSON; a name without brackets has no options.
+    """
+    if not model.endswith("]") or "[" not in model:
+        return model, {}
+    name, _, inner = model[:-1].partition("[")
+    options = {}
+    for item in filter(None, inner.split(",")):
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise ValueError(f"bench row {model!r}: options are key=value, got {item!r}")
+        try:
+            options[key.strip()] = json.loads(value)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"bench row {model!r}: {key}={value} is not a JSON value") from error
+    return name, options
+
+
+def _build(case: Case, spec: WeightSpaceSpec | TransformerSpec | UniversalSpec) -> tuple[nn.Module, str]:
     import nfkit.models
 
     c = case.channels
@@ -181,10 +203,11 @@ def _build(case: Case, spec: WeightSpaceSpec | TransformerSpec) -> tuple[nn.Modu
         return _ChannelMixingFloor(c), "per-entry MLP"
     if case.model in REFERENCE_LAYERS:
         return reference_stack(case.model, spec, c), f"equivariant 1→{c}→{c}→1 (nfn {REFERENCE_LAYERS[case.model]})"
-    family = nfkit.models.family(case.model)
+    name, options = variant(case.model)
+    family = nfkit.models.family(name)
     if family.equivariant is not None:
-        return nfkit.models.equivariant(case.model, spec, hidden_channels=[c, c]), f"equivariant 1→{c}→{c}→1"
-    return nfkit.models.invariant(case.model, spec, hidden_channels=[c, c]), f"invariant, hidden {c}, {c}"
+        return nfkit.models.equivariant(name, spec, hidden_channels=[c, c], **options), f"equivariant 1→{c}→{c}→1"
+    return nfkit.models.invariant(name, spec, hidden_channels=[c, c], **options), f"invariant, hidden {c}, {c}"
 
 
 def _total(output: object) -> torch.Tensor:

@@ -24,7 +24,7 @@ from nfkit.groups.base import Group
 from nfkit.models import registry
 from nfkit.models.base import WeightSpaceModel
 from nfkit.nets.architectures import CHECK_ARCHITECTURES
-from nfkit.spaces.trace import any_spec_of
+from nfkit.spaces.convert import spec_of
 from nfkit.testing import DEFAULT_BREAK_THRESHOLD, check_symmetry
 from nfkit.util.table import format_table
 
@@ -95,7 +95,7 @@ def run_checks(
     for done, name in enumerate(names, start=1):
         fam = registry.family(name)
         for arch in architectures if architectures is not None else list(ARCHITECTURES):
-            spec = any_spec_of(ARCHITECTURES[arch]())
+            spec = spec_of(ARCHITECTURES[arch]())
             for form in fam.forms():
                 build = registry.invariant if form == "invariant" else registry.equivariant
                 # a fixed initialisation per row: the table is the same on every run

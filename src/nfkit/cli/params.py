@@ -9,7 +9,7 @@ from torch import nn
 from nfkit.errors import UnsupportedArchitectureError
 from nfkit.models import registry
 from nfkit.nets.architectures import REFERENCE_ARCHITECTURES
-from nfkit.spaces.trace import any_spec_of
+from nfkit.spaces.convert import spec_of
 from nfkit.util.table import format_table
 
 __all__ = ["parameter_rows", "format_parameter_rows"]
@@ -21,7 +21,7 @@ def _count(module: nn.Module | None) -> int:
 
 def parameter_rows(architecture: str, hidden_channels: Sequence[int] | None = None) -> list[list[object]]:
     """``[model, form, parameters, of which head]`` per registered model and form (default options)."""
-    spec = any_spec_of(REFERENCE_ARCHITECTURES[architecture]())
+    spec = spec_of(REFERENCE_ARCHITECTURES[architecture]())
     options: dict[str, object] = {} if hidden_channels is None else {"hidden_channels": list(hidden_channels)}
     rows: list[list[object]] = []
     for name in registry.available():
@@ -39,7 +39,7 @@ def parameter_rows(architecture: str, hidden_channels: Sequence[int] | None = No
 
 def format_parameter_rows(architecture: str, hidden_channels: Sequence[int] | None = None) -> str:
     """The table printed by ``nfkit params``."""
-    spec = any_spec_of(REFERENCE_ARCHITECTURES[architecture]())
+    spec = spec_of(REFERENCE_ARCHITECTURES[architecture]())
     title = f"{architecture}: {spec.describe()} ({spec.num_parameters:,} parameters)"
     widths = "default widths" if hidden_channels is None else f"hidden_channels={list(hidden_channels)}"
     table = format_table(["model", "form", "parameters", "of which head"], parameter_rows(architecture, hidden_channels))

@@ -63,10 +63,9 @@ class LearnedOptimizer(torch.optim.Optimizer):
     """
 
     def __init__(self, model: nn.Module, update: str | UpdateRule = "np", **options: Any) -> None:
+        layers = layer_parameters(model)  # the dense view's live parameters: names what it cannot read
         spec = spec_of(model)
-        if not isinstance(spec, WeightSpaceSpec):
-            raise UnsupportedModuleError(f"LearnedOptimizer optimises MLPs and CNNs; {type(model).__name__} is a transformer")
-        layers = layer_parameters(model)
+        assert isinstance(spec, WeightSpaceSpec)
         params = [p for pair in layers for p in pair if p is not None]
         mine = {id(p) for p in params}
         outside = [name for name, p in model.named_parameters() if id(p) not in mine]

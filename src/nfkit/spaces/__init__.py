@@ -3,6 +3,7 @@
 from nfkit.spaces.activations import SUPPORTED_ACTIVATIONS, Activation, Sine
 from nfkit.spaces.convert import (
     SUPPORTED_MODULES,
+    any_spec_of,
     from_state_dict,
     layer_parameters,
     load_into,
@@ -14,7 +15,7 @@ from nfkit.spaces.convert import (
 from nfkit.spaces.features import WeightSpaceFeatures, cat_channels, stack
 from nfkit.spaces.spec import Axis, LayerSpec, WeightSpaceSpec
 from nfkit.spaces.transformer_features import TransformerFeatures
-from nfkit.spaces.trace import any_spec_of, universal_load_into, universal_spec_of, universal_weights_of
+from nfkit.spaces.trace import universal_load_into, universal_spec_of, universal_weights_of
 from nfkit.spaces.transformer_spec import AttentionBlockSpec, TransformerSpec, spec_from_dict
 from nfkit.spaces.universal import NeuronSet, TensorAxis, TensorSpec, UniversalSpec, universal_spec
 from nfkit.spaces.universal_features import UniversalFeatures

@@ -1,6 +1,12 @@
 """Conversion between ``torch.nn`` modules / state dicts and weight spaces.
 
-Supported modules: ``nn.Sequential`` (nested allowed) of ``Linear`` and ``Conv2d``
+:func:`spec_of`, :func:`weights_of` and :func:`load_into` read any network, in the most specific view
+that fits it: the dense view (:class:`WeightSpaceSpec`) for the MLPs and CNNs below, the transformer
+view (:class:`TransformerSpec`) for the two transformer layouts, and otherwise the traced universal
+description (:class:`UniversalSpec`, :mod:`nfkit.spaces.trace`): ResNets, GRUs, LSTMs, LoRA adapters,
+encoder blocks inside larger networks.
+
+Dense view, supported modules: ``nn.Sequential`` (nested allowed) of ``Linear`` and ``Conv2d``
 layers (any kernel size, stride, padding, dilation; with or without bias),
 elementwise activations (ReLU, LeakyReLU, Tanh, Sigmoid, GELU, SiLU and
 :class:`nfkit.spaces.Sine`), ``Flatten``, global average pooling
@@ -21,6 +27,7 @@ from nfkit.errors import SpecMismatchError, UnsupportedModuleError
 from nfkit.spaces.activations import SUPPORTED_ACTIVATIONS, Activation
 from nfkit.spaces.features import WeightSpaceFeatures
 from nfkit.spaces.spec import LayerSpec, WeightSpaceSpec
+from nfkit.spaces.trace import universal_load_into, universal_spec_of, universal_weights_of
 from nfkit.spaces.transformer_convert import (
     is_transformer,
     transformer_load_into,
@@ -29,8 +36,11 @@ from nfkit.spaces.transformer_convert import (
 )
 from nfkit.spaces.transformer_features import TransformerFeatures
 from nfkit.spaces.transformer_spec import TransformerSpec
+from nfkit.spaces.universal import UniversalSpec
+from nfkit.spaces.universal_features import UniversalFeatures
 
 __all__ = [
+    "any_spec_of",
     "spec_of",
     "weights_of",
     "load_into",
@@ -169,14 +179,27 @@ def _layers_of(module: nn.Module) -> list[tuple[LayerSpec, nn.Linear | nn.Conv2d
     return layers
 
 
-def spec_of(module: nn.Module) -> WeightSpaceSpec | TransformerSpec:
-    """The weight-space spec of an ``nn.Sequential`` MLP or CNN, or of a transformer.
+def _dense_layers(module: nn.Module) -> list[tuple[LayerSpec, nn.Linear | nn.Conv2d]] | None:
+    """The dense view's layers, or ``None`` when the module is not a plain MLP/CNN chain."""
+    try:
+        return _layers_of(module)
+    except UnsupportedModuleError:
+        return None
 
-    Transformers (``nn.TransformerEncoderLayer``, ``nn.TransformerEncoder``,
-    :class:`nfkit.nets.transformer.SmallTransformer`) give a :class:`~nfkit.spaces.TransformerSpec`.
 
-    Raises :class:`~nfkit.errors.UnsupportedModuleError` naming the first module it
-    cannot describe, and listing what is supported.
+def spec_of(module: nn.Module, example: torch.Tensor | tuple[torch.Tensor, ...] | None = None
+            ) -> WeightSpaceSpec | TransformerSpec | UniversalSpec:
+    """The weight-space spec of any network, in the most specific view that fits it.
+
+    * an ``nn.Sequential`` MLP or CNN (see the module docstring): a :class:`~nfkit.spaces.WeightSpaceSpec`;
+    * ``nn.TransformerEncoderLayer``, ``nn.TransformerEncoder`` or
+      :class:`nfkit.nets.transformer.SmallTransformer`: a :class:`~nfkit.spaces.TransformerSpec`;
+    * anything else: the traced :class:`~nfkit.spaces.UniversalSpec` (:func:`universal_spec_of`; ResNets
+      with batch norms, GRUs, LSTMs, LoRA adapters, encoders with heads). ``example`` (inputs the module
+      accepts) tells the tracer tensor ranks that indexing or a ``BatchNorm1d`` needs.
+
+    Raises :class:`~nfkit.errors.UnsupportedModuleError` naming the first operation no view can
+    describe, and :class:`~nfkit.errors.SpecMismatchError` for layers that do not fit together.
 
     Example:
         >>> from torch import nn
@@ -184,16 +207,30 @@ def spec_of(module: nn.Module) -> WeightSpaceSpec | TransformerSpec:
         ...                     nn.Flatten(), nn.Linear(16, 10))
         >>> spec_of(net).describe()
         'conv 1→16 3×3 +bias relu | dense 16→10 +bias'
+        >>> import torch
+        >>> with_norm = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.ReLU(), nn.Linear(4, 2))
+        >>> spec_of(with_norm, example=torch.randn(5, 3)).describe()  # traced: the norm's statistics are tensors too
+        '8 tensors, 42 entries; sets 0 (4, permutation)'
     """
     if is_transformer(module):
         return transformer_spec_of(module)
-    return WeightSpaceSpec(tuple(spec for spec, _ in _layers_of(module)))
+    layers = _dense_layers(module)
+    if layers is not None:
+        return WeightSpaceSpec(tuple(spec for spec, _ in layers))
+    return universal_spec_of(module, example)
 
 
-def weights_of(module: nn.Module) -> WeightSpaceFeatures | TransformerFeatures:
-    """The module's weights as features with batch 1 and one channel (detached copies).
+def any_spec_of(module: nn.Module) -> WeightSpaceSpec | TransformerSpec | UniversalSpec:
+    """The same as :func:`spec_of`, which reads every network (kept for earlier callers)."""
+    return spec_of(module)
 
-    Transformers give :class:`~nfkit.spaces.TransformerFeatures` (shapes in :mod:`nfkit.spaces.transformer_spec`).
+
+def weights_of(module: nn.Module, example: torch.Tensor | tuple[torch.Tensor, ...] | None = None
+               ) -> WeightSpaceFeatures | TransformerFeatures | UniversalFeatures:
+    """The module's weights as features of :func:`spec_of`'s view, batch 1 and one channel (detached copies).
+
+    Transformers give :class:`~nfkit.spaces.TransformerFeatures` (shapes in :mod:`nfkit.spaces.transformer_spec`),
+    other traced networks :class:`~nfkit.spaces.UniversalFeatures` (one tensor per parameter, its own shape).
 
     Shapes: weights ``(1, 1, n_i, n_{i-1}, *kernel)``, biases ``(1, 1, n_i)`` (zeros for bias-free layers).
     Raises :class:`~nfkit.errors.NonFiniteWeightsError` if any parameter is NaN or Inf.
@@ -206,7 +243,9 @@ def weights_of(module: nn.Module) -> WeightSpaceFeatures | TransformerFeatures:
     """
     if is_transformer(module):
         return transformer_weights_of(module)
-    layers = _layers_of(module)
+    layers = _dense_layers(module)
+    if layers is None:
+        return universal_weights_of(module, universal_spec_of(module, example))
     spec = WeightSpaceSpec(tuple(s for s, _ in layers))
     weights = []
     biases = []
@@ -244,11 +283,12 @@ def layer_parameters(module: nn.Module) -> list[tuple[nn.Parameter, nn.Parameter
     return pairs
 
 
-def load_into(module: ModuleT, features: WeightSpaceFeatures | TransformerFeatures, index: int | None = None) -> ModuleT:
+def load_into(module: ModuleT, features: WeightSpaceFeatures | TransformerFeatures | UniversalFeatures,
+              index: int | None = None) -> ModuleT:
     """Copy one network's weights from ``features`` into ``module`` in place, and return it.
 
     Args:
-        module: an ``nn.Sequential`` whose spec has the same shapes as ``features.spec``.
+        module: a module whose :func:`spec_of` has the same shapes as ``features.spec``.
         features: one channel; batch 1, or pick the network with ``index``.
         index: which batch item to load (required when the batch has more than one network).
 
@@ -263,9 +303,18 @@ def load_into(module: ModuleT, features: WeightSpaceFeatures | TransformerFeatur
             raise SpecMismatchError(f"{type(module).__name__} needs TransformerFeatures, got {type(features).__name__}")
         transformer_load_into(module, features, index)
         return module
+    if isinstance(features, UniversalFeatures):
+        if _dense_layers(module) is not None:
+            raise SpecMismatchError(f"{type(module).__name__} is an MLP/CNN and needs WeightSpaceFeatures, got UniversalFeatures")
+        return universal_load_into(module, features, index)
     if not isinstance(features, WeightSpaceFeatures):
         raise SpecMismatchError(f"{type(module).__name__} needs WeightSpaceFeatures, got {type(features).__name__}")
-    layers = _layers_of(module)
+    layers = _dense_layers(module)
+    if layers is None:
+        raise SpecMismatchError(
+            f"{type(module).__name__} is not an MLP/CNN chain; its weights are UniversalFeatures (weights_of), "
+            f"not WeightSpaceFeatures"
+        )
     spec = WeightSpaceSpec(tuple(s for s, _ in layers))
     spec.require_compatible(features.spec, "the features")
     if features.channels != 1:

@@ -23,6 +23,7 @@ that the network does not have. The resulting groups are checked on the real mod
 
 from __future__ import annotations
 
+import copy
 import operator
 from dataclasses import replace
 from typing import Any, TypeVar
@@ -34,16 +35,14 @@ from torch import fx, nn
 from nfkit.errors import SpecMismatchError, UnsupportedModuleError
 from nfkit.nets.lora import LoRALinear
 from nfkit.nets.sine import Sine
-from nfkit.spaces.spec import WeightSpaceSpec
 from nfkit.spaces.trace_graph import (_ACTIVATION_FUNCTIONS, _ACTIVATION_METHODS, _ACTIVATION_MODULES, _ALL,
                                       _ATTENTION_WEIGHTS, _NONE, _Trace, _unsupported, _Unusable, _one_input, _Value,
                                       _values)
 from nfkit.spaces.trace_layers import _attention, _encoder_layer, _flatten, _linear, _norm, _recurrent
-from nfkit.spaces.transformer_spec import TransformerSpec
 from nfkit.spaces.universal import NeuronSet, TensorAxis, TensorSpec, UniversalSpec
 from nfkit.spaces.universal_features import UniversalFeatures
 
-__all__ = ["universal_spec_of", "universal_weights_of", "universal_load_into", "any_spec_of"]
+__all__ = ["universal_spec_of", "universal_weights_of", "universal_load_into"]
 
 # The bookkeeping (sets, values, activation tables) is in trace_graph.py, the labelling of composite
 # layers (attention, encoder layers, GRU/LSTM) in trace_layers.py; this file walks the graph.
@@ -101,7 +100,7 @@ def _module(trace: _Trace, node: fx.Node, m: nn.Module, path: str, env: dict[str
             names = ["weight", "bias"] if m.elementwise_affine else []
         else:
             if x.feature_dim != 1 and not (x.feature_dim == -1 and x.ndim == 2 and isinstance(m, nn.BatchNorm1d)):
-                raise _unsupported(node, "a batch norm whose channel axis is not dim 1")
+                raise _unsupported(node, "a batch norm whose channel axis is not dim 1 (or of unknown rank: pass example= inputs)")
             n = m.num_features
             names = (["weight", "bias"] if m.affine else []) + (["running_mean", "running_var"] if m.track_running_stats else [])
         trace.size(x.origin, n, path)
@@ -232,8 +231,9 @@ def universal_spec_of(module: nn.Module, example: torch.Tensor | tuple[torch.Ten
     if example is not None:
         from torch.fx.passes.shape_prop import ShapeProp
 
+        # on a copy: a forward pass in training mode would update the caller's batch-norm statistics
         with torch.no_grad():
-            ShapeProp(fx.GraphModule(module, graph)).propagate(*(example if isinstance(example, tuple) else (example,)))
+            ShapeProp(fx.GraphModule(copy.deepcopy(module), graph)).propagate(*(example if isinstance(example, tuple) else (example,)))
     trace = _Trace()
     env: dict[str, Any] = {}
     called: set[str] = set()
@@ -245,7 +245,9 @@ def universal_spec_of(module: nn.Module, example: torch.Tensor | tuple[torch.Ten
             if target in called:
                 raise _unsupported(node, "a module called twice shares its weights between two places")
             called.add(target)
-            env[node.name] = _module(trace, node, module.get_submodule(target), target, env)
+            layer = module.get_submodule(target)
+            node.meta["module_type"] = type(layer).__name__
+            env[node.name] = _module(trace, node, layer, target, env)
         elif node.op == "call_function":
             env[node.name] = _function(trace, node, env)
         elif node.op == "call_method":
@@ -259,6 +261,9 @@ def universal_spec_of(module: nn.Module, example: torch.Tensor | tuple[torch.Ten
         traced = env.get(node.name)
         if isinstance(traced, _Value) and meta is not None and hasattr(meta, "shape"):
             env[node.name] = replace(traced, ndim=len(meta.shape))
+    if not trace.tensors:
+        raise UnsupportedModuleError(f"{type(module).__name__} has no weights to describe (no Linear, Conv, norm, "
+                                     f"embedding, recurrent or attention layer)")
     return _build(trace, module)
 
 
@@ -340,6 +345,7 @@ def universal_load_into(module: _M, features: UniversalFeatures, index: int | No
         if features.batch_size != 1:
             raise SpecMismatchError(f"features hold {features.batch_size} networks; pass index=")
         index = 0
+    features[index].check_finite("features to load")
     state = dict(module.named_parameters()) | dict(module.named_buffers())
     with torch.no_grad():
         for t in features.spec.tensors:
@@ -352,14 +358,3 @@ def universal_load_into(module: _M, features: UniversalFeatures, index: int | No
                 raise SpecMismatchError(f"{t.parameter} has {view.numel()} entries, the features' {t.name} {value.numel()}")
             view.copy_(value.reshape(view.shape))
     return module
-
-
-def any_spec_of(module: nn.Module) -> WeightSpaceSpec | TransformerSpec | UniversalSpec:
-    """:func:`~nfkit.spaces.spec_of` where it applies (MLPs, CNNs, the two transformer layouts), the
-    traced :func:`universal_spec_of` for every other network."""
-    from nfkit.spaces.convert import spec_of
-
-    try:
-        return spec_of(module)
-    except UnsupportedModuleError:
-        return universal_spec_of(module)

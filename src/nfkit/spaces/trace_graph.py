@@ -105,8 +105,10 @@ class _Trace:
 
 def _unsupported(node: fx.Node, why: str = "") -> UnsupportedModuleError:
     what = node.target if isinstance(node.target, str) else getattr(node.target, "__name__", repr(node.target))
+    kind = node.meta.get("module_type")  # set for call_module nodes, so the message names the layer's class
     return UnsupportedModuleError(
-        f"cannot derive the weight space: {node.op} {what!r} (node {node.name}) is not supported{': ' + why if why else ''}"
+        f"cannot derive the weight space: {node.op} {what!r} ({kind + ', ' if kind else ''}node {node.name}) is not "
+        f"supported{': ' + why if why else ''}"
     )
 
 
