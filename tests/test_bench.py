@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from nfkit.bench.measure import Case, Measurement, measure, peak_step_mib, same_function_space
+from nfkit.bench.measure import Case, Measurement, measure, peak_step_mib, same_function_space, variant
 from nfkit.bench.report import format_comparison, run_bench, target_lines
 from nfkit.layers import HNPLinear, NPLinear
 from nfkit.spaces import WeightSpaceSpec
@@ -57,6 +57,22 @@ def test_ratios_and_targets_are_reported_against_the_right_reference():
     # NFT has a memory target against NP and none on time: 10× np's time, 2.8× its memory, met
     assert any(line.startswith("met") and "nft vs np" in line and "(no target), memory 2.80×" in line for line in lines)
     assert not any("magep" in line for line in lines)  # not measured: no claim either way
+
+
+def test_a_row_may_be_a_family_with_options():
+    assert variant("np[recompute=8]") == ("np", {"recompute": 8})
+    assert variant("hnp[recompute=4,folded=\"exact\"]") == ("hnp", {"recompute": 4, "folded": "exact"})
+    assert variant("nfn-np") == ("nfn-np", {})
+    with pytest.raises(ValueError, match="key=value"):
+        variant("np[recompute]")
+    row = measure(Case("np[recompute=1]", "mlp:3-4-2", batch=3, channels=2, reps=1, partner="np"))
+    assert row.status == "ok" and row.peak_mib > 0 and len(row.ratios) == 1
+    # its targets are its family's, against the same reference
+    rows = [_row("nfn-np", 2.0, 100.0), _row("np", 0.8, 70.0), _row("np[recompute=8]", 2.4, 20.0)]
+    lines = target_lines(rows)
+    assert any(line.startswith("MISSED") and "np vs nfn-np" in line and "memory 0.70×" in line for line in lines)
+    assert any(line.startswith("MISSED") and "np[recompute=8] vs nfn-np" in line and "memory 0.20×" in line for line in lines)
+    assert "| np[recompute=8] | equivariant | 10 | 2400.0 | 20 | 1.20 | 0.20 |" in format_comparison(rows)
 
 
 def test_a_partner_is_timed_alternately_and_its_ratio_has_a_spread():

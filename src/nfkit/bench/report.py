@@ -17,17 +17,21 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from nfkit.bench.measure import BENCH_ARCHITECTURES, FLOOR, REFERENCE_LAYERS, Case, Measurement, measure_isolated
+from nfkit.bench.measure import BENCH_ARCHITECTURES, FLOOR, REFERENCE_LAYERS, Case, Measurement, measure_isolated, variant
 
 __all__ = ["compare", "scaling", "format_comparison", "format_scaling", "target_lines", "plot_scaling", "Target", "TARGETS"]
+
+#: Rows measured beside the defaults: NP and HNP recomputed 8 networks at a time in backward, the
+#: memory-for-time trade (``recompute``, :func:`~nfkit.layers.recompute.recomputed_in_chunks`).
+RECOMPUTED_ROWS = ("np[recompute=8]", "hnp[recompute=8]")
 
 #: Rows divided by ``graph``'s.
 GRAPH_RELATIVE = ("monomial", "magep")
 
 
 def reference_of(model: str) -> str:
-    """The reference row a model's ratio is taken against."""
-    return "nfn-hnp" if model == "hnp" else "nfn-np"
+    """The reference row a model's ratio is taken against (a variant such as ``np[recompute=8]``: its family's)."""
+    return "nfn-hnp" if variant(model)[0] == "hnp" else "nfn-np"
 
 
 def _measured(case: Case, timeout: float, progress: Callable[[Measurement], None] | None) -> Measurement:
@@ -41,7 +45,7 @@ def partner_of(model: str, available: Sequence[str]) -> str:
     """The row ``model`` is timed alternately with: its target's, else its reference (``""`` if not measured)."""
     if model in REFERENCE_LAYERS or model == FLOOR:
         return ""
-    against = next((t.against for t in TARGETS if t.model == model), reference_of(model))
+    against = next((t.against for t in TARGETS if t.model == variant(model)[0]), reference_of(model))
     return against if against in available else ""
 
 
@@ -145,7 +149,7 @@ def format_comparison(rows: Sequence[Measurement]) -> str:
                 lines.append(f"| {r.case.model} | {r.status}: {r.note} | | | | | | | |")
                 continue
             ref = ok.get((reference_of(r.case.model), architecture)) if r.case.model not in REFERENCE_LAYERS else None
-            graph = ok.get(("graph", architecture)) if r.case.model in GRAPH_RELATIVE else None
+            graph = ok.get(("graph", architecture)) if variant(r.case.model)[0] in GRAPH_RELATIVE else None
             form = r.form if r.compile_s is None else f"{r.form}, compiled in {r.compile_s:.1f} s"
             cells = [
                 r.case.model, form, f"{r.parameters:,}", f"{r.median_s * 1e3:.1f}", f"{r.peak_mib:.0f}",
@@ -208,17 +212,19 @@ def target_lines(rows: Sequence[Measurement], targets: Sequence[Target] = TARGET
     ok = _index(rows)
     lines = []
     for t in targets:
-        for architecture in dict.fromkeys(r.case.architecture for r in rows):
+        # the family's own row and its variants (np[recompute=8]) each against the target's row
+        names = [m for m in dict.fromkeys(r.case.model for r in rows) if variant(m)[0] == t.model]
+        for architecture, name in ((a, n) for a in dict.fromkeys(r.case.architecture for r in rows) for n in names):
             if min_width and _sweep_x(architecture, by_width=True) < min_width:
                 continue
-            a, b = ok.get((t.model, architecture)), ok.get((t.against, architecture))
+            a, b = ok.get((name, architecture)), ok.get((t.against, architecture))
             if a is None or b is None:
                 continue
             time_ratio, memory_ratio = _ratio(a, b, "median_s"), _ratio(a, b, "peak_mib")
             holds = time_ratio <= t.time and memory_ratio <= t.memory
             time_target = f"target ≤ {t.time}×" if math.isfinite(t.time) else "no target"
             lines.append(
-                f"{'met    ' if holds else 'MISSED '} {t.model} vs {t.against} on {architecture}: time {_time_ratio_cell(a, b)}× "
+                f"{'met    ' if holds else 'MISSED '} {name} vs {t.against} on {architecture}: time {_time_ratio_cell(a, b)}× "
                 f"({time_target}), memory {memory_ratio:.2f}× (target ≤ {t.memory}×)"
             )
     return lines
@@ -315,7 +321,7 @@ def run_bench(
     references = list(REFERENCE_LAYERS) if reference_available() else []
     if not references:
         echo("note: the reference package nfn is not installed (pip install 'nfkit[bench]'); ratios to it are left out")
-    chosen = list(models) if models is not None else [FLOOR, *references, *nfkit.models.available()]
+    chosen = list(models) if models is not None else [FLOOR, *references, *nfkit.models.available(), *RECOMPUTED_ROWS]
 
     def progress(r: Measurement) -> None:
         where = r.case.architecture

@@ -19,16 +19,15 @@ kernel entries. Attention is ``F.scaled_dot_product_attention`` (dropout on the 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import final
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.checkpoint import checkpoint
 
 from nfkit.layers.pointwise import ChannelNorm
-from nfkit.spaces.features import WeightSpaceFeatures, stack
+from nfkit.layers.recompute import check_recompute, recomputed_in_chunks
+from nfkit.spaces.features import WeightSpaceFeatures
 from nfkit.spaces.spec import WeightSpaceSpec
 
 __all__ = ["ChannelLinear", "NFTAttention", "NFTBlock", "IOEmbedding"]
@@ -174,9 +173,7 @@ class NFTBlock(nn.Module):
         self.up = ChannelLinear(channels, ff_mult * channels)
         self.down = ChannelLinear(ff_mult * channels, channels)
         self.dropout = nn.Dropout(dropout)
-        if recompute < 0:
-            raise ValueError(f"recompute is a number of networks (0: off), got {recompute}")
-        self.recompute = recompute
+        self.recompute = check_recompute(recompute)
 
     def _attention_branch(self, x: WeightSpaceFeatures) -> WeightSpaceFeatures:
         return self.attention(self.norm1(x)).map(self.dropout)
@@ -184,19 +181,9 @@ class NFTBlock(nn.Module):
     def _feedforward_branch(self, x: WeightSpaceFeatures) -> WeightSpaceFeatures:
         return self.down(self.up(self.norm2(x)).map(F.gelu)).map(self.dropout)
 
-    def _recomputed(self, branch: Callable[[WeightSpaceFeatures], WeightSpaceFeatures],
-                    x: WeightSpaceFeatures) -> WeightSpaceFeatures:
-        # each chunk is its own checkpoint, so backward recomputes and frees one chunk at a time
-        step = self.recompute
-        chunks = [checkpoint(branch, x[i : i + step], use_reentrant=False) for i in range(0, len(x), step)]
-        return chunks[0] if len(chunks) == 1 else stack(chunks)
-
     def forward(self, features: WeightSpaceFeatures) -> WeightSpaceFeatures:
-        if self.recompute and torch.is_grad_enabled():
-            x = features + self._recomputed(self._attention_branch, features)
-            return x + self._recomputed(self._feedforward_branch, x)
-        x = features + self._attention_branch(features)
-        return x + self._feedforward_branch(x)
+        x = features + recomputed_in_chunks(self._attention_branch, features, self.recompute)
+        return x + recomputed_in_chunks(self._feedforward_branch, x, self.recompute)
 
 
 class IOEmbedding(nn.Module):

@@ -13,6 +13,7 @@ from torch import nn
 from nfkit.errors import SpecMismatchError
 from nfkit.groups.base import Group
 from nfkit.layers.pointwise import ChannelNorm, FeatureActivation, FeatureDropout
+from nfkit.layers.recompute import check_recompute, recomputed_in_chunks
 from nfkit.spaces.features import WeightSpaceFeatures
 from nfkit.spaces.spec import WeightSpaceSpec
 from nfkit.spaces.transformer_features import TransformerFeatures
@@ -125,6 +126,9 @@ class StackedInvariantModel(InvariantModel):
         trunk: features → features (equivariant to ``group``).
         readout: features → ``(B, D)`` (invariant to ``group``).
         head: ``(B, D) → (B, out_features)``.
+        recompute: networks per chunk when trunk and readout are recomputed in backward
+            (:func:`~nfkit.layers.recompute.recomputed_in_chunks`: the activations of that many
+            networks at once, about one more forward pass of time, the same gradients); 0: off.
 
     Shapes:
         features ``(B, in_channels, …)`` → ``(B, out_features)``.
@@ -140,16 +144,21 @@ class StackedInvariantModel(InvariantModel):
         trunk: nn.Module,
         readout: nn.Module,
         head: nn.Module,
+        recompute: int = 0,
     ) -> None:
         super().__init__(spec, group, in_channels)
         self.out_features = out_features
         self.trunk = trunk
         self.readout = readout
         self.head = head
+        self.recompute = check_recompute(recompute)
+
+    def _pooled(self, features: WeightSpaceFeatures) -> torch.Tensor:
+        return self.readout(self.trunk(features))
 
     def forward(self, features: WeightSpaceFeatures) -> torch.Tensor:
         self.validate(features)
-        return self.head(self.readout(self.trunk(features)))
+        return self.head(recomputed_in_chunks(self._pooled, features, self.recompute))
 
     @classmethod
     def with_head(
@@ -164,18 +173,21 @@ class StackedInvariantModel(InvariantModel):
         readout: nn.Module,
         head_hidden: Sequence[int],
         head_dropout: float = 0.0,
+        recompute: int = 0,
     ) -> StackedInvariantModel:
         """``trunk → readout → MLP head``, the head sized by ``readout.num_outputs(trunk_width)``."""
         if not callable(getattr(readout, "num_outputs", None)):
             raise TypeError(f"{type(readout).__name__} has no num_outputs(channels); every readout must say its width")
         width = int(getattr(readout, "num_outputs")(trunk_width))
         return cls(spec, group, in_channels, out_features, trunk=trunk, readout=readout,
-                   head=mlp_head(width, head_hidden, out_features, head_dropout))
+                   head=mlp_head(width, head_hidden, out_features, head_dropout), recompute=recompute)
 
 
 @final
 class StackedEquivariantModel(EquivariantModel):
     """``project(readout(trunk(x)))``: equivariant trunk and equivariant readout to ``out_channels``.
+
+    ``recompute``: as for :class:`StackedInvariantModel` (trunk and readout recomputed in chunks).
 
     Shapes:
         features with ``in_channels`` channels → features with ``out_channels`` channels.
@@ -190,15 +202,20 @@ class StackedEquivariantModel(EquivariantModel):
         *,
         trunk: nn.Module,
         readout: nn.Module,
+        recompute: int = 0,
     ) -> None:
         super().__init__(spec, group, in_channels)
         self.out_channels = out_channels
         self.trunk = trunk
         self.readout = readout
+        self.recompute = check_recompute(recompute)
+
+    def _mapped(self, features: WeightSpaceFeatures) -> WeightSpaceFeatures:
+        return self.readout(self.trunk(features))
 
     def forward(self, features: WeightSpaceFeatures) -> WeightSpaceFeatures:
         self.validate(features)
-        return self.project(self.readout(self.trunk(features)))
+        return self.project(recomputed_in_chunks(self._mapped, features, self.recompute))
 
 
 def equivariant_stack(

@@ -124,6 +124,7 @@ def register_stacked(entry: StackedFamily) -> ModelFamily:
         canonical: bool = False,
         trunk_channels: Sequence[int] = (),
         statistics: bool = False,
+        recompute: int = 0,
     ) -> StackedInvariantModel:
         group = entry.group(spec)
         folding = {"folded": folded} if entry.folded else {}
@@ -161,7 +162,7 @@ def register_stacked(entry: StackedFamily) -> ModelFamily:
             spec, group, in_channels, out_features,
             trunk=layers,
             trunk_width=width,
-            readout=readout, head_hidden=head_hidden, head_dropout=head_dropout,
+            readout=readout, head_hidden=head_hidden, head_dropout=head_dropout, recompute=recompute,
         )
 
     def build_equivariant(
@@ -173,6 +174,7 @@ def register_stacked(entry: StackedFamily) -> ModelFamily:
         normalize: bool = False,
         dropout: float = 0.0,
         folded: str = "auto",
+        recompute: int = 0,
     ) -> StackedEquivariantModel:
         group = entry.group(spec)
         folding = {"folded": folded} if entry.folded else {}
@@ -180,6 +182,7 @@ def register_stacked(entry: StackedFamily) -> ModelFamily:
             spec, group, in_channels, out_channels,
             trunk=trunk(spec, group, in_channels, hidden_channels, normalize, dropout, folding=folding),
             readout=entry.linear(spec, stack_width(in_channels, hidden_channels), out_channels, group, **folding),
+            recompute=recompute,
         )
 
     if not entry.folded:  # NP permutes every neuron: nothing is folded, the option is not offered
