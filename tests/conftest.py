@@ -82,6 +82,35 @@ def processes() -> SimpleNamespace:
     return SimpleNamespace(alive=_alive, children=_children)
 
 
+class ViTBlock(nn.Module):
+    """A pre-norm block written by hand: ``x + attn(LN x)``, then ``x + mlp(LN x)`` (GELU)."""
+
+    def __init__(self, width: int, heads: int, hidden: int) -> None:
+        super().__init__()
+        self.norm1, self.attn = nn.LayerNorm(width), nn.MultiheadAttention(width, heads, batch_first=True)
+        self.norm2 = nn.LayerNorm(width)
+        self.mlp = nn.Sequential(nn.Linear(width, hidden), nn.GELU(), nn.Linear(hidden, width))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n = self.norm1(x)
+        x = x + self.attn(n, n, n, need_weights=False)[0]
+        return x + self.mlp(self.norm2(x))
+
+
+class ViTWithMLPHead(nn.Module):
+    """A linear embedding, two hand-written :class:`ViTBlock` s, a final norm, the mean token, a ReLU MLP head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Linear(3, 4)
+        self.blocks = nn.Sequential(ViTBlock(4, 2, 6), ViTBlock(4, 2, 5))
+        self.norm = nn.LayerNorm(4)
+        self.head = nn.Sequential(nn.Linear(4, 5), nn.ReLU(), nn.Linear(5, 2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.norm(self.blocks(self.embed(x))).mean(1))
+
+
 class EncoderWithMLPHead(nn.Module):
     """A linear embedding, one encoder layer, the mean token, and a ReLU MLP head (a set of the rest's own)."""
 

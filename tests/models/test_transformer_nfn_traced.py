@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import EncoderWithMLPHead
+from conftest import EncoderWithMLPHead, ViTWithMLPHead
 from nfkit.errors import UnknownOptionError, UnsupportedArchitectureError
 from nfkit.models import equivariant, invariant
 from nfkit.nets.architectures import EncoderClassifier
@@ -16,6 +16,7 @@ from nfkit.testing import assert_invariant, assert_not_equivariant
 NETS = {
     "encoder-classifier": lambda: universal_spec_of(EncoderClassifier(3, 4, 2, 6, 2, layers=2)),
     "mlp-head": lambda: universal_spec_of(EncoderWithMLPHead(), torch.randn(2, 5, 3)),
+    "vit": lambda: universal_spec_of(ViTWithMLPHead(), torch.randn(2, 5, 3)),
 }
 
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import EncoderWithMLPHead
+from conftest import EncoderWithMLPHead, ViTWithMLPHead
 from nfkit.errors import UnsupportedArchitectureError
 from nfkit.nets.architectures import EncoderClassifier, torch_encoder
 from nfkit.spaces import universal_spec_of
@@ -41,10 +41,32 @@ def test_the_rest_holds_the_stream_fixed_and_keeps_its_own_sets() -> None:
     assert {s.name for s in view.group().sets} == {*view.layers[0].sets, "head.0"}
 
 
-@pytest.mark.parametrize("net", ["encoder-classifier", "mlp-head"])
+def test_hand_written_blocks_give_their_attention_and_feed_forward() -> None:
+    torch.manual_seed(0)
+    module = ViTWithMLPHead()
+    view = AttentionView(universal_spec_of(module, torch.randn(2, 5, 3)))
+    assert [l.path for l in view.layers] == ["blocks.0", "blocks.1"]
+    assert [l.spec.blocks[0].d_ff for l in view.layers] == [6, 5]
+    assert not view.layers[0].spec.blocks[0].norm_affine  # a hand-written block's norms stay with the rest
+    assert view.rest is not None
+    assert [t.name for t in view.rest.tensors] == [
+        "embed.weight", "embed.bias", "blocks.0.norm1.weight", "blocks.0.norm1.bias", "blocks.0.norm2.weight",
+        "blocks.0.norm2.bias", "blocks.1.norm1.weight", "blocks.1.norm1.bias", "blocks.1.norm2.weight",
+        "blocks.1.norm2.bias", "norm.weight", "norm.bias", "head.0.weight", "head.0.bias", "head.2.weight", "head.2.bias"]
+    blocks, _ = view.split(universal_weights_of(module, view.spec))
+    attention, mlp = module.blocks[1].attn, module.blocks[1].mlp
+    w_q = attention.in_proj_weight[:4].reshape(2, 2, 4).transpose(1, 2)  # per head (D, d_k): the paper's X W_Q
+    torch.testing.assert_close(blocks[1].named["blocks.0.query"][0, 0], w_q.detach(), rtol=0, atol=0)
+    torch.testing.assert_close(blocks[1].named["blocks.0.ffn_out"][0, 0], mlp[2].weight.detach(), rtol=0, atol=0)
+    torch.testing.assert_close(blocks[1].named["blocks.0.ffn_in_bias"][0, 0], mlp[0].bias.detach(), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("net", ["encoder-classifier", "mlp-head", "vit"])
 def test_the_views_group_preserves_the_function_of_the_network(net: str) -> None:
     torch.manual_seed(1)
-    module = (EncoderClassifier(3, 4, 2, 6, 2, layers=2) if net == "encoder-classifier" else EncoderWithMLPHead()).double().eval()
+    modules = {"encoder-classifier": lambda: EncoderClassifier(3, 4, 2, 6, 2, layers=2), "mlp-head": EncoderWithMLPHead,
+               "vit": ViTWithMLPHead}
+    module = modules[net]().double().eval()
     spec = universal_spec_of(module, torch.randn(2, 5, 3, dtype=torch.float64))
     x = torch.randn(5, 7, 3, dtype=torch.float64)
     before = module(x)
@@ -65,5 +87,5 @@ def test_refused_without_encoder_layers() -> None:
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return self.attn(x, x, x, need_weights=False)[0]
 
-    with pytest.raises(UnsupportedArchitectureError, match="nn.TransformerEncoderLayer"):
+    with pytest.raises(UnsupportedArchitectureError, match="attn has no such pair"):
         AttentionView(universal_spec_of(BareAttention()))

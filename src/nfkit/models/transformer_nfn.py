@@ -69,8 +69,8 @@ def transformer_nfn(
     enters through the statistics only, if those are on): on small zoos its hundreds of raw
     inputs overfit.
 
-    On a traced network (:class:`~nfkit.spaces.UniversalSpec`) with ``nn.TransformerEncoderLayer`` blocks
-    inside it: :func:`~nfkit.models.transformer_nfn_traced.transformer_nfn_traced`, these layers on every
+    On a traced network (:class:`~nfkit.spaces.UniversalSpec`) with attention blocks inside it
+    (``nn.TransformerEncoderLayer``, or ``nn.MultiheadAttention`` and a feed-forward pair): :func:`~nfkit.models.transformer_nfn_traced.transformer_nfn_traced`, these layers on every
     block, and channel maps with UNF's pool on the rest (``skip`` and ``flat_embedding`` are for the
     transformer layout).
     """

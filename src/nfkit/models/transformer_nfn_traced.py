@@ -1,6 +1,7 @@
-"""Transformer-NFN on the encoder layers inside a traced network (:class:`~nfkit.spaces.attention_view.AttentionView`).
+"""Transformer-NFN on the attention blocks inside a traced network (:class:`~nfkit.spaces.attention_view.AttentionView`).
 
-Every ``nn.TransformerEncoderLayer`` goes through its own Transformer-NFN trunk and invariant readout
+Every attention block (an ``nn.TransformerEncoderLayer``, or an ``nn.MultiheadAttention`` and the feed-forward
+pair after it in a block written by hand) goes through its own Transformer-NFN trunk and invariant readout
 (Tran et al., ICLR 2025, Sec. 4–5: :class:`~nfkit.layers.transformer_network.TransformerLinear`, GL-safe
 activations, :class:`~nfkit.layers.transformer_network.TransformerReadout`); the other tensors (an
 embedding, a stem, an MLP head) through the same channel map at every entry and UNF's invariant pool

@@ -15,6 +15,8 @@ from nfkit.nets.transformer import SmallTransformer
 
 __all__ = [
     "EncoderClassifier",
+    "ViTBlock",
+    "ViTClassifier",
     "small_cnn_zoo",
     "siren",
     "mlp",
@@ -103,6 +105,51 @@ class EncoderClassifier(nn.Module):
         return self.head(self.encoder(self.embed(x)).mean(dim=1))
 
 
+class ViTBlock(nn.Module):
+    """A pre-norm transformer block written out by hand, as ViT code does: ``x + MHA(LN₁ x)``, then
+    ``x + fc₂(GELU(fc₁(LN₂ x)))`` (``nn.MultiheadAttention`` and two ``nn.Linear``, not an encoder layer).
+
+    Shapes:
+        ``(B, T, d_model)`` → the same.
+    """
+
+    def __init__(self, d_model: int, heads: int, d_ff: int) -> None:
+        super().__init__()
+        self.norm1 = nn.LayerNorm(d_model)
+        self.attn = nn.MultiheadAttention(d_model, heads, batch_first=True)
+        self.norm2 = nn.LayerNorm(d_model)
+        self.fc1, self.fc2 = nn.Linear(d_model, d_ff), nn.Linear(d_ff, d_model)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n = self.norm1(x)
+        x = x + self.attn(n, n, n, need_weights=False)[0]
+        return x + self.fc2(nn.functional.gelu(self.fc1(self.norm2(x))))
+
+
+class ViTClassifier(nn.Module):
+    """Token features → a linear embedding → :class:`ViTBlock` s → a final LayerNorm → the mean token → a
+    linear classifier.
+
+    Shapes:
+        input ``(B, T, inputs)``, output ``(B, classes)``.
+
+    Example:
+        >>> import torch
+        >>> ViTClassifier(4, 6, 2, 8, 3)(torch.randn(2, 5, 4)).shape
+        torch.Size([2, 3])
+    """
+
+    def __init__(self, inputs: int, d_model: int, heads: int, d_ff: int, classes: int, *, layers: int = 1) -> None:
+        super().__init__()
+        self.embed = nn.Linear(inputs, d_model)
+        self.blocks = nn.Sequential(*(ViTBlock(d_model, heads, d_ff) for _ in range(layers)))
+        self.norm = nn.LayerNorm(d_model)
+        self.head = nn.Linear(d_model, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.norm(self.blocks(self.embed(x))).mean(dim=1))
+
+
 def small_transformer_zoo(vision: bool = True) -> SmallTransformer:
     """The Small Transformer Zoo's network (Transformer-NFN, App. F): D = 32, 2 heads, FFN 64, 2 blocks,
     no residuals, plain LayerNorms; MNIST 4×4 patches, or 32-d token embeddings (vocabulary 1000 here)."""
@@ -129,6 +176,7 @@ CHECK_ARCHITECTURES: dict[str, Callable[[], nn.Module]] = {
     "lstm": lambda: RecurrentClassifier(3, 4, 2, "lstm", tokens=False),
     "lora-mlp": lambda: nn.Sequential(LoRALinear(3, 5, rank=2), nn.ReLU(), nn.Linear(5, 2)),
     "encoder-classifier": lambda: EncoderClassifier(3, 4, 2, 6, 2, layers=2),
+    "vit-classifier": lambda: ViTClassifier(3, 4, 2, 6, 2, layers=2),
 }
 
 #: Architectures of the published benchmarks.

@@ -1,15 +1,19 @@
-"""The encoder blocks inside a traced network, seen as transformer weight spaces: :class:`AttentionView`.
+"""The attention blocks inside a traced network, seen as transformer weight spaces: :class:`AttentionView`.
 
 Transformer-NFN (Tran et al., ICLR 2025, Sec. 3–4) is built for one layout: per block ``W_Q, W_K, W_V
 (h, D, d)``, ``W_O (h, d, D)``, the feed-forward and the norms (:class:`~nfkit.spaces.AttentionBlockSpec`).
-A traced network (:func:`~nfkit.spaces.universal_spec_of`) holds the same tensors of each
-``nn.TransformerEncoderLayer`` among everything else (a stem, an MLP head, other blocks). This view
-finds them and splits the features in two:
+A traced network (:func:`~nfkit.spaces.universal_spec_of`) holds the same tensors of each attention block
+among everything else (a stem, an MLP head, other blocks). This view finds them and splits the features
+in two:
 
-* every encoder layer ``P``, read from ``P.self_attn.in_proj_weight[q|k|v]`` ``(h, d, D)``,
+* every ``nn.TransformerEncoderLayer`` ``P``, read from ``P.self_attn.in_proj_weight[q|k|v]`` ``(h, d, D)``,
   ``P.self_attn.out_proj.weight`` ``(D, h, d)``, ``P.linear1``/``P.linear2`` and ``P.norm1``/``P.norm2``,
   as the features of a one-block :class:`~nfkit.spaces.TransformerSpec` (``W_Q = in_proj[q]ᵀ`` per head:
   the paper's row-vector convention; biases a layer lacks are zeros, as nfkit stores them);
+* every other ``nn.MultiheadAttention`` (a block written by hand, as ViT code does) with the feed-forward
+  that follows it: the first pair of Linear layers ``D → H → D`` on its stream after it, before the next
+  attention, whose hidden neurons ``H`` no other tensor carries. Its norms are not part of the block (the
+  graph does not say which norm plays which role); they stay with the rest;
 * the *rest*: the other tensors, as a :class:`~nfkit.spaces.UniversalSpec` of their own, in which the
   sets they share with a block (the residual stream ``D``) are fixed axes: Transformer-NFN does not
   permute ``D``, so a model on both parts is invariant only to what fixes it.
@@ -64,22 +68,19 @@ class EncoderLayerTensors:
     sources: tuple[tuple[str, str], ...]
 
 
-def _encoder_layer(spec: UniversalSpec, path: str) -> EncoderLayerTensors:
+def _one_block(spec: UniversalSpec, path: str, attention: str, ffn: tuple[str, str], norms: tuple[str, str] | None,
+               ) -> EncoderLayerTensors:
+    """The one-block transformer space of ``attention`` (an ``nn.MultiheadAttention``'s traced tensors), the
+    feed-forward Linear pair ``ffn`` (their module paths) and, if given, the two LayerNorms ``norms``."""
     names = {t.name for t in spec.tensors}
-    a = path + _ATTENTION
-    needed = [f"{a}.in_proj_weight[q]", f"{a}.out_proj.weight", f"{path}.linear1.weight", f"{path}.linear2.weight"]
-    missing = [n for n in needed if n not in names]
-    if missing:
-        raise UnsupportedArchitectureError(
-            f"transformer-nfn reads attention inside nn.TransformerEncoderLayer blocks; {a} is not in one (no {missing[0]})"
-        )
+    a = attention
     heads, d_k, d_model = spec.tensor(f"{a}.in_proj_weight[q]").shape
-    d_ff = spec.tensor(f"{path}.linear1.weight").shape[0]
+    d_ff = spec.tensor(f"{ffn[0]}.weight").shape[0]
     attention_bias = f"{a}.in_proj_bias[q]" in names
-    ffn_bias = f"{path}.linear1.bias" in names
-    norm_affine = f"{path}.norm1.weight" in names
-    # the transformer-NFN layers read shapes, biases and whether the stream is permutable (never, with the
-    # residual every nn.TransformerEncoderLayer has); norm placement and activation do not enter them
+    ffn_bias = f"{ffn[0]}.bias" in names
+    norm_affine = norms is not None and f"{norms[0]}.weight" in names
+    # the transformer-NFN layers read shapes, biases and whether the stream is permutable (never: the view
+    # fixes it); norm placement and activation do not enter them
     block = AttentionBlockSpec(d_model, heads, d_k, d_k, d_ff, attention_bias=attention_bias, ffn_bias=ffn_bias,
                                norm_affine=norm_affine, residual=True, name=path)
     sources = {
@@ -87,23 +88,64 @@ def _encoder_layer(spec: UniversalSpec, path: str) -> EncoderLayerTensors:
         "output": f"{a}.out_proj.weight",
         "query_bias": f"{a}.in_proj_bias[q]", "key_bias": f"{a}.in_proj_bias[k]", "value_bias": f"{a}.in_proj_bias[v]",
         "output_bias": f"{a}.out_proj.bias",
-        "ffn_in": f"{path}.linear1.weight", "ffn_in_bias": f"{path}.linear1.bias",
-        "ffn_out": f"{path}.linear2.weight", "ffn_out_bias": f"{path}.linear2.bias",
-        "norm1_weight": f"{path}.norm1.weight", "norm1_bias": f"{path}.norm1.bias",
-        "norm2_weight": f"{path}.norm2.weight", "norm2_bias": f"{path}.norm2.bias",
+        "ffn_in": f"{ffn[0]}.weight", "ffn_in_bias": f"{ffn[0]}.bias",
+        "ffn_out": f"{ffn[1]}.weight", "ffn_out_bias": f"{ffn[1]}.bias",
     }
+    if norms is not None:
+        sources.update({"norm1_weight": f"{norms[0]}.weight", "norm1_bias": f"{norms[0]}.bias",
+                        "norm2_weight": f"{norms[1]}.weight", "norm2_bias": f"{norms[1]}.bias"})
     one = TransformerSpec((block,))
-    shapes = one.tensor_shapes()
     pairs = []
-    for name in shapes:
+    for name in one.tensor_shapes():
         source = sources[name.removeprefix("blocks.0.")]
         if source not in names:
             if not name.endswith("_bias"):
-                raise UnsupportedArchitectureError(f"encoder layer {path}: no tensor {source}")
+                raise UnsupportedArchitectureError(f"attention block {path}: no tensor {source}")
             source = ""  # a bias the layer does not have (a LayerNorm without bias included)
         pairs.append((name, source))
-    sets = (f"{a}.heads", f"{a}.query_key", f"{a}.value_output", f"{path}.linear1")
+    sets = (f"{a}.heads", f"{a}.query_key", f"{a}.value_output", spec.tensor(f"{ffn[0]}.weight").axes[0].set)  # type: ignore[union-attr]
     return EncoderLayerTensors(path, one, sets, tuple(pairs))
+
+
+def _encoder_layer(spec: UniversalSpec, path: str) -> EncoderLayerTensors:
+    """An ``nn.TransformerEncoderLayer`` at ``path``: its own attention, feed-forward and norms."""
+    return _one_block(spec, path, path + _ATTENTION, (f"{path}.linear1", f"{path}.linear2"),
+                      (f"{path}.norm1", f"{path}.norm2"))
+
+
+def _module_of(tensor: str) -> str:
+    return tensor.rpartition(".")[0]
+
+
+def _feedforward_after(spec: UniversalSpec, attention: str, until: int) -> tuple[str, str] | None:
+    """The first Linear pair ``D → H → D`` on the attention's stream ``D`` after it (before tensor ``until``)
+    whose hidden set ``H`` no other tensor carries: the block's feed-forward. ``None`` if there is none."""
+    order = {t.name: i for i, t in enumerate(spec.tensors)}
+    axis = spec.tensor(f"{attention}.in_proj_weight[q]").axes[-1]
+    stream = None if axis is None else axis.set  # None: the stream is the network's input, a fixed axis
+    after = [t for t in spec.tensors[order[f"{attention}.out_proj.weight"] + 1 : until]]
+
+    def roles(t: TensorSpec) -> tuple[tuple[str, str] | None, ...]:
+        return tuple(None if a is None else (a.set, a.role) for a in t.axes)
+
+    def on_stream(role: str) -> tuple[str, str] | None:
+        return None if stream is None else (stream, role)
+
+    for first in after:
+        if not first.name.endswith(".weight") or len(first.axes) != 2 or first.axes[0] is None:
+            continue
+        hidden = first.axes[0].set
+        if roles(first) != ((hidden, "out"), on_stream("in")) or hidden == stream:
+            continue
+        second = next((t for t in after if t.name.endswith(".weight") and roles(t) == (on_stream("out"), (hidden, "in"))), None)
+        if second is None:
+            continue
+        pair = (_module_of(first.name), _module_of(second.name))
+        own = {first.name, second.name, f"{pair[0]}.bias"}
+        if any(a is not None and a.set == hidden for t in spec.tensors if t.name not in own for a in t.axes):
+            continue  # the hidden neurons reach further than the pair: not a feed-forward block
+        return pair
+    return None
 
 
 def _to_transformer_layout(name: str, x: torch.Tensor) -> torch.Tensor:
@@ -116,17 +158,18 @@ def _to_transformer_layout(name: str, x: torch.Tensor) -> torch.Tensor:
 
 @final
 class AttentionView:
-    """The encoder layers of a traced spec as transformer weight spaces, and the rest (module docstring).
+    """The attention blocks of a traced spec as transformer weight spaces, and the rest (module docstring).
 
     Args:
-        spec: a traced weight space with at least one ``nn.TransformerEncoderLayer``.
+        spec: a traced weight space with at least one attention block (an ``nn.TransformerEncoderLayer``,
+            or an ``nn.MultiheadAttention`` followed by a feed-forward Linear pair).
 
     Attributes:
-        layers: per encoder layer, its :class:`EncoderLayerTensors`.
+        layers: per attention block, its :class:`EncoderLayerTensors`.
         rest: the other tensors' space, shared sets fixed; ``None`` when there are none.
 
     Raises:
-        UnsupportedArchitectureError: no attention, or attention outside an encoder layer.
+        UnsupportedArchitectureError: no attention, or attention with no feed-forward pair after it.
 
     Example:
         >>> from nfkit.nets.architectures import EncoderClassifier
@@ -143,13 +186,7 @@ class AttentionView:
                      if s.name.endswith(".heads") and s.name.removesuffix(".heads") + ".query_key" in names]
         if not attention:
             raise UnsupportedArchitectureError(f"transformer-nfn needs attention in the network; {spec.describe()} has none")
-        outside = [a for a in attention if not a.endswith(_ATTENTION)]
-        if outside:
-            raise UnsupportedArchitectureError(
-                f"transformer-nfn reads attention inside nn.TransformerEncoderLayer blocks; {outside[0]} is not in one"
-            )
-        paths = [a.removesuffix(_ATTENTION) for a in attention]
-        self.layers = tuple(_encoder_layer(spec, p) for p in paths)
+        self.layers = tuple(self._block(spec, a, attention) for a in attention)
         used = {source for layer in self.layers for _, source in layer.sources if source}
         internal = {s for layer in self.layers for s in layer.sets}
         rest = [t for t in spec.tensors if t.name not in used]
@@ -158,6 +195,26 @@ class AttentionView:
             raise UnsupportedArchitectureError(f"transformer-nfn: {stray[0]} carries an encoder layer's internal neurons")
         shared = {a.set for t in spec.tensors if t.name in used for a in t.axes if a is not None} - internal
         self.rest = self._rest_spec(rest, shared) if rest else None
+
+    @staticmethod
+    def _block(spec: UniversalSpec, attention: str, every: list[str]) -> EncoderLayerTensors:
+        names = {t.name for t in spec.tensors}
+        path = attention.removesuffix(_ATTENTION)
+        if attention.endswith(_ATTENTION) and f"{path}.linear1.weight" in names and f"{path}.linear2.weight" in names:
+            return _encoder_layer(spec, path)  # an nn.TransformerEncoderLayer: its norms are its own
+        # attention in a block of the user's own (a ViT block): the feed-forward pair that follows it, up to the
+        # next attention; its norms stay with the rest of the network, whose stream axis the view fixes
+        order = {t.name: i for i, t in enumerate(spec.tensors)}
+        start = order[f"{attention}.in_proj_weight[q]"]
+        until = min((order[f"{a}.in_proj_weight[q]"] for a in every if order[f"{a}.in_proj_weight[q]"] > start),
+                    default=len(spec.tensors))
+        ffn = _feedforward_after(spec, attention, until)
+        if ffn is None:
+            raise UnsupportedArchitectureError(
+                f"transformer-nfn reads attention blocks (attention, then a feed-forward Linear pair D → H → D on its "
+                f"stream); {attention} has no such pair after it"
+            )
+        return _one_block(spec, _module_of(attention) or attention, attention, ffn, None)
 
     def _rest_spec(self, tensors: list[TensorSpec], shared: set[str]) -> UniversalSpec:
         fixed = []
