@@ -288,7 +288,9 @@ def load_into(module: ModuleT, features: WeightSpaceFeatures | TransformerFeatur
     """Copy one network's weights from ``features`` into ``module`` in place, and return it.
 
     Args:
-        module: a module whose :func:`spec_of` has the same shapes as ``features.spec``.
+        module: a module whose :func:`spec_of` has the same shapes as ``features.spec``
+            (:class:`~nfkit.spaces.UniversalFeatures`: any module with parameters of those names and sizes,
+            an MLP's traced description included).
         features: one channel; batch 1, or pick the network with ``index``.
         index: which batch item to load (required when the batch has more than one network).
 
@@ -298,15 +300,13 @@ def load_into(module: ModuleT, features: WeightSpaceFeatures | TransformerFeatur
     or a non-zero bias for a layer without bias; :class:`~nfkit.errors.NonFiniteWeightsError`
     for NaN or Inf.
     """
+    if isinstance(features, UniversalFeatures):  # the traced description fits every module, MLPs included
+        return universal_load_into(module, features, index)
     if is_transformer(module):
         if not isinstance(features, TransformerFeatures):
             raise SpecMismatchError(f"{type(module).__name__} needs TransformerFeatures, got {type(features).__name__}")
         transformer_load_into(module, features, index)
         return module
-    if isinstance(features, UniversalFeatures):
-        if _dense_layers(module) is not None:
-            raise SpecMismatchError(f"{type(module).__name__} is an MLP/CNN and needs WeightSpaceFeatures, got UniversalFeatures")
-        return universal_load_into(module, features, index)
     if not isinstance(features, WeightSpaceFeatures):
         raise SpecMismatchError(f"{type(module).__name__} needs WeightSpaceFeatures, got {type(features).__name__}")
     layers = _dense_layers(module)
