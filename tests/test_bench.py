@@ -118,3 +118,23 @@ def test_the_suite_writes_its_tables_and_plot(tmp_path):
     assert "| np | equivariant 1→32→32→1 |" in text and "Growth with the input MLP's depth" in text
     assert (tmp_path / "scaling.png").stat().st_size > 10_000
     assert len((tmp_path / "bench.jsonl").read_text().splitlines()) == sum(len(v) for v in results.values())
+
+
+def test_a_worker_that_dies_is_reported_with_its_cause(monkeypatch):
+    import subprocess
+
+    from nfkit.bench.measure import measure_isolated
+
+    def killed(command, **kwargs):  # type: ignore[no-untyped-def]
+        assert command[1] == "-c"  # not -m: no runpy warning standing in for the reason
+        return subprocess.CompletedProcess(command, -9, stdout="", stderr="some warning\n")
+
+    monkeypatch.setattr(subprocess, "run", killed)
+    row = measure_isolated(Case("np", "mlp:3-4-2"))
+    assert row.status == "failed" and row.note == "killed by signal 9 (out of memory?)"
+
+    def raised(command, **kwargs):  # type: ignore[no-untyped-def]
+        return subprocess.CompletedProcess(command, 1, stdout="", stderr="Traceback …\nValueError: bad width\n")
+
+    monkeypatch.setattr(subprocess, "run", raised)
+    assert measure_isolated(Case("np", "mlp:3-4-2")).note == "ValueError: bad width"

@@ -304,14 +304,19 @@ def measure(case: Case) -> Measurement:
 
 def measure_isolated(case: Case, timeout: float = 600.0) -> Measurement:
     """:func:`measure` in a fresh interpreter; a crash, out-of-memory kill or timeout is ``"failed"``."""
-    command = [sys.executable, "-m", "nfkit.bench.measure", json.dumps(asdict(case))]
+    # -c rather than -m: running a module of an already imported package warns (runpy), and that warning was
+    # the only stderr line of a worker the kernel killed, so it stood in the table as the reason
+    worker = "import sys; from nfkit.bench.measure import _worker; raise SystemExit(_worker(sys.argv[1:]))"
+    command = [sys.executable, "-c", worker, json.dumps(asdict(case))]
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
     except subprocess.TimeoutExpired:
         return Measurement(case, "failed", note=f"timeout after {timeout:.0f} s")
     lines = done.stdout.strip().splitlines()
+    if done.returncode < 0:
+        return Measurement(case, "failed", note=f"killed by signal {-done.returncode} (out of memory?)")
     if done.returncode != 0 or not lines:
-        reason = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit {done.returncode} (killed?)"
+        reason = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit {done.returncode}"
         return Measurement(case, "failed", note=reason[:160])
     return Measurement.from_json(lines[-1])
 
