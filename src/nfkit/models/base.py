@@ -128,7 +128,7 @@ class StackedInvariantModel(InvariantModel):
         head: ``(B, D) → (B, out_features)``.
         recompute: networks per chunk when trunk and readout are recomputed in backward
             (:func:`~nfkit.layers.recompute.recomputed_in_chunks`: the activations of that many
-            networks at once, about one more forward pass of time, the same gradients); 0: off.
+            networks at once, one more forward pass of compute, the same gradients); 0: off.
 
     Shapes:
         features ``(B, in_channels, …)`` → ``(B, out_features)``.
