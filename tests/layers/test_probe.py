@@ -69,3 +69,17 @@ def test_tasks_feed_probe_models_the_raw_weights(tmp_path):
     assert torch.equal(x.flatten(), zoo.features[int(zoo.splits["train"][0])].flatten())
     _, normalised = TASKS["inr-classification"]().setup(zoo, "statnn", {})
     assert not torch.equal(normalised["train"][0][0].flatten(), x.flatten())
+
+
+def test_cnn_probes_are_large_enough_for_the_convolutions():
+    from nfkit.layers.probe import ProbeFeatures, smallest_input_size
+    from nfkit.nets.architectures import small_cnn_zoo
+
+    spec = spec_of(small_cnn_zoo())  # three 3×3 stride-2 convolutions without padding: 15 → 7 → 3 → 1
+    assert smallest_input_size(spec) == 15
+    model = nfkit.models.invariant("probe", spec, 1)  # an 8×8 probe used to fail inside conv2d
+    assert model(spec.randn(2)).shape == (2, 1)
+    assert ProbeFeatures(spec).inputs.shape[-2:] == (15, 15)
+    assert ProbeFeatures(spec_of(make_cnn("relu"))).inputs.shape[-1] == 8  # small nets keep 8×8
+    with pytest.raises(ValueError, match="too small for this CNN: its convolutions need images of at least 15×15"):
+        nfkit.models.invariant("probe", spec, 1, input_size=8)

@@ -50,7 +50,7 @@ def probe_invariant(
     in_channels: int = 1,
     grid: int | None = None,
     probes: int = 64,
-    input_size: int = 8,
+    input_size: int | None = None,
     head: str | None = None,
     hidden_channels: Sequence[int] = (256, 256),
     dropout: float = 0.0,
@@ -58,7 +58,8 @@ def probe_invariant(
     """Probe features, then a head: features → ``(B, out_features)``.
 
     ``grid`` (default 28 for networks on 2-D coordinates, else 0) probes a fixed coordinate grid;
-    otherwise ``probes`` learned inputs (CNN inputs of side ``input_size``). ``head``: ``"cnn"``
+    otherwise ``probes`` learned inputs (CNN inputs of side ``input_size``; default: the smallest the
+    network's convolutions accept, at least 8). ``head``: ``"cnn"``
     (default for grid probes) or ``"mlp"``; ``hidden_channels`` are the head's hidden widths.
     """
     first = spec.layers[0]
