@@ -117,13 +117,12 @@ def _module_of(tensor: str) -> str:
     return tensor.rpartition(".")[0]
 
 
-def _feedforward_after(spec: UniversalSpec, attention: str, until: int) -> tuple[str, str] | None:
-    """The first Linear pair ``D → H → D`` on the attention's stream ``D`` after it (before tensor ``until``)
+def _feedforward_after(spec: UniversalSpec, attention: str, start: int, until: int) -> tuple[str, str] | None:
+    """The first Linear pair ``D → H → D`` on the attention's stream ``D`` among tensors ``start:until``
     whose hidden set ``H`` no other tensor carries: the block's feed-forward. ``None`` if there is none."""
-    order = {t.name: i for i, t in enumerate(spec.tensors)}
     axis = spec.tensor(f"{attention}.in_proj_weight[q]").axes[-1]
     stream = None if axis is None else axis.set  # None: the stream is the network's input, a fixed axis
-    after = [t for t in spec.tensors[order[f"{attention}.out_proj.weight"] + 1 : until]]
+    after = spec.tensors[start:until]
 
     def roles(t: TensorSpec) -> tuple[tuple[str, str] | None, ...]:
         return tuple(None if a is None else (a.set, a.role) for a in t.axes)
@@ -186,7 +185,12 @@ class AttentionView:
                      if s.name.endswith(".heads") and s.name.removesuffix(".heads") + ".query_key" in names]
         if not attention:
             raise UnsupportedArchitectureError(f"transformer-nfn needs attention in the network; {spec.describe()} has none")
-        self.layers = tuple(self._block(spec, a, attention) for a in attention)
+        order = {t.name: i for i, t in enumerate(spec.tensors)}
+        starts = sorted(order[f"{a}.in_proj_weight[q]"] for a in attention)
+        # a hand-written block's feed-forward lies after its attention and before the next one
+        until = {a: next((i for i in starts if i > order[f"{a}.in_proj_weight[q]"]), len(spec.tensors)) for a in attention}
+        names = set(order)
+        self.layers = tuple(self._block(spec, names, a, order[f"{a}.out_proj.weight"] + 1, until[a]) for a in attention)
         used = {source for layer in self.layers for _, source in layer.sources if source}
         internal = {s for layer in self.layers for s in layer.sets}
         rest = [t for t in spec.tensors if t.name not in used]
@@ -197,18 +201,13 @@ class AttentionView:
         self.rest = self._rest_spec(rest, shared) if rest else None
 
     @staticmethod
-    def _block(spec: UniversalSpec, attention: str, every: list[str]) -> EncoderLayerTensors:
-        names = {t.name for t in spec.tensors}
+    def _block(spec: UniversalSpec, names: set[str], attention: str, start: int, until: int) -> EncoderLayerTensors:
         path = attention.removesuffix(_ATTENTION)
         if attention.endswith(_ATTENTION) and f"{path}.linear1.weight" in names and f"{path}.linear2.weight" in names:
             return _encoder_layer(spec, path)  # an nn.TransformerEncoderLayer: its norms are its own
-        # attention in a block of the user's own (a ViT block): the feed-forward pair that follows it, up to the
-        # next attention; its norms stay with the rest of the network, whose stream axis the view fixes
-        order = {t.name: i for i, t in enumerate(spec.tensors)}
-        start = order[f"{attention}.in_proj_weight[q]"]
-        until = min((order[f"{a}.in_proj_weight[q]"] for a in every if order[f"{a}.in_proj_weight[q]"] > start),
-                    default=len(spec.tensors))
-        ffn = _feedforward_after(spec, attention, until)
+        # attention in a block of the user's own (a ViT block): the feed-forward pair that follows it; its norms
+        # stay with the rest of the network, whose stream axis the view fixes
+        ffn = _feedforward_after(spec, attention, start, until)
         if ffn is None:
             raise UnsupportedArchitectureError(
                 f"transformer-nfn reads attention blocks (attention, then a feed-forward Linear pair D → H → D on its "

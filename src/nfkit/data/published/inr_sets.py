@@ -27,7 +27,7 @@ import torch
 from nfkit.errors import ZooFormatError
 from nfkit.data.zoo_format import Zoo
 from nfkit.errors import NonFiniteWeightsError, SpecMismatchError
-from nfkit.spaces.convert import from_state_dict
+from nfkit.spaces.state_dict import from_state_dict
 from nfkit.spaces.features import WeightSpaceFeatures, stack
 from nfkit.spaces.spec import WeightSpaceSpec
 
