@@ -24,29 +24,27 @@ Which subgroup holds for an architecture depends on its hidden activations
 from __future__ import annotations
 
 import enum
-import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import final
 
 import torch
 
 from nfkit.errors import GroupMismatchError
-from nfkit.groups.base import Group, GroupElement
+from nfkit.groups.base import Group
+from nfkit.groups.sets import SCALE, SIGN, NeuronSet
+from nfkit.groups.universal import DEFAULT_SCALE_RANGE, Permutation, UniversalElement, UniversalGroup
 
 __all__ = [
     "Factor",
     "MonomialElement",
     "HiddenNeuronGroup",
+    "hidden_set_name",
     "trivial",
     "permutations",
     "positive_scalings",
     "sign_flips",
     "DEFAULT_SCALE_RANGE",
 ]
-
-#: Positive scales are drawn log-uniformly from this range by default. ReLU nets
-#: have arbitrary per-neuron scale, so tests must span several decades.
-DEFAULT_SCALE_RANGE: tuple[float, float] = (1e-3, 1e3)
 
 
 class Factor(enum.Enum):
@@ -60,9 +58,14 @@ class Factor(enum.Enum):
 _FACTOR_ORDER = (Factor.PERMUTATION, Factor.POSITIVE_SCALING, Factor.SIGN_FLIP)
 
 
+def hidden_set_name(layer: int) -> str:
+    """The neuron set of hidden neuron layer ℓ (1-based), ``"hℓ"``, as in :meth:`nfkit.spaces.WeightSpaceSpec.universal`."""
+    return f"h{layer}"
+
+
 @final
-class MonomialElement(GroupElement):
-    """A monomial matrix ``D_ℓ P_ℓ`` per hidden neuron layer.
+class MonomialElement(UniversalElement):
+    """A monomial matrix ``D_ℓ P_ℓ`` per hidden neuron layer: a :class:`UniversalElement` on the sets ``h1 … h(L-1)``.
 
     Args:
         sources: per hidden layer ℓ, a ``LongTensor`` of shape ``(n_ℓ,)``: new neuron
@@ -77,7 +80,7 @@ class MonomialElement(GroupElement):
         True
     """
 
-    __slots__ = ("sources", "scales")
+    __slots__ = ()
 
     def __init__(self, sources: Sequence[torch.Tensor], scales: Sequence[torch.Tensor]) -> None:
         if len(sources) != len(scales):
@@ -85,25 +88,14 @@ class MonomialElement(GroupElement):
                 f"a monomial element needs one permutation and one scale vector per hidden layer, "
                 f"got {len(sources)} permutations and {len(scales)} scale vectors"
             )
-        checked_sources = []
-        checked_scales = []
-        for layer, (src, scale) in enumerate(zip(sources, scales), start=1):
-            src = torch.as_tensor(src, dtype=torch.long).cpu()
-            scale = torch.as_tensor(scale, dtype=torch.float64).cpu()
-            n = src.numel()
-            if src.shape != (n,) or scale.shape != (n,):
-                raise GroupMismatchError(
-                    f"hidden layer {layer}: permutation has shape {tuple(src.shape)} and scales "
-                    f"{tuple(scale.shape)}; both must be 1-D of the same length"
-                )
-            if not torch.equal(torch.sort(src).values, torch.arange(n)):
-                raise GroupMismatchError(f"hidden layer {layer}: {src.tolist()} is not a permutation of 0..{n - 1}")
-            if not bool(torch.all(torch.isfinite(scale) & (scale != 0))):
-                raise GroupMismatchError(f"hidden layer {layer}: scales must be finite and non-zero")
-            checked_sources.append(src)
-            checked_scales.append(scale)
-        self.sources: tuple[torch.Tensor, ...] = tuple(checked_sources)
-        self.scales: tuple[torch.Tensor, ...] = tuple(checked_scales)
+        super().__init__({hidden_set_name(l): (src, d) for l, (src, d) in enumerate(zip(sources, scales), start=1)})
+
+    @classmethod
+    def from_parts(
+        cls, permutations: Mapping[str, Permutation], matrices: Mapping[str, torch.Tensor], blocks: Mapping[str, str]
+    ) -> MonomialElement:
+        layers = [permutations[hidden_set_name(l)] for l in range(1, len(permutations) + 1)]
+        return cls([src for src, _ in layers], [d for _, d in layers])
 
     @staticmethod
     def identity_for(hidden_sizes: Sequence[int]) -> MonomialElement:
@@ -113,49 +105,32 @@ class MonomialElement(GroupElement):
         )
 
     @property
+    def sources(self) -> tuple[torch.Tensor, ...]:
+        """Per hidden layer, the source index of each new neuron."""
+        return tuple(src for src, _ in self.permutations.values())
+
+    @property
+    def scales(self) -> tuple[torch.Tensor, ...]:
+        """Per hidden layer, the factors ``d``."""
+        return tuple(d for _, d in self.permutations.values())
+
+    @property
     def hidden_sizes(self) -> tuple[int, ...]:
         """``(n_1, …, n_{L-1})``."""
         return tuple(s.numel() for s in self.sources)
-
-    def compose(self, other: GroupElement) -> MonomialElement:
-        # (self ∘ other) x = self(other(x)): new[j] = d_s[j] d_o[src_s[j]] x[src_o[src_s[j]]]
-        if not isinstance(other, MonomialElement) or other.hidden_sizes != self.hidden_sizes:
-            raise GroupMismatchError(f"cannot compose {self!r} with {other!r}")
-        sources = [so[ss] for ss, so in zip(self.sources, other.sources)]
-        scales = [ds * do[ss] for ss, ds, do in zip(self.sources, self.scales, other.scales)]
-        return MonomialElement(sources, scales)
-
-    def inverse(self) -> MonomialElement:
-        # y[j] = d[j] x[src[j]]  ⇒  x[k] = y[inv[k]] / d[inv[k]] with inv = src⁻¹
-        sources = [torch.argsort(src) for src in self.sources]
-        scales = [1.0 / d[inv] for d, inv in zip(self.scales, sources)]
-        return MonomialElement(sources, scales)
-
-    def allclose(self, other: GroupElement, *, rtol: float = 1e-10, atol: float = 0.0) -> bool:
-        if not isinstance(other, MonomialElement) or other.hidden_sizes != self.hidden_sizes:
-            return False
-        return all(torch.equal(a, b) for a, b in zip(self.sources, other.sources)) and all(
-            torch.allclose(a, b, rtol=rtol, atol=atol) for a, b in zip(self.scales, other.scales)
-        )
-
-    def on(self, hidden_index: int, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Hidden layer ``hidden_index``'s source indices and scales, on ``like``'s device and dtype."""
-        return (
-            self.sources[hidden_index].to(like.device),
-            self.scales[hidden_index].to(device=like.device, dtype=like.dtype),
-        )
 
     def __repr__(self) -> str:
         return f"MonomialElement(hidden_sizes={self.hidden_sizes})"
 
 
 @final
-class HiddenNeuronGroup(Group):
+class HiddenNeuronGroup(UniversalGroup):
     """A product of :class:`Factor` s acting on the hidden neurons of one architecture.
 
     ``permutations × positive scaling`` is the monomial group ``G^{>0}`` of ReLU nets and
     ``permutations × sign flips`` the group ``G^{±1}`` of Tanh and Sine nets. Positive
-    scaling × sign flips together give all non-zero diagonals.
+    scaling × sign flips together give all non-zero diagonals. It is the :class:`UniversalGroup` on
+    the sets ``h1 … h(L-1)`` with these factors (held still without :attr:`Factor.PERMUTATION`).
 
     Args:
         hidden_sizes: ``(n_1, …, n_{L-1})``.
@@ -170,6 +145,8 @@ class HiddenNeuronGroup(Group):
         (True, False)
     """
 
+    element_type = MonomialElement
+
     def __init__(
         self,
         hidden_sizes: Sequence[int],
@@ -181,10 +158,12 @@ class HiddenNeuronGroup(Group):
         if any(n <= 0 for n in self.hidden_sizes):
             raise GroupMismatchError(f"hidden sizes must be positive, got {self.hidden_sizes}")
         self.factors: frozenset[Factor] = frozenset(factors)
-        low, high = scale_range
-        if not 0 < low <= high or not math.isfinite(high):
-            raise ValueError(f"scale_range must satisfy 0 < low <= high < inf, got {scale_range}")
-        self.scale_range = (float(low), float(high))
+        diagonal = frozenset(
+            name for f, name in ((Factor.POSITIVE_SCALING, SCALE), (Factor.SIGN_FLIP, SIGN)) if f in self.factors
+        )
+        sets = [NeuronSet(hidden_set_name(l), n, "permutation", diagonal) for l, n in enumerate(self.hidden_sizes, start=1)]
+        still = () if Factor.PERMUTATION in self.factors else [s.name for s in sets]
+        super().__init__(sets, scale_range, still=still)
 
     @property
     def name(self) -> str:
@@ -195,26 +174,15 @@ class HiddenNeuronGroup(Group):
         """The same group, drawing positive scales from ``[low, high]``."""
         return HiddenNeuronGroup(self.hidden_sizes, self.factors, scale_range=(low, high))
 
-    def identity(self) -> MonomialElement:
-        return MonomialElement.identity_for(self.hidden_sizes)
-
     def sample(self, generator: torch.Generator | None = None) -> MonomialElement:
-        sources = []
-        scales = []
-        log_low, log_high = (math.log(x) for x in self.scale_range)
-        for n in self.hidden_sizes:
-            if Factor.PERMUTATION in self.factors:
-                sources.append(torch.randperm(n, generator=generator))
-            else:
-                sources.append(torch.arange(n))
-            d = torch.ones(n, dtype=torch.float64)
-            if Factor.POSITIVE_SCALING in self.factors:
-                u = torch.rand(n, generator=generator, dtype=torch.float64)
-                d = d * torch.exp(log_low + (log_high - log_low) * u)
-            if Factor.SIGN_FLIP in self.factors:
-                d = d * (torch.randint(0, 2, (n,), generator=generator) * 2 - 1).to(torch.float64)
-            scales.append(d)
-        return MonomialElement(sources, scales)
+        g = super().sample(generator)
+        assert isinstance(g, MonomialElement)
+        return g
+
+    def identity(self) -> MonomialElement:
+        g = super().identity()
+        assert isinstance(g, MonomialElement)
+        return g
 
     def contains(self, other: Group) -> bool:
         return (
@@ -241,10 +209,6 @@ class HiddenNeuronGroup(Group):
         if Factor.POSITIVE_SCALING not in self.factors:
             return None
         return HiddenNeuronGroup(self.hidden_sizes, [Factor.POSITIVE_SCALING], scale_range=scale_range)
-
-    @property
-    def commutes_with_centering(self) -> bool:
-        return self.factors <= {Factor.PERMUTATION}
 
     def monomial(self) -> HiddenNeuronGroup | None:
         """The monomial group a Monomial-NFN respects here: permutations × positive scaling when this group

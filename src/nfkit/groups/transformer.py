@@ -16,29 +16,30 @@ A classifier head's hidden neurons are permuted as in any MLP.
 
 ``INPUT_PERMUTATION`` (permuting the rows of W_Q, W_K, W_V alone) is *not* a symmetry of any
 transformer: it exists for negative controls.
+
+The group is the :class:`~nfkit.groups.UniversalGroup` on named sets (:func:`transformer_sets`); its
+elements are :class:`~nfkit.groups.UniversalElement` s. Each ``A_i`` is stored as the set's matrix
+``A_iᵀ`` (the column-vector convention every set uses), and which axes each set moves is
+:meth:`nfkit.spaces.TransformerSpec.universal`.
 """
 
 from __future__ import annotations
 
 import enum
-import math
 from collections.abc import Hashable, Iterable, Sequence
-from dataclasses import dataclass
 from typing import Protocol, final
 
-import torch
-
-from nfkit.errors import GroupMismatchError
-from nfkit.groups.base import Group, GroupElement
-from nfkit.groups.neurons import DEFAULT_SCALE_RANGE, MonomialElement
+from nfkit.groups.base import Group
+from nfkit.groups.neurons import hidden_set_name
+from nfkit.groups.sets import NeuronSet
+from nfkit.groups.universal import DEFAULT_SCALE_RANGE, UniversalGroup, random_gl
 
 __all__ = [
     "TransformerFactor",
-    "BlockElement",
-    "TransformerElement",
     "TransformerGroup",
     "TransformerSizes",
     "BlockSizes",
+    "transformer_sets",
     "random_gl",
     "FACTOR_ORDER",
 ]
@@ -91,104 +92,30 @@ class TransformerFactor(enum.Enum):
 FACTOR_ORDER = tuple(TransformerFactor)
 
 
-def random_gl(
-    count: int, n: int, *, condition: float, scale_range: tuple[float, float], generator: torch.Generator | None
-) -> torch.Tensor:
-    """``count`` random invertible ``n×n`` matrices ``s · U diag(σ) Vᵀ`` (float64).
-
-    U, V are Haar-random orthogonal; ``log σ`` is uniform on ``±½ log(condition)``, so every
-    condition number is at most ``condition``; the overall scale ``s`` is log-uniform in ``scale_range``.
-    """
-    def orthogonal() -> torch.Tensor:
-        q, r = torch.linalg.qr(torch.randn(count, n, n, generator=generator, dtype=torch.float64))
-        return q * torch.sign(torch.diagonal(r, dim1=-2, dim2=-1)).unsqueeze(-2)
-
-    half = 0.5 * math.log(condition)
-    sigma = torch.exp((torch.rand(count, n, generator=generator, dtype=torch.float64) * 2 - 1) * half)
-    low, high = (math.log(x) for x in scale_range)
-    scale = torch.exp(low + (high - low) * torch.rand(count, 1, 1, generator=generator, dtype=torch.float64))
-    return scale * (orthogonal() * sigma.unsqueeze(-2)) @ orthogonal().transpose(-1, -2)
-
-
-@final
-@dataclass(frozen=True)
-class BlockElement:
-    """One block's ``(τ, A, N, π_O, π_A)`` and the control permutation ``π_I`` of the block input.
-
-    Shapes: ``heads (h,)``, ``query_key (h, d_k, d_k)``, ``value_output (h, d_v, d_v)``,
-    ``stream (D,)``, ``ffn (d_ff,)``, ``inputs (D,)``; permutations are source indices.
-    """
-
-    heads: torch.Tensor
-    query_key: torch.Tensor
-    value_output: torch.Tensor
-    stream: torch.Tensor
-    ffn: torch.Tensor
-    inputs: torch.Tensor
-
-    def compose(self, other: BlockElement) -> BlockElement:
-        """``self ∘ other`` (``other`` acts first): ``τ = τ_o[τ_s]``, ``A = A_o[τ_s] A_s``."""
-        t = self.heads
-        return BlockElement(
-            other.heads[t],
-            other.query_key[t] @ self.query_key,
-            other.value_output[t] @ self.value_output,
-            other.stream[self.stream],
-            other.ffn[self.ffn],
-            other.inputs[self.inputs],
-        )
-
-    def inverse(self) -> BlockElement:
-        """``τ⁻¹`` and ``A⁻¹_{τ⁻¹(i)}``."""
-        t = torch.argsort(self.heads)
-        return BlockElement(
-            t,
-            torch.linalg.inv(self.query_key[t]),
-            torch.linalg.inv(self.value_output[t]),
-            torch.argsort(self.stream),
-            torch.argsort(self.ffn),
-            torch.argsort(self.inputs),
-        )
+def transformer_sets(spec: TransformerSizes) -> dict[TransformerFactor, list[NeuronSet]]:
+    """The neuron sets of each factor: per block ``l`` the sets ``blocks.l.heads`` (τ),
+    ``blocks.l.query_key`` and ``blocks.l.value_output`` (one GL per head, blocked by the heads),
+    ``blocks.l.stream`` (π_O), ``blocks.l.ffn`` (π_A) and ``blocks.l.inputs`` (the control π_I); the
+    classifier head's hidden layers ``head.h1 …``."""
+    F = TransformerFactor
+    sets: dict[TransformerFactor, list[NeuronSet]] = {f: [] for f in FACTOR_ORDER}
+    for l, b in enumerate(spec.blocks):
+        heads = f"blocks.{l}.heads"
+        sets[F.HEAD_PERMUTATION].append(NeuronSet(heads, b.heads))
+        sets[F.QUERY_KEY_GL].append(NeuronSet(f"blocks.{l}.query_key", b.d_k, "gl", blocks=heads))
+        sets[F.VALUE_OUTPUT_GL].append(NeuronSet(f"blocks.{l}.value_output", b.d_v, "gl", blocks=heads))
+        sets[F.STREAM_PERMUTATION].append(NeuronSet(f"blocks.{l}.stream", b.d_model))
+        sets[F.FFN_PERMUTATION].append(NeuronSet(f"blocks.{l}.ffn", b.d_ff))
+        sets[F.INPUT_PERMUTATION].append(NeuronSet(f"blocks.{l}.inputs", b.d_model))
+    if spec.head is not None:
+        sets[F.CLASSIFIER_PERMUTATION] = [
+            NeuronSet(f"head.{hidden_set_name(l)}", n) for l, n in enumerate(spec.head.hidden_sizes, start=1)
+        ]
+    return sets
 
 
 @final
-class TransformerElement(GroupElement):
-    """One :class:`BlockElement` per block, and a permutation of the classifier head's hidden neurons."""
-
-    def __init__(self, blocks: Iterable[BlockElement], head: MonomialElement | None = None) -> None:
-        self.blocks = tuple(blocks)
-        self.head = head
-
-    def compose(self, other: GroupElement) -> TransformerElement:
-        if not isinstance(other, TransformerElement) or len(other.blocks) != len(self.blocks):
-            raise GroupMismatchError(f"cannot compose {self!r} with {other!r}")
-        head = None if self.head is None or other.head is None else self.head.compose(other.head)
-        return TransformerElement((s.compose(o) for s, o in zip(self.blocks, other.blocks)), head)
-
-    def inverse(self) -> TransformerElement:
-        return TransformerElement((b.inverse() for b in self.blocks), None if self.head is None else self.head.inverse())
-
-    def allclose(self, other: GroupElement, *, rtol: float = 1e-10, atol: float = 0.0) -> bool:
-        if not isinstance(other, TransformerElement) or len(other.blocks) != len(self.blocks):
-            return False
-        for s, o in zip(self.blocks, other.blocks):
-            for name in ("heads", "stream", "ffn", "inputs"):
-                if not torch.equal(getattr(s, name), getattr(o, name)):
-                    return False
-            if not (torch.allclose(s.query_key, o.query_key, rtol=rtol, atol=atol) and torch.allclose(
-                s.value_output, o.value_output, rtol=rtol, atol=atol
-            )):
-                return False
-        if self.head is None or other.head is None:
-            return self.head is None and other.head is None
-        return self.head.allclose(other.head)
-
-    def __repr__(self) -> str:
-        return f"TransformerElement(blocks={len(self.blocks)})"
-
-
-@final
-class TransformerGroup(Group):
+class TransformerGroup(UniversalGroup):
     """A product of :class:`TransformerFactor` s acting on the weight space of ``spec``.
 
     Args:
@@ -198,6 +125,7 @@ class TransformerGroup(Group):
         scale_range: their overall scale is drawn log-uniformly from it.
 
     Example:
+        >>> import torch
         >>> from nfkit.spaces.transformer_spec import AttentionBlockSpec, TransformerSpec
         >>> spec = TransformerSpec((AttentionBlockSpec(8, 2, 4, 4, 16),))
         >>> g = spec.symmetry_group().sample(torch.Generator().manual_seed(0))
@@ -216,10 +144,13 @@ class TransformerGroup(Group):
     ) -> None:
         self.spec = spec
         self.factors: frozenset[TransformerFactor] = frozenset(factors)
-        if condition < 1:
-            raise ValueError(f"condition must be at least 1, got {condition}")
-        self.condition = float(condition)
-        self.scale_range = scale_range
+        by_factor = transformer_sets(spec)
+        chosen = [s for f in FACTOR_ORDER if f in self.factors for s in by_factor[f]]
+        # a GL factor without the head permutation keeps the heads where they are
+        names = {s.name for s in chosen}
+        heads = [s for s in by_factor[TransformerFactor.HEAD_PERMUTATION] if s.name not in names
+                 and any(g.blocks == s.name for g in chosen)]
+        super().__init__(chosen + heads, scale_range, still=[s.name for s in heads], condition=condition)
 
     @property
     def name(self) -> str:
@@ -228,46 +159,16 @@ class TransformerGroup(Group):
 
     def with_scale_range(self, low: float, high: float) -> TransformerGroup:
         """The same group, drawing GL elements' overall scale from ``[low, high]``."""
-        return TransformerGroup(self.spec, self.factors, condition=self.condition, scale_range=(low, high))
+        return TransformerGroup(self.spec, self.factors, condition=self._condition, scale_range=(low, high))
+
+    @property
+    def _condition(self) -> float:
+        assert self.condition is not None
+        return self.condition
 
     def restrict(self, factors: Iterable[TransformerFactor]) -> TransformerGroup:
         """The group with exactly ``factors`` (same spec and sampling ranges)."""
-        return TransformerGroup(self.spec, factors, condition=self.condition, scale_range=self.scale_range)
-
-    def _block(self, block: BlockSizes, generator: torch.Generator | None, identity: bool) -> BlockElement:
-        def perm(n: int, factor: TransformerFactor) -> torch.Tensor:
-            return torch.randperm(n, generator=generator) if not identity and factor in self.factors else torch.arange(n)
-
-        def gl(n: int, factor: TransformerFactor) -> torch.Tensor:
-            if identity or factor not in self.factors:
-                return torch.eye(n, dtype=torch.float64).expand(block.heads, n, n).clone()
-            return random_gl(block.heads, n, condition=self.condition, scale_range=self.scale_range, generator=generator)
-
-        F = TransformerFactor
-        return BlockElement(
-            perm(block.heads, F.HEAD_PERMUTATION),
-            gl(block.d_k, F.QUERY_KEY_GL),
-            gl(block.d_v, F.VALUE_OUTPUT_GL),
-            perm(block.d_model, F.STREAM_PERMUTATION),
-            perm(block.d_ff, F.FFN_PERMUTATION),
-            perm(block.d_model, F.INPUT_PERMUTATION),
-        )
-
-    def _head(self, generator: torch.Generator | None, identity: bool) -> MonomialElement | None:
-        if self.spec.head is None:
-            return None
-        sizes = self.spec.head.hidden_sizes
-        permute = not identity and TransformerFactor.CLASSIFIER_PERMUTATION in self.factors
-        return MonomialElement(
-            [torch.randperm(n, generator=generator) if permute else torch.arange(n) for n in sizes],
-            [torch.ones(n, dtype=torch.float64) for n in sizes],
-        )
-
-    def sample(self, generator: torch.Generator | None = None) -> TransformerElement:
-        return TransformerElement((self._block(b, generator, False) for b in self.spec.blocks), self._head(generator, False))
-
-    def identity(self) -> TransformerElement:
-        return TransformerElement((self._block(b, None, True) for b in self.spec.blocks), self._head(None, True))
+        return TransformerGroup(self.spec, factors, condition=self._condition, scale_range=self.scale_range)
 
     def contains(self, other: Group) -> bool:
         return (
@@ -290,7 +191,7 @@ class TransformerGroup(Group):
     def rescalings(self, scale_range: tuple[float, float]) -> TransformerGroup:
         """Per-head ``GL(d_k) × GL(d_v)`` (every transformer has them), scales drawn from ``scale_range``."""
         return TransformerGroup(self.spec, [TransformerFactor.QUERY_KEY_GL, TransformerFactor.VALUE_OUTPUT_GL],
-                                condition=self.condition, scale_range=scale_range)
+                                condition=self._condition, scale_range=scale_range)
 
     @property
     def commutes_with_centering(self) -> bool:

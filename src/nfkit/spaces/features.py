@@ -11,6 +11,7 @@ import torch
 from nfkit.errors import GroupMismatchError, NonFiniteWeightsError, SpecMismatchError
 from nfkit.groups.base import GroupElement
 from nfkit.groups.neurons import MonomialElement
+from nfkit.spaces.action import transform_tensors
 from nfkit.spaces.spec import WeightSpaceSpec
 
 if TYPE_CHECKING:
@@ -304,32 +305,20 @@ class WeightSpaceFeatures(_Ops):
         """The features moved by a hidden-neuron monomial element ``g = (D_ℓ P_ℓ)_ℓ``.
 
         ``W⁽ⁱ⁾ ↦ g_i W⁽ⁱ⁾ g_{i-1}⁻¹`` and ``b⁽ⁱ⁾ ↦ g_i b⁽ⁱ⁾`` with ``g_0 = g_L = I``
-        (:mod:`nfkit.groups.neurons`; Zhou et al. 2023, Sec. 2; Tran et al. 2024, Sec. 4).
+        (:mod:`nfkit.groups.neurons`; Zhou et al. 2023, Sec. 2; Tran et al. 2024, Sec. 4), acting through
+        the space's universal description (:meth:`WeightSpaceSpec.universal`). The element must act on
+        every hidden layer.
 
         Shapes: weights ``(B, C, n_i, n_{i-1}, *kernel)`` and biases ``(B, C, n_i)``, unchanged.
         """
-        if not isinstance(element, MonomialElement):
-            raise GroupMismatchError(f"{element!r} does not act on MLP/CNN weight spaces")
-        if self.spec.hidden_sizes != element.hidden_sizes:
+        if isinstance(element, MonomialElement) and element.hidden_sizes != self.spec.hidden_sizes:
             raise GroupMismatchError(
                 f"group element acts on hidden layers of sizes {element.hidden_sizes}, "
                 f"but the features have hidden sizes {self.spec.hidden_sizes}"
             )
-        num_layers = len(self.weights)
-        weights = []
-        biases = []
-        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
-            kernel_ones = (1,) * (w.dim() - 4)
-            if i + 1 < num_layers:  # output neurons of layer i+1 are hidden
-                src, d = element.on(i, w)
-                w = w.index_select(2, src) * d.view(-1, 1, *kernel_ones)
-                b = b.index_select(2, src) * d
-            if i > 0:  # input neurons of layer i+1 are hidden
-                src, d = element.on(i - 1, w)
-                w = w.index_select(3, src) / d.view(-1, *kernel_ones)
-            weights.append(w)
-            biases.append(b)
-        return self.with_tensors(weights, biases)
+        moved = transform_tensors(self.spec.universal(), self.named_tensors(), element, exact=True)
+        n = self.spec.num_layers
+        return self.with_tensors([moved[f"W{i}"] for i in range(1, n + 1)], [moved[f"b{i}"] for i in range(1, n + 1)])
 
     def allclose(self, other: WeightSpaceFeatures, rtol: float = 1e-5, atol: float = 1e-8) -> bool:
         """Whether every tensor is close to its counterpart (same spec shapes required)."""

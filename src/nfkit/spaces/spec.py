@@ -9,6 +9,7 @@ the symmetry. For a conv layer a neuron is a channel.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -17,8 +18,10 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple, final
 import torch
 
 from nfkit.errors import SpecMismatchError
-from nfkit.groups.neurons import Factor, HiddenNeuronGroup
+from nfkit.groups.neurons import Factor, HiddenNeuronGroup, hidden_set_name
+from nfkit.groups.sets import NeuronSet
 from nfkit.spaces.activations import Activation
+from nfkit.spaces.universal import TensorAxis, TensorSpec, UniversalSpec
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -276,6 +279,23 @@ class WeightSpaceSpec:
             factors.add(Factor.SIGN_FLIP)
         return HiddenNeuronGroup(self.hidden_sizes, factors)
 
+    def universal(self, *, permute_io: bool = False) -> UniversalSpec:
+        """This space as a :class:`~nfkit.spaces.UniversalSpec`: the one description groups act through.
+
+        Tensors are ``W1, b1, …`` as in the dense features; hidden neuron layer ℓ is set ``"hℓ"`` with the
+        spec's own factors (:meth:`symmetry_group`'s sets). With ``permute_io`` the input and output
+        neurons are permutation sets ``"h0"`` and ``"hL"`` too: the space NP is equivariant to (Zhou et
+        al. 2023, Eq. 2).
+
+        Example:
+            >>> spec = WeightSpaceSpec.mlp([2, 8, 1], "relu").universal()
+            >>> [t.name for t in spec.tensors], spec.tensor("W1").shape
+            (['W1', 'b1', 'W2', 'b2'], (8, 2))
+            >>> spec.sets[0]
+            NeuronSet(name='h1', size=8, kind='permutation', factors=frozenset({'scale'}), blocks='')
+        """
+        return _universal(self, tuple(layer.name for layer in self.layers), permute_io)
+
     # --- features --------------------------------------------------------------------------
     def randn(
         self,
@@ -330,3 +350,30 @@ class WeightSpaceSpec:
 
     def __str__(self) -> str:
         return f"WeightSpaceSpec({self.describe()})"
+
+
+@functools.lru_cache(maxsize=64)
+def _universal(spec: WeightSpaceSpec, names: tuple[str, ...], permute_io: bool) -> UniversalSpec:
+    """:meth:`WeightSpaceSpec.universal`, built once per spec (``names`` are in the key: they set each
+    tensor's ``parameter`` but not the spec's equality)."""
+    sizes = spec.neuron_sizes
+    last = len(sizes) - 1
+    io_sets = [NeuronSet(hidden_set_name(l), sizes[l]) for l in (0, last)] if permute_io else []
+    sets = sorted([*spec.symmetry_group().sets, *io_sets], key=lambda s: int(s.name[1:]))
+    labelled = {s.name for s in sets}
+
+    def axis(layer: int, role: Literal["out", "in"]) -> TensorAxis | None:
+        name = hidden_set_name(layer)
+        return TensorAxis(name, role, name) if name in labelled else None
+
+    def io(*layers: int) -> tuple[str, ...]:
+        return tuple(hidden_set_name(l) if l in (0, last) and hidden_set_name(l) not in labelled else "" for l in layers)
+
+    tensors: list[TensorSpec] = []
+    for i, (layer, name) in enumerate(zip(spec.layers, names), start=1):
+        kernel: tuple[None, ...] = (None,) * len(layer.kernel)
+        prefix = f"{name}." if name else f"layers.{i - 1}."
+        tensors.append(TensorSpec(f"W{i}", layer.weight_shape, (axis(i, "out"), axis(i - 1, "in"), *kernel), prefix + "weight",
+                                  io=io(i, i - 1) + ("",) * len(layer.kernel)))
+        tensors.append(TensorSpec(f"b{i}", (layer.n_out,), (axis(i, "out"),), prefix + "bias", io=io(i)))
+    return UniversalSpec(tuple(tensors), tuple(sets))

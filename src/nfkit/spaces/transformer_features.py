@@ -7,9 +7,9 @@ from typing import final
 
 import torch
 
-from nfkit.errors import GroupMismatchError, NonFiniteWeightsError, SpecMismatchError
+from nfkit.errors import NonFiniteWeightsError, SpecMismatchError
 from nfkit.groups.base import GroupElement
-from nfkit.groups.transformer import BlockElement, TransformerElement
+from nfkit.spaces.action import transform_tensors
 from nfkit.spaces.features import WeightSpaceFeatures, _NamedOps
 from nfkit.spaces.spec import WeightSpaceSpec
 from nfkit.spaces.transformer_spec import TransformerSpec
@@ -156,15 +156,9 @@ class TransformerFeatures(_NamedOps):
 
     def transform(self, element: GroupElement) -> TransformerFeatures:
         """The features moved by a transformer group element (:mod:`nfkit.groups.transformer`;
-        Tran et al., ICLR 2025, Sec. 3): every block by its :class:`BlockElement`, the classifier head's
-        hidden neurons by its permutation. Shapes unchanged."""
-        if not isinstance(element, TransformerElement) or self.spec.num_blocks != len(element.blocks):
-            raise GroupMismatchError(f"{element!r} does not act on transformer features with {self.spec.num_blocks} blocks")
-        blocks = [_transform_block(g, t) for g, t in zip(element.blocks, self.blocks)]
-        head = self.head
-        if head is not None and element.head is not None:
-            head = head.transform(element.head)
-        return TransformerFeatures.assemble(self.spec, blocks, self.embedding, head)
+        Tran et al., ICLR 2025, Sec. 3), through the space's universal description
+        (:meth:`TransformerSpec.universal`). Shapes unchanged."""
+        return TransformerFeatures(self.spec, transform_tensors(self.spec.universal(), self.named, element))
 
     def allclose(self, other: TransformerFeatures, rtol: float = 1e-5, atol: float = 1e-8) -> bool:
         """Whether every tensor is close to its counterpart."""
@@ -189,38 +183,6 @@ class TransformerFeatures(_NamedOps):
             f"TransformerFeatures(batch={self.batch_size}, channels={self.channels}, dtype={self.dtype}, "
             f"spec={self.spec.describe()})"
         )
-
-
-def _transform_block(g: BlockElement, t: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """One block's tensors moved by ``g = (τ, A, N, π_O, π_A)`` (and the control ``π_I``); shapes unchanged.
-
-    ``W_Q⁽ⁱ⁾ ↦ W_Q^{(τ(i))} A_i``, ``W_K⁽ⁱ⁾ ↦ W_K^{(τ(i))} A_i^{-⊤}``, ``W_V⁽ⁱ⁾ ↦ W_V^{(τ(i))} N_i``,
-    ``W_O⁽ⁱ⁾ ↦ N_i⁻¹ W_O^{(τ(i))} P_O``, biases like their matrices' columns, ``W_A ↦ P_Oᵀ W_A P_A``,
-    ``W_B ↦ P_Aᵀ W_B`` (the paper's ``G_U``, in row-vector convention).
-    """
-    like = t["query"]
-    a = g.query_key.to(like)
-    n = g.value_output.to(like)
-    heads, stream, ffn, inputs = (p.to(like.device) for p in (g.heads, g.stream, g.ffn, g.inputs))
-    a_inv_t = torch.linalg.inv(a).transpose(-1, -2)
-    n_inv = torch.linalg.inv(n)
-    out = dict(t)
-
-    def rows(x: torch.Tensor) -> torch.Tensor:  # (B, C, h, D, d) with permuted heads and inputs
-        return x.index_select(2, heads).index_select(3, inputs)
-
-    out["query"] = torch.einsum("bchpk,hkl->bchpl", rows(t["query"]), a)
-    out["key"] = torch.einsum("bchpk,hkl->bchpl", rows(t["key"]), a_inv_t)
-    out["value"] = torch.einsum("bchpk,hkl->bchpl", rows(t["value"]), n)
-    out["query_bias"] = torch.einsum("bchk,hkl->bchl", t["query_bias"].index_select(2, heads), a)
-    out["key_bias"] = torch.einsum("bchk,hkl->bchl", t["key_bias"].index_select(2, heads), a_inv_t)
-    out["value_bias"] = torch.einsum("bchk,hkl->bchl", t["value_bias"].index_select(2, heads), n)
-    out["output"] = torch.einsum("hlk,bchkq->bchlq", n_inv, t["output"].index_select(2, heads)).index_select(4, stream)
-    out["output_bias"] = t["output_bias"].index_select(2, stream)
-    out["ffn_in"] = t["ffn_in"].index_select(2, ffn).index_select(3, stream)
-    out["ffn_in_bias"] = t["ffn_in_bias"].index_select(2, ffn)
-    out["ffn_out"] = t["ffn_out"].index_select(3, ffn)
-    return out
 
 
 TransformerSpec.features_type = TransformerFeatures

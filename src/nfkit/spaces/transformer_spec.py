@@ -17,6 +17,7 @@ An optional token embedding and classifier head are ordinary :class:`WeightSpace
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -25,12 +26,12 @@ from typing import TYPE_CHECKING, Any, ClassVar, final
 import torch
 
 from nfkit.errors import SpecMismatchError
-from nfkit.groups.transformer import TransformerFactor, TransformerGroup
+from nfkit.groups.transformer import FACTOR_ORDER, TransformerFactor, TransformerGroup, transformer_sets
 from nfkit.spaces.spec import WeightSpaceSpec
+from nfkit.spaces.universal import Role, TensorAxis, TensorSpec, UniversalSpec
 
 if TYPE_CHECKING:
     from nfkit.spaces.transformer_features import TransformerFeatures
-    from nfkit.spaces.universal import UniversalSpec
 
 __all__ = ["AttentionBlockSpec", "TransformerSpec", "spec_from_dict"]
 
@@ -255,6 +256,25 @@ class TransformerSpec:
             factors.add(TransformerFactor.CLASSIFIER_PERMUTATION)
         return TransformerGroup(self, factors)
 
+    def universal(self) -> UniversalSpec:
+        """This space as a :class:`~nfkit.spaces.UniversalSpec` with every set of :func:`transformer_sets`
+        (the control's ``blocks.l.inputs`` included): the description the group acts through.
+
+        Per block, in the row-vector layout: ``query (h, D, d_k)`` carries the heads, the inputs (``"in"``)
+        and ``query_key`` (``"out"``: ``W_Q A`` is ``Aᵀ`` on that axis); ``key`` the same with
+        ``query_key`` ``"in"`` (``W_K A⁻ᵀ``); ``value`` and ``output`` the heads and ``value_output``
+        (``"out"`` and ``"in"``); ``output`` and ``output_bias`` produce the stream that ``ffn_in``
+        consumes; ``ffn_in`` and ``ffn_in_bias`` produce the FFN neurons that ``ffn_out`` consumes.
+        The head's hidden layers are ``head.h1 …``; the embedding and the norms carry no set.
+
+        Example:
+            >>> from nfkit.spaces.transformer_spec import AttentionBlockSpec
+            >>> spec = TransformerSpec((AttentionBlockSpec(8, 2, 4, 4, 16),)).universal()
+            >>> [a.set if a else None for a in spec.tensor("blocks.0.key").axes]
+            ['blocks.0.heads', 'blocks.0.inputs', 'blocks.0.query_key']
+        """
+        return _universal(self)
+
     def randn(
         self,
         batch_size: int,
@@ -341,12 +361,43 @@ def _dense_shapes(part: str, spec: WeightSpaceSpec) -> dict[str, tuple[int, ...]
     return shapes
 
 
+#: per block tensor, the (set, role) of each axis; ``None`` for fixed axes
+_BLOCK_AXES: dict[str, tuple[tuple[str, Role] | None, ...]] = {
+    "query": (("heads", "tied"), ("inputs", "in"), ("query_key", "out")),
+    "key": (("heads", "tied"), ("inputs", "in"), ("query_key", "in")),
+    "value": (("heads", "tied"), ("inputs", "in"), ("value_output", "out")),
+    "output": (("heads", "tied"), ("value_output", "in"), ("stream", "out")),
+    "query_bias": (("heads", "tied"), ("query_key", "out")),
+    "key_bias": (("heads", "tied"), ("query_key", "in")),
+    "value_bias": (("heads", "tied"), ("value_output", "out")),
+    "output_bias": (("stream", "out"),),
+    "ffn_in": (("ffn", "out"), ("stream", "in")),
+    "ffn_in_bias": (("ffn", "out"),),
+    "ffn_out": (None, ("ffn", "in")),
+}
+
+
+@functools.lru_cache(maxsize=64)
+def _universal(spec: TransformerSpec) -> UniversalSpec:
+    sets = transformer_sets(spec)
+    tensors: list[TensorSpec] = []
+    for name, shape in spec.tensor_shapes().items():
+        part, _, short = name.rpartition(".")
+        axes: tuple[TensorAxis | None, ...] = (None,) * len(shape)
+        if part.startswith("blocks.") and short in _BLOCK_AXES:
+            axes = tuple(None if a is None else TensorAxis(f"{part}.{a[0]}", a[1], f"{part}.{a[0]}") for a in _BLOCK_AXES[short])
+        elif part == "head":
+            assert spec.head is not None
+            dense = spec.head.universal().tensor(short)
+            axes = tuple(None if a is None else TensorAxis(f"head.{a.set}", a.role, f"head.{a.set}") for a in dense.axes)
+        tensors.append(TensorSpec(name, shape, axes, name))
+    return UniversalSpec(tuple(tensors), tuple(s for f in FACTOR_ORDER for s in sets[f]))
+
+
 def spec_from_dict(data: Mapping[str, Any]) -> WeightSpaceSpec | TransformerSpec | UniversalSpec:
     """A spec from its ``to_dict`` description: dense, transformer or universal (traced)."""
     if data.get("type") == "transformer":
         return TransformerSpec.from_dict(data)
     if data.get("type") == "universal":
-        from nfkit.spaces.universal import UniversalSpec
-
         return UniversalSpec.from_dict(data)
     return WeightSpaceSpec.from_dict(data)

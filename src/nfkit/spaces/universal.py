@@ -44,49 +44,16 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal, final
 import torch
 
 from nfkit.errors import SpecMismatchError
-from nfkit.spaces.spec import WeightSpaceSpec
+from nfkit.groups.sets import SCALE, SIGN, NeuronSet
 
 if TYPE_CHECKING:
     from nfkit.groups.universal import UniversalGroup
+    from nfkit.spaces.spec import WeightSpaceSpec
     from nfkit.spaces.universal_features import UniversalFeatures
 
 __all__ = ["NeuronSet", "TensorAxis", "TensorSpec", "UniversalSpec", "universal_spec", "SCALE", "SIGN"]
 
-#: The per-neuron factors a permutation set may carry beyond the permutation itself.
-SCALE = "scale"
-SIGN = "sign"
 Role = Literal["out", "in", "tied"]
-
-
-@final
-@dataclass(frozen=True)
-class NeuronSet:
-    """Neurons that one symmetry factor acts on.
-
-    Attributes:
-        name: unique within the spec (the module path that produces them, e.g. ``"layer1.0.conv1"``).
-        size: ``n``.
-        kind: ``"permutation"`` (``G = D P``) or ``"gl"`` (any invertible ``G``).
-        factors: for permutation sets, which diagonals ``D`` keep the function: ``"scale"``
-            (positive, through positively homogeneous activations) and/or ``"sign"`` (through odd ones).
-        blocks: for a GL set with one matrix per head, the permutation set of the heads.
-    """
-
-    name: str
-    size: int
-    kind: Literal["permutation", "gl"] = "permutation"
-    factors: frozenset[str] = frozenset()
-    blocks: str = ""
-
-    def __post_init__(self) -> None:
-        if self.size <= 0:
-            raise SpecMismatchError(f"neuron set {self.name!r} must have a positive size, got {self.size}")
-        if self.kind not in ("permutation", "gl"):
-            raise SpecMismatchError(f"neuron set {self.name!r}: kind must be 'permutation' or 'gl', got {self.kind!r}")
-        if not self.factors <= {SCALE, SIGN} or (self.kind == "gl" and self.factors):
-            raise SpecMismatchError(f"neuron set {self.name!r}: factors {sorted(self.factors)} are not valid for {self.kind}")
-        if self.blocks and self.kind != "gl":
-            raise SpecMismatchError(f"neuron set {self.name!r}: only GL sets come in blocks")
 
 
 @final
@@ -326,37 +293,5 @@ class UniversalSpec:
 
 
 def universal_spec(spec: WeightSpaceSpec, *, permute_io: bool = False) -> UniversalSpec:
-    """The :class:`UniversalSpec` of an MLP's or CNN's :class:`~nfkit.spaces.WeightSpaceSpec`.
-
-    Tensors are ``W1, b1, …`` as in the dense features; hidden neuron layer ℓ is set ``"hℓ"`` with the
-    spec's own factors (positive scaling for ReLU-like layers, sign for odd ones). With ``permute_io``
-    the input and output neurons are permutation sets ``"h0"`` and ``"hL"`` too: the space NP is
-    equivariant to (Zhou et al. 2023, Eq. 2).
-    """
-    group = spec.symmetry_group()
-    from nfkit.groups.neurons import Factor
-
-    factors = frozenset(
-        name for f, name in ((Factor.POSITIVE_SCALING, SCALE), (Factor.SIGN_FLIP, SIGN)) if f in group.factors
-    )
-    sizes = spec.neuron_sizes
-    last = len(sizes) - 1
-    sets = [NeuronSet(f"h{l}", sizes[l], "permutation", frozenset() if l in (0, last) else factors)
-            for l in range(len(sizes)) if permute_io or 0 < l < last]
-    labelled = {s.name for s in sets}
-
-    def axis(layer: int, role: Role) -> TensorAxis | None:
-        return TensorAxis(f"h{layer}", role, f"h{layer}") if f"h{layer}" in labelled else None
-
-    def io(*layers: int) -> tuple[str, ...]:
-        return tuple(f"h{l}" if l in (0, last) and f"h{l}" not in labelled else "" for l in layers)
-
-    tensors: list[TensorSpec] = []
-    for i, layer in enumerate(spec.layers, start=1):
-        kernel: tuple[Any, ...] = (None,) * len(layer.kernel)
-        prefix = f"{layer.name}." if layer.name else f"layers.{i - 1}."
-        tensors.append(TensorSpec(f"W{i}", layer.weight_shape, (axis(i, "out"), axis(i - 1, "in"), *kernel), prefix + "weight",
-                                  io=io(i, i - 1) + ("",) * len(layer.kernel)))
-        tensors.append(TensorSpec(f"b{i}", (layer.n_out,), (axis(i, "out"),), prefix + "bias", io=io(i)))
-    return UniversalSpec(tuple(tensors), tuple(sets))
-
+    """The :class:`UniversalSpec` of an MLP's or CNN's spec: :meth:`~nfkit.spaces.WeightSpaceSpec.universal`."""
+    return spec.universal(permute_io=permute_io)

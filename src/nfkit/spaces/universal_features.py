@@ -7,12 +7,12 @@ from typing import final
 
 import torch
 
-from nfkit.errors import GroupMismatchError, NonFiniteWeightsError, SpecMismatchError
+from nfkit.errors import NonFiniteWeightsError, SpecMismatchError
 from nfkit.groups.base import GroupElement
-from nfkit.groups.universal import UniversalElement
+from nfkit.spaces.action import transform_tensors
 from nfkit.spaces.features import WeightSpaceFeatures, _NamedOps
 from nfkit.spaces.spec import WeightSpaceSpec
-from nfkit.spaces.universal import TensorAxis, UniversalSpec
+from nfkit.spaces.universal import UniversalSpec
 
 __all__ = ["UniversalFeatures"]
 
@@ -103,30 +103,9 @@ class UniversalFeatures(_NamedOps):
         return self
 
     def transform(self, element: GroupElement) -> UniversalFeatures:
-        """The features moved by ``element``: per labelled axis, ``x ↦ G x`` (``"out"``), ``x ↦ x G⁻¹``
-        (``"in"``) or ``x ↦ P x`` (``"tied"``), with ``G`` the axis' set's matrix. Sets the element does
-        not name stay put."""
-        if not isinstance(element, UniversalElement):
-            raise GroupMismatchError(f"{element!r} does not act on universal features")
-        known = {s.name for s in self.spec.sets}
-        unknown = (set(element.permutations) | set(element.matrices)) - known
-        if unknown:
-            raise GroupMismatchError(f"the element acts on neuron sets {sorted(unknown)} this space does not have")
-        inverse = element.inverse()
-        out = {}
-        for t in self.spec.tensors:
-            x = self.named[t.name]
-            axes = t.symmetric_axes()
-            # per-head matrices act on the heads where they are, before the heads' permutation moves them
-            for d, axis in axes:
-                if axis.set in element.blocks:
-                    heads = next(h for h, a in axes if a.set == element.blocks[axis.set])
-                    x = _act_per_head(x, 2 + heads, 2 + d, axis, element.matrices[axis.set])
-            for d, axis in axes:
-                if axis.set not in element.blocks:
-                    x = _act_on_axis(x, 2 + d, axis, element, inverse)
-            out[t.name] = x
-        return UniversalFeatures(self.spec, out)
+        """The features moved by ``element`` (:func:`nfkit.spaces.action.transform_tensors`); sets the
+        element does not name stay put."""
+        return UniversalFeatures(self.spec, transform_tensors(self.spec, self.named, element))
 
     def allclose(self, other: UniversalFeatures, rtol: float = 1e-5, atol: float = 1e-8) -> bool:
         """Whether every tensor is close to its counterpart."""
@@ -136,35 +115,6 @@ class UniversalFeatures(_NamedOps):
 
     def __repr__(self) -> str:
         return f"UniversalFeatures(batch={self.batch_size}, channels={self.channels}, dtype={self.dtype}, {self.spec.describe()})"
-
-
-def _act_per_head(x: torch.Tensor, heads: int, dim: int, axis: TensorAxis, blocks: torch.Tensor) -> torch.Tensor:
-    """``x ↦ A_j x`` (``"out"``) or ``x ↦ x A_j⁻¹`` (``"in"``) along ``dim`` for the slice of head ``j``."""
-    moved = torch.movedim(x, (heads, dim), (-2, -1))
-    if axis.role == "out":
-        moved = torch.einsum("...jd,jed->...je", moved, blocks.to(x))
-    else:
-        moved = torch.einsum("...jd,jde->...je", moved, torch.linalg.inv(blocks).to(x))
-    return torch.movedim(moved, (-2, -1), (heads, dim))
-
-
-def _act_on_axis(x: torch.Tensor, dim: int, axis: TensorAxis, g: UniversalElement, g_inv: UniversalElement) -> torch.Tensor:
-    shape = [1] * x.dim()
-    shape[dim] = -1
-    if axis.set in g.matrices:
-        # "out": x ↦ G x along dim; "in": x ↦ x G⁻¹, i.e. new[j] = Σ_i old[i] (G⁻¹)[i, j]
-        m = g.matrices[axis.set] if axis.role == "out" else g_inv.matrices[axis.set].transpose(0, 1)
-        moved = torch.movedim(x, dim, -1)
-        return torch.movedim(moved @ m.to(x).transpose(0, 1), -1, dim)
-    if axis.set not in g.permutations:
-        return x
-    sources, d = g.permutations[axis.set]
-    x = x.index_select(dim, sources.to(x.device))
-    if axis.role == "out":
-        return x * d.to(x).view(shape)
-    if axis.role == "in":
-        return x / d.to(x).view(shape)
-    return x
 
 
 UniversalSpec.features_type = UniversalFeatures
