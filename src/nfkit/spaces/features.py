@@ -96,53 +96,6 @@ class _Ops:
         return self.map(lambda t: t[index])
 
 
-class _NamedOps(_Ops):
-    """Sizes and flat views of a container that holds one name → ``(B, C, *shape)`` tensor per tensor of its spec
-    (transformer and universal features). Subclasses provide ``named``."""
-
-    __slots__ = ()
-    named: dict[str, torch.Tensor]
-
-    def _first(self) -> torch.Tensor:
-        return next(iter(self.named.values()))
-
-    @property
-    def batch_size(self) -> int:
-        """B."""
-        return self._first().shape[0]
-
-    @property
-    def channels(self) -> int:
-        """C."""
-        return self._first().shape[1]
-
-    @property
-    def dtype(self) -> torch.dtype:
-        """The first tensor's dtype."""
-        return self._first().dtype
-
-    @property
-    def device(self) -> torch.device:
-        """The first tensor's device."""
-        return self._first().device
-
-    def __len__(self) -> int:
-        return self.batch_size
-
-    def tensors(self) -> Iterator[torch.Tensor]:
-        """Every tensor in the spec's order."""
-        return iter(self.named.values())
-
-    def named_tensors(self, prefix: str = "") -> dict[str, torch.Tensor]:
-        """Name → tensor, in order."""
-        return {prefix + k: v for k, v in self.named.items()}
-
-    def flatten(self) -> torch.Tensor:
-        """All entries in the spec's order: ``(B, C, P)``."""
-        b, c = self.batch_size, self.channels
-        return torch.cat([t.reshape(b, c, -1) for t in self.named.values()], dim=-1)
-
-
 @final
 class WeightSpaceFeatures(_Ops):
     """Weight and bias tensors of a batch of networks, each with channels, typed by a spec.

@@ -267,10 +267,11 @@ class UniversalSpec:
 
     def unflatten(self, flat: torch.Tensor) -> UniversalFeatures:
         """Inverse of ``features.flatten()``: ``(B, C, P)`` → features."""
-        if flat.dim() != 3 or flat.shape[-1] != self.num_parameters:
-            raise SpecMismatchError(f"expected a flat tensor of shape (B, C, {self.num_parameters}), got {tuple(flat.shape)}")
-        parts = torch.split(flat, [t.numel for t in self.tensors], dim=-1)
-        return self.features_type(self, {t.name: p.reshape(*flat.shape[:2], *t.shape) for t, p in zip(self.tensors, parts)})
+        return self.features_type.unflatten(self, flat)
+
+    def universal(self) -> UniversalSpec:
+        """Itself: every spec has a universal description, this one is one."""
+        return self
 
     def symmetry_group(self) -> UniversalGroup:
         """The group the network has: every set with its factors (GL sets whole)."""
