@@ -34,6 +34,7 @@ from torch import nn
 
 from nfkit.groups.base import Group
 from nfkit.spaces.features import WeightSpaceFeatures
+from nfkit.spaces.named_features import NamedFeatures
 from nfkit.spaces.transformer_features import TransformerFeatures
 from nfkit.spaces.universal_features import UniversalFeatures
 
@@ -122,7 +123,7 @@ def _named_outputs(out: Features | torch.Tensor) -> dict[str, torch.Tensor]:
             named[f"weights[{i}]"] = w
             named[f"biases[{i}]"] = b
         return named
-    if isinstance(out, (TransformerFeatures, UniversalFeatures)):
+    if isinstance(out, NamedFeatures):
         return out.named_tensors()
     if isinstance(out, torch.Tensor):
         return {"output": out}
@@ -168,7 +169,7 @@ def check_symmetry(
     with torch.no_grad():
         reference = fn(inputs)
         kind: Literal["equivariant", "invariant"] = (
-            "equivariant" if isinstance(reference, (WeightSpaceFeatures, TransformerFeatures, UniversalFeatures)) else "invariant"
+            "equivariant" if isinstance(reference, NamedFeatures) else "invariant"
         )
         expected = _named_outputs(reference)
         report = SymmetryReport(kind, group.name, {name: 0.0 for name in expected}, tolerance)
@@ -176,7 +177,7 @@ def check_symmetry(
             g = group.sample(generator)
             out = fn(g.act(inputs))
             if kind == "equivariant":
-                if not isinstance(out, (WeightSpaceFeatures, TransformerFeatures, UniversalFeatures)):
+                if not isinstance(out, NamedFeatures):
                     raise TypeError("the module returned features for one input and a tensor for another")
                 out = g.inverse().act(out)
             for name, actual in _named_outputs(out).items():

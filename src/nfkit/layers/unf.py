@@ -22,7 +22,7 @@ partition one (reduction, expansion) pair, so no term is counted twice. Constant
 tensors of each output, e.g. ``1`` and the identity for a hidden-to-hidden matrix) come from a ones
 channel added to the fully reduced inputs.
 
-On an MLP with every neuron layer labelled (``universal_spec(spec, permute_io=True)``) the layer
+On an MLP with every neuron layer labelled (``spec.universal(permute_io=True)``) the layer
 spans exactly NP's maps (Zhou et al. 2023, Eq. 2); with inputs and outputs fixed, exactly HNP's
 (``tests/layers/test_unf.py``).
 """
@@ -34,6 +34,7 @@ import math
 import string
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 from torch import nn
@@ -44,7 +45,7 @@ from nfkit.groups.neurons import permutations
 from nfkit.layers.mixing import mix_channels
 from nfkit.spaces.features import WeightSpaceFeatures
 from nfkit.spaces.spec import WeightSpaceSpec
-from nfkit.spaces.universal import TensorSpec, UniversalSpec, universal_spec
+from nfkit.spaces.universal import TensorSpec, UniversalSpec
 from nfkit.spaces.universal_features import UniversalFeatures
 
 __all__ = ["UNFLinear", "UNFPool", "UNFField"]
@@ -173,6 +174,15 @@ def _declared_group(spec: UniversalSpec | WeightSpaceSpec, universal: UniversalS
     return permutations(spec.hidden_sizes) if isinstance(spec, WeightSpaceSpec) else universal.permutation_group()
 
 
+_Features = TypeVar("_Features", UniversalFeatures, WeightSpaceFeatures)
+
+
+def _require_space(spec: UniversalSpec | WeightSpaceSpec, features: UniversalFeatures | WeightSpaceFeatures, layer: str) -> None:
+    """Features of the space the layer was built for: the same container and tensor shapes."""
+    if type(features) is not spec.features_type or features.spec.shape_key != spec.shape_key:
+        raise SpecMismatchError(f"{layer} was built for {spec.describe()}; got {type(features).__name__} of {features.spec.describe()}")
+
+
 def _delta(size: int, rank: int, like: torch.Tensor) -> torch.Tensor:
     d = torch.zeros((size,) * rank, dtype=like.dtype, device=like.device)
     d[(torch.arange(size, device=like.device),) * rank] = 1.0
@@ -207,8 +217,8 @@ class UNFLinear(nn.Module):
         super().__init__()
         if in_channels <= 0 or out_channels <= 0:
             raise ValueError(f"channels must be positive, got {in_channels} → {out_channels}")
-        self.dense = spec if isinstance(spec, WeightSpaceSpec) else None
-        self.spec = universal_spec(spec) if isinstance(spec, WeightSpaceSpec) else spec
+        self.source = spec
+        self.spec = spec.universal()
         self.in_channels, self.out_channels = in_channels, out_channels
         self.group = _declared_group(spec, self.spec)
         self.fields = tuple(UNFField.of(t, permute_io) for t in self.spec.tensors)
@@ -248,12 +258,12 @@ class UNFLinear(nn.Module):
                     mixer[row : row + rows].uniform_(-bound, bound)
                     row += rows
 
-    def forward(self, features: UniversalFeatures | WeightSpaceFeatures) -> UniversalFeatures | WeightSpaceFeatures:
-        universal = self._universal(features)
-        if universal.channels != self.in_channels:
-            raise SpecMismatchError(f"UNFLinear expects {self.in_channels} channels, got {universal.channels}")
-        inputs = [f.to_field(t) for f, t in zip(self.fields, universal.tensors())]
-        batch = universal.batch_size
+    def forward(self, features: _Features) -> _Features:
+        _require_space(self.source, features, "UNFLinear")
+        if features.channels != self.in_channels:
+            raise SpecMismatchError(f"UNFLinear expects {self.in_channels} channels, got {features.channels}")
+        inputs = [f.to_field(features.named[t.name]) for f, t in zip(self.fields, self.spec.tensors)]
+        batch = features.batch_size
         outputs: list[list[torch.Tensor]] = [[] for _ in self.fields]
         for key, reductions, expansions, mixer in zip(self.keys, self.reductions, self.expansions, self.mixers):
             parts = [torch.einsum(r.equation, inputs[r.field]) / r.pooled for r in reductions]
@@ -277,17 +287,7 @@ class UNFLinear(nn.Module):
             for t in terms[1:]:
                 total = total + t
             tensors.append(f.from_field(total.expand(batch, -1, *f.sizes), self.out_channels))
-        result = universal.with_tensors(tensors)
-        return result.to_dense(self.dense) if self.dense is not None else result
-
-    def _universal(self, features: UniversalFeatures | WeightSpaceFeatures) -> UniversalFeatures:
-        if isinstance(features, WeightSpaceFeatures):
-            if self.dense is None:
-                raise SpecMismatchError("this UNFLinear was built for a universal spec; pass UniversalFeatures")
-            self.dense.require_compatible(features.spec)
-            return UniversalFeatures.from_dense(features, self.spec)
-        self.spec.require_compatible(features.spec)
-        return features
+        return features.from_named(features.spec, {t.name: x for t, x in zip(self.spec.tensors, tensors)})
 
     def extra_repr(self) -> str:
         return f"{self.in_channels}→{self.out_channels}, {len(self.fields)} tensors, {self.num_terms} basis maps"
@@ -303,8 +303,8 @@ class UNFPool(nn.Module):
 
     def __init__(self, spec: UniversalSpec | WeightSpaceSpec, *, permute_io: bool = True) -> None:
         super().__init__()
-        self.dense = spec if isinstance(spec, WeightSpaceSpec) else None
-        self.spec = universal_spec(spec) if isinstance(spec, WeightSpaceSpec) else spec
+        self.source = spec
+        self.spec = spec.universal()
         self.group = _declared_group(spec, self.spec)
         self.fields = tuple(UNFField.of(t, permute_io) for t in self.spec.tensors)
         self.reductions = tuple(r for n, f in enumerate(self.fields) for key, r in _reductions(n, f) if not key)
@@ -314,12 +314,7 @@ class UNFPool(nn.Module):
         return sum(channels * self.fields[r.field].fixed for r in self.reductions)
 
     def forward(self, features: UniversalFeatures | WeightSpaceFeatures) -> torch.Tensor:
-        if isinstance(features, WeightSpaceFeatures):
-            if self.dense is None:
-                raise SpecMismatchError("this UNFPool was built for a universal spec; pass UniversalFeatures")
-            self.dense.require_compatible(features.spec)
-            features = UniversalFeatures.from_dense(features, self.spec)
-        self.spec.require_compatible(features.spec)
-        inputs = [f.to_field(t) for f, t in zip(self.fields, features.tensors())]
+        _require_space(self.source, features, "UNFPool")
+        inputs = [f.to_field(features.named[t.name]) for f, t in zip(self.fields, self.spec.tensors)]
         return torch.cat([torch.einsum(r.equation, inputs[r.field]) / r.pooled for r in self.reductions], dim=1)
 

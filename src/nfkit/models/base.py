@@ -15,6 +15,7 @@ from nfkit.groups.base import Group
 from nfkit.layers.pointwise import ChannelNorm, FeatureActivation, FeatureDropout
 from nfkit.layers.recompute import check_recompute, recomputed_in_chunks
 from nfkit.spaces.features import WeightSpaceFeatures
+from nfkit.spaces.named_features import NamedFeatures
 from nfkit.spaces.spec import WeightSpaceSpec
 from nfkit.spaces.transformer_features import TransformerFeatures
 from nfkit.spaces.transformer_spec import TransformerSpec
@@ -64,7 +65,7 @@ class WeightSpaceModel(nn.Module, abc.ABC):
 
     def validate(self, features: WeightSpaceFeatures) -> None:
         """Raise a clear error for features of another spec, channel count, or with NaN/Inf."""
-        if not isinstance(features, (WeightSpaceFeatures, TransformerFeatures, UniversalFeatures)):
+        if not isinstance(features, NamedFeatures):
             raise TypeError(
                 f"{type(self).__name__} takes WeightSpaceFeatures, TransformerFeatures or UniversalFeatures, got {type(features).__name__}"
             )
@@ -97,20 +98,12 @@ class EquivariantModel(WeightSpaceModel):
         """Shapes: features with ``in_channels`` channels → features with ``out_channels`` channels."""
 
     def project(self, features: _AnyFeatures) -> _AnyFeatures:
-        """Zero the biases of bias-free layers, so that the output is a point of the weight space."""
-        if isinstance(features, UniversalFeatures):  # holds only the tensors the network has
+        """Zero the stored biases the source network lacks (:meth:`zero_tensors` of the spec), so that the
+        output is a point of the weight space."""
+        zero = features.spec.zero_tensors()
+        if not zero:
             return features
-        if isinstance(features, TransformerFeatures):
-            zero = features.spec.zero_tensors()
-            return features if not zero else features.with_tensors(
-                [torch.zeros_like(t) if k in zero else t for k, t in features.named.items()]
-            )
-        spec = self.spec
-        assert isinstance(spec, WeightSpaceSpec)
-        if all(layer.bias for layer in spec.layers):
-            return features
-        biases = [b if layer.bias else torch.zeros_like(b) for b, layer in zip(features.biases, spec.layers)]
-        return features.with_tensors(features.weights, biases)
+        return features.from_named(features.spec, {k: torch.zeros_like(t) if k in zero else t for k, t in features.named.items()})
 
 
 _AnyFeatures = TypeVar("_AnyFeatures", WeightSpaceFeatures, TransformerFeatures, UniversalFeatures)

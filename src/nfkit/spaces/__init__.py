@@ -13,6 +13,7 @@ from nfkit.spaces.convert import (
     weights_of,
 )
 from nfkit.spaces.features import WeightSpaceFeatures, cat_channels, stack
+from nfkit.spaces.named_features import NamedFeatures
 from nfkit.spaces.spec import Axis, LayerSpec, WeightSpaceSpec
 from nfkit.spaces.transformer_features import TransformerFeatures
 from nfkit.spaces.trace import universal_load_into, universal_spec_of, universal_weights_of
@@ -25,6 +26,7 @@ __all__ = [
     "AttentionBlockSpec",
     "Axis",
     "LayerSpec",
+    "NamedFeatures",
     "NeuronSet",
     "Sine",
     "SUPPORTED_ACTIVATIONS",

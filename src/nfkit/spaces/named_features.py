@@ -9,21 +9,23 @@ space gets its container by subclassing and adding its own accessors.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
+import numpy as np
 import torch
 
 from nfkit.errors import NonFiniteWeightsError, SpecMismatchError
 from nfkit.groups.base import GroupElement
 from nfkit.spaces.action import transform_tensors
-from nfkit.spaces.features import _Ops
 
 if TYPE_CHECKING:
     from typing import Self
 
     from nfkit.spaces.universal import UniversalSpec
 
-__all__ = ["NamedFeatures", "NamedSpec"]
+__all__ = ["NamedFeatures", "NamedSpec", "Scalar"]
+
+Scalar = int | float | torch.Tensor  # a Python number or a 0-dim tensor (e.g. a learned scale)
 
 
 class NamedSpec(Protocol):
@@ -34,10 +36,13 @@ class NamedSpec(Protocol):
     def shape_key(self) -> Hashable: ...
     def describe(self) -> str: ...
     def universal(self) -> UniversalSpec: ...
+    def zero_tensors(self) -> frozenset[str]: ...
 
 
-class NamedFeatures(_Ops):
-    """Name → ``(B, C, *shape)`` for every tensor of ``spec``, in its order; immutable.
+class NamedFeatures:
+    """Name → ``(B, C, *shape)`` for every tensor of ``spec``, in its order; immutable. The base of every
+    feature container (dense, transformer, traced): arithmetic with scalars and features of the same space,
+    device and dtype moves, batch indexing, flat views, concatenation, the NaN check and the group action.
 
     Shapes: each tensor ``(B, C, *spec.tensor_shapes()[name])``, one ``B`` and ``C`` for all.
     """
@@ -110,14 +115,75 @@ class NamedFeatures(_Ops):
         b, c = self.batch_size, self.channels
         return torch.cat([t.reshape(b, c, -1) for t in self.named.values()], dim=-1)
 
+    # --- arithmetic, moves and indexing ---------------------------------------------------------
+    def _binary(
+        self, other: Scalar | NamedFeatures, fn: Callable[[torch.Tensor, Any], torch.Tensor]
+    ) -> Self:
+        if isinstance(other, type(self)):
+            return self.zip_map(other, fn)
+        if isinstance(other, (int, float)) or (isinstance(other, torch.Tensor) and other.dim() == 0):
+            return self.map(lambda t: fn(t, other))
+        return NotImplemented
+
+    def __add__(self, other: Scalar | NamedFeatures) -> Self:
+        return self._binary(other, lambda a, b: a + b)
+
+    __radd__ = __add__
+
+    def __sub__(self, other: Scalar | NamedFeatures) -> Self:
+        return self._binary(other, lambda a, b: a - b)
+
+    def __rsub__(self, other: Scalar) -> Self:
+        return self._binary(other, lambda a, b: b - a)
+
+    def __mul__(self, other: Scalar | NamedFeatures) -> Self:
+        return self._binary(other, lambda a, b: a * b)
+
+    __rmul__ = __mul__
+
+    def __truediv__(self, other: Scalar | NamedFeatures) -> Self:
+        return self._binary(other, lambda a, b: a / b)
+
+    def __neg__(self) -> Self:
+        return self.map(torch.neg)
+
+    def to(self, *args: Any, **kwargs: Any) -> Self:
+        """``Tensor.to`` on every tensor (device and/or dtype)."""
+        return self.map(lambda t: t.to(*args, **kwargs))
+
+    def detach(self) -> Self:
+        """Detached from the autograd graph."""
+        return self.map(torch.Tensor.detach)
+
+    def clone(self) -> Self:
+        """Deep copy of the tensors."""
+        return self.map(torch.Tensor.clone)
+
+    def __getitem__(self, index: int | slice | torch.Tensor | Sequence[int] | np.ndarray) -> Self:
+        """Batch indexing. An integer keeps the batch axis (gives a batch of one)."""
+        if isinstance(index, int):
+            if not -self.batch_size <= index < self.batch_size:
+                raise IndexError(f"index {index} out of range for a batch of {self.batch_size}")
+            index = slice(index, index + 1 if index != -1 else None)
+        elif isinstance(index, (list, tuple, np.ndarray)):
+            index = torch.as_tensor(index)
+            if index.dtype != torch.bool:
+                index = index.long()
+        return self.map(lambda t: t[index])
+
     # --- new features ----------------------------------------------------------------------
+    @classmethod
+    def from_named(cls, spec: Any, named: Mapping[str, torch.Tensor]) -> Self:
+        """Features of ``spec`` from name → tensor (what every operation here builds its result with)."""
+        return cls(spec, named)
+
     @classmethod
     def from_tensors(cls, spec: NamedSpec, tensors: Sequence[torch.Tensor]) -> Self:
         """Features from tensors in the spec's order."""
         names = list(spec.tensor_shapes())
         if len(tensors) != len(names):
             raise SpecMismatchError(f"the spec has {len(names)} tensors, got {len(tensors)}")
-        return cls(spec, dict(zip(names, tensors)))
+        return cls.from_named(spec, dict(zip(names, tensors)))
 
     def with_tensors(self, tensors: Sequence[torch.Tensor]) -> Self:
         """Same spec, other tensors (in the spec's order)."""
@@ -125,12 +191,12 @@ class NamedFeatures(_Ops):
 
     def map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> Self:
         """Apply ``fn`` to every tensor."""
-        return type(self)(self.spec, {k: fn(v) for k, v in self.named.items()})
+        return self.from_named(self.spec, {k: fn(v) for k, v in self.named.items()})
 
     def zip_map(self, other: Self, fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> Self:
         """Apply ``fn`` to matching tensor pairs of two features of the same spec."""
         self._require_same_space(other, "the second operand")
-        return type(self)(self.spec, {k: fn(v, other.named[k]) for k, v in self.named.items()})
+        return self.from_named(self.spec, {k: fn(v, other.named[k]) for k, v in self.named.items()})
 
     @classmethod
     def concatenate(cls, features: Sequence[Self], dim: int) -> Self:
@@ -138,7 +204,7 @@ class NamedFeatures(_Ops):
         first = features[0]
         for k, f in enumerate(features[1:], start=1):
             first._require_same_space(f, f"item {k}")
-        return cls(first.spec, {name: torch.cat([f.named[name] for f in features], dim=dim) for name in first.named})
+        return cls.from_named(first.spec, {name: torch.cat([f.named[name] for f in features], dim=dim) for name in first.named})
 
     @classmethod
     def unflatten(cls, spec: NamedSpec, flat: torch.Tensor) -> Self:
@@ -168,7 +234,7 @@ class NamedFeatures(_Ops):
         """The features moved by ``element`` through the spec's universal description
         (:func:`nfkit.spaces.action.transform_tensors`); sets the element does not name stay put.
         Shapes unchanged."""
-        return type(self)(self.spec, transform_tensors(self.spec.universal(), self.named, element))
+        return self.from_named(self.spec, transform_tensors(self.spec.universal(), self.named, element))
 
     def allclose(self, other: NamedFeatures, rtol: float = 1e-5, atol: float = 1e-8) -> bool:
         """Whether every tensor is close to its counterpart."""

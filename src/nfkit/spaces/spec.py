@@ -235,6 +235,18 @@ class WeightSpaceSpec:
         """Per layer ``(n_i,)``."""
         return tuple((layer.n_out,) for layer in self.layers)
 
+    def tensor_shapes(self) -> dict[str, tuple[int, ...]]:
+        """``{"W1": (n_1, n_0, *kernel), "b1": (n_1,), …}`` in the features' order."""
+        shapes: dict[str, tuple[int, ...]] = {}
+        for i, layer in enumerate(self.layers, start=1):
+            shapes[f"W{i}"] = layer.weight_shape
+            shapes[f"b{i}"] = (layer.n_out,)
+        return shapes
+
+    def zero_tensors(self) -> frozenset[str]:
+        """Names of stored biases the network does not have (bias-free layers): always zero."""
+        return frozenset(f"b{i}" for i, layer in enumerate(self.layers, start=1) if not layer.bias)
+
     @property
     def num_parameters(self) -> int:
         """Number of real parameters of the source network (bias-free layers count no bias)."""

@@ -273,6 +273,10 @@ class UniversalSpec:
         """Itself: every spec has a universal description, this one is one."""
         return self
 
+    def zero_tensors(self) -> frozenset[str]:
+        """None: a traced space holds only the tensors the network has."""
+        return frozenset()
+
     def symmetry_group(self) -> UniversalGroup:
         """The group the network has: every set with its factors (GL sets whole)."""
         from nfkit.groups.universal import UniversalGroup

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import final
 
-from nfkit.spaces.features import WeightSpaceFeatures
 from nfkit.spaces.named_features import NamedFeatures
-from nfkit.spaces.spec import WeightSpaceSpec
 from nfkit.spaces.universal import UniversalSpec
 
 __all__ = ["UniversalFeatures"]
@@ -19,8 +17,7 @@ class UniversalFeatures(NamedFeatures):
 
     Example:
         >>> from nfkit.spaces import WeightSpaceSpec
-        >>> from nfkit.spaces.universal import universal_spec
-        >>> spec = universal_spec(WeightSpaceSpec.mlp([2, 4, 1], "tanh"))
+        >>> spec = WeightSpaceSpec.mlp([2, 4, 1], "tanh").universal()
         >>> f = spec.randn(3, channels=2)
         >>> f.named["W1"].shape, f.flatten().shape
         (torch.Size([3, 2, 4, 2]), torch.Size([3, 2, 17]))
@@ -32,16 +29,6 @@ class UniversalFeatures(NamedFeatures):
     __slots__ = ()
 
     spec: UniversalSpec
-
-    @staticmethod
-    def from_dense(features: WeightSpaceFeatures, spec: UniversalSpec) -> UniversalFeatures:
-        """The dense features ``W1, b1, …`` of an MLP or CNN as features of its universal ``spec``."""
-        return UniversalFeatures(spec, features.named_tensors())
-
-    def to_dense(self, spec: WeightSpaceSpec) -> WeightSpaceFeatures:
-        """Back to dense features of ``spec`` (tensors named ``W1, b1, …``)."""
-        n = spec.num_layers
-        return WeightSpaceFeatures(spec, [self.named[f"W{i + 1}"] for i in range(n)], [self.named[f"b{i + 1}"] for i in range(n)])
 
 
 UniversalSpec.features_type = UniversalFeatures
