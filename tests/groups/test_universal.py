@@ -140,3 +140,35 @@ def test_a_gl_factor_alone_leaves_the_heads_in_place(generator):
     y = g.act(x)
     assert torch.equal(y.named["blocks.0.value"], x.named["blocks.0.value"])
     assert not torch.allclose(y.named["blocks.0.query"], x.named["blocks.0.query"])
+
+
+def _specs():
+    from nfkit.nets import RecurrentClassifier
+    from nfkit.spaces import universal_spec_of
+
+    return {
+        "dense": WeightSpaceSpec.mlp([3, 5, 4, 2], "tanh"),
+        "transformer": TRANSFORMER,
+        "traced": universal_spec_of(RecurrentClassifier(5, 4, 3, tokens=False)),
+    }
+
+
+@pytest.mark.parametrize("kind", ["dense", "transformer", "traced"])
+def test_every_spec_offers_one_interface(kind, generator):
+    from nfkit.spaces import NamedFeatures
+
+    spec = _specs()[kind]
+    full, perms, trivial = spec.symmetry_group(), spec.permutation_group(), spec.trivial_group()
+    assert full.contains(perms) and perms.contains(trivial) and not trivial.contains(perms)
+    assert isinstance(full, UniversalGroup) and perms.name.startswith("heads" if kind == "transformer" else "permutations")
+    x = spec.randn(2, 3, generator=generator, dtype=torch.float64)
+    assert isinstance(x, NamedFeatures) and list(x.named) == list(spec.tensor_shapes())
+    assert spec.unflatten(x.flatten()).allclose(x, rtol=0, atol=0)
+    g = full.sample(generator)
+    moved = g.act(x)
+    # the container's action is the universal description's, tensor by tensor
+    through_universal = UniversalFeatures(spec.universal(), x.named).transform(g)
+    assert all(torch.equal(moved.named[k], t) for k, t in through_universal.named.items())
+    assert g.inverse().act(moved).allclose(x, rtol=1e-9, atol=1e-9)
+    assert not moved.allclose(x, rtol=1e-3)
+    assert (x * 2 - x).allclose(x) and type(x + x) is type(x) and len(x[1:]) == 1

@@ -41,6 +41,7 @@ from nfkit.errors import UnsupportedArchitectureError
 from nfkit.nets.architectures import REFERENCE_ARCHITECTURES
 from nfkit.spaces import UniversalSpec, WeightSpaceSpec, spec_of
 from nfkit.spaces.features import WeightSpaceFeatures
+from nfkit.spaces.named_features import NamedFeatures
 from nfkit.spaces.transformer_features import TransformerFeatures
 from nfkit.spaces.transformer_spec import TransformerSpec
 
@@ -215,7 +216,7 @@ def _total(output: object) -> torch.Tensor:
         return output.sum()
     if isinstance(output, (list, tuple)):
         return sum((_total(o) for o in output), torch.zeros(()))
-    if isinstance(output, (WeightSpaceFeatures, TransformerFeatures)):
+    if isinstance(output, NamedFeatures):
         return sum((t.sum() for t in output.tensors()), torch.zeros((), dtype=output.dtype, device=output.device))
     raise TypeError(f"cannot sum a {type(output).__name__}")
 

@@ -10,12 +10,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from nfkit.spaces.universal_features import UniversalFeatures
 from nfkit.spaces.kinds import AnyFeatures, AnySpec
 from nfkit.errors import SpecMismatchError
 from nfkit.groups.base import Group
 from nfkit.spaces.features import WeightSpaceFeatures, stack
-from nfkit.spaces.transformer_features import TransformerFeatures
 
 __all__ = ["AUGMENT_SCALE_RANGE", "network_augmentation", "AnyFeatures", "WeightDataset", "collate", "Compose", "SymmetryAugmentation", "Normalization"]
 
@@ -154,6 +152,4 @@ class Normalization:
 
     def __call__(self, features: WeightSpaceFeatures) -> WeightSpaceFeatures:
         tensors = [(t - s) / c for t, s, c in zip(features.tensors(), self.shifts, self.scales)]
-        if isinstance(features, (TransformerFeatures, UniversalFeatures)):
-            return features.with_tensors(tensors)
-        return features.with_tensors(tensors[0::2], tensors[1::2])
+        return type(features).from_tensors(features.spec, tensors)

@@ -40,8 +40,6 @@ import torch
 from torch import nn
 
 from nfkit.errors import SpecMismatchError
-from nfkit.groups.base import Group
-from nfkit.groups.neurons import permutations
 from nfkit.layers.mixing import mix_channels
 from nfkit.spaces.features import WeightSpaceFeatures
 from nfkit.spaces.spec import WeightSpaceSpec
@@ -169,11 +167,6 @@ def _expansions(index: int, f: UNFField, key: tuple[str, ...]) -> Iterator[_Expa
             yield _Expansion(index, f"{','.join(operands)}->bc{out}", sizes, tuple(ranks), view)
 
 
-def _declared_group(spec: UniversalSpec | WeightSpaceSpec, universal: UniversalSpec) -> Group:
-    """Hidden-neuron permutations for a dense spec (its features' group), every set's permutations otherwise."""
-    return permutations(spec.hidden_sizes) if isinstance(spec, WeightSpaceSpec) else universal.permutation_group()
-
-
 _Features = TypeVar("_Features", UniversalFeatures, WeightSpaceFeatures)
 
 
@@ -220,7 +213,7 @@ class UNFLinear(nn.Module):
         self.source = spec
         self.spec = spec.universal()
         self.in_channels, self.out_channels = in_channels, out_channels
-        self.group = _declared_group(spec, self.spec)
+        self.group = spec.permutation_group()
         self.fields = tuple(UNFField.of(t, permute_io) for t in self.spec.tensors)
         groups: dict[tuple[str, ...], list[_Reduction]] = {}
         for n, f in enumerate(self.fields):
@@ -305,7 +298,7 @@ class UNFPool(nn.Module):
         super().__init__()
         self.source = spec
         self.spec = spec.universal()
-        self.group = _declared_group(spec, self.spec)
+        self.group = spec.permutation_group()
         self.fields = tuple(UNFField.of(t, permute_io) for t in self.spec.tensors)
         self.reductions = tuple(r for n, f in enumerate(self.fields) for key, r in _reductions(n, f) if not key)
 

@@ -18,8 +18,6 @@ from torch import nn
 
 from nfkit.errors import UnsupportedArchitectureError
 from nfkit.groups.base import Group
-from nfkit.groups.neurons import permutations, trivial
-from nfkit.groups.transformer import TransformerFactor, TransformerGroup
 from nfkit.layers.canonical import with_canonical_front
 from nfkit.layers.statistics import Flattened, LayerStatistics, entry_statistics, layer_statistics
 from nfkit.models.base import EquivariantModel, StackedInvariantModel, mlp_head
@@ -31,28 +29,8 @@ from nfkit.spaces.universal import UniversalSpec
 
 AnySpec = WeightSpaceSpec | TransformerSpec | UniversalSpec
 
-#: Factors under which statistics over all entries of each tensor do not change.
-_ENTRY_PERMUTING = (
-    TransformerFactor.HEAD_PERMUTATION,
-    TransformerFactor.FFN_PERMUTATION,
-    TransformerFactor.STREAM_PERMUTATION,
-    TransformerFactor.CLASSIFIER_PERMUTATION,
-)
 
 
-def _trivial(spec: AnySpec) -> Group:
-    if isinstance(spec, UniversalSpec):
-        return spec.trivial_group()
-    return TransformerGroup(spec, ()) if isinstance(spec, TransformerSpec) else trivial(spec.hidden_sizes)
-
-
-def _entry_permutations(spec: AnySpec) -> Group:
-    """Every factor of the architecture's group that only moves entries within a tensor."""
-    if isinstance(spec, TransformerSpec):
-        return spec.symmetry_group().restrict(f for f in spec.symmetry_group().factors if f in _ENTRY_PERMUTING)
-    if isinstance(spec, UniversalSpec):
-        return spec.permutation_group()
-    return permutations(spec.hidden_sizes)
 
 
 
@@ -71,7 +49,7 @@ def flat_mlp(
 ) -> StackedInvariantModel:
     """An MLP on the flattened weight vector: features ``(B, C, …)`` → ``(B, out_features)``."""
     return StackedInvariantModel.with_head(
-        spec, _trivial(spec), in_channels, out_features, trunk=nn.Identity(), trunk_width=in_channels,
+        spec, spec.trivial_group(), in_channels, out_features, trunk=nn.Identity(), trunk_width=in_channels,
         readout=Flattened(spec), head_hidden=hidden_channels, head_dropout=dropout,
     )
 
@@ -93,7 +71,7 @@ class FlatMLPEditor(EquivariantModel):
         hidden_channels: Sequence[int] = (256, 256),
         dropout: float = 0.0,
     ) -> None:
-        super().__init__(spec, _trivial(spec), in_channels)
+        super().__init__(spec, spec.trivial_group(), in_channels)
         self.out_channels = out_channels
         self.entries = spec.zeros(1).flatten().shape[-1]
         self.mlp = mlp_head(in_channels * self.entries, hidden_channels, out_channels * self.entries, dropout)
@@ -101,10 +79,7 @@ class FlatMLPEditor(EquivariantModel):
     def forward(self, features: WeightSpaceFeatures) -> WeightSpaceFeatures:  # or TransformerFeatures
         self.validate(features)
         flat = self.mlp(features.flatten().flatten(1))
-        out = self.spec.unflatten(flat.view(-1, self.out_channels, self.entries))
-        if not isinstance(out, WeightSpaceFeatures):
-            return self.project(out)  # type: ignore[return-value, type-var]  # a transformer or traced spec gives its own features
-        return self.project(out)
+        return self.project(self.spec.unflatten(flat.view(-1, self.out_channels, self.entries)))  # type: ignore[return-value, type-var]
 
 
 
@@ -129,7 +104,7 @@ def statnn(
     :class:`~nfkit.layers.canonical_universal.UniversalCanonicalization`), invariant to the network's
     scalings or sign flips as well.
     """
-    group = _entry_permutations(spec)
+    group: Group = spec.permutation_group()  # every factor that only moves entries within a tensor
     trunk: nn.Module = nn.Identity()
     if canonical:
         if isinstance(spec, (UniversalSpec, WeightSpaceSpec)):

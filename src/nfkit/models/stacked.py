@@ -31,7 +31,7 @@ from types import MappingProxyType
 from torch import nn
 
 from nfkit.groups.base import Group
-from nfkit.groups.neurons import HiddenNeuronGroup, permutations
+from nfkit.groups.neurons import HiddenNeuronGroup
 from nfkit.layers.canonical import with_canonical_front
 from nfkit.layers.hnp import HNPLinear, HNPPool
 from nfkit.layers.monomial import MonomialInvariantFront, MonomialLinear, MonomialPool, equivariant_activation, monomial_group
@@ -212,8 +212,9 @@ def register_stacked(entry: StackedFamily) -> ModelFamily:
                                 spaces=entry.spaces))
 
 
-def _permutations(spec: WeightSpaceSpec | UniversalSpec) -> Group:
-    return permutations(spec.hidden_sizes) if isinstance(spec, WeightSpaceSpec) else spec.permutation_group()
+def _permutation_group(spec: WeightSpaceSpec | UniversalSpec) -> Group:
+    """What NP, HNP and UNF respect: the hidden-neuron permutations of a dense spec, every set's permutations of a traced one."""
+    return spec.permutation_group()
 
 
 def _distinct_labels(spec: UniversalSpec, family: str) -> UniversalSpec:
@@ -242,11 +243,6 @@ def _np_pool(spec: WeightSpaceSpec | UniversalSpec, *, permute_io: bool, folded:
     return NPPool(spec) if permute_io else HNPPool(spec, folded=folded)
 
 
-def _unf_group(spec: WeightSpaceSpec | UniversalSpec) -> Group:
-    # a dense spec's features carry hidden-neuron permutations; a traced network's, every set's permutations
-    return permutations(spec.hidden_sizes) if isinstance(spec, WeightSpaceSpec) else spec.permutation_group()
-
-
 def _monomial_activation(group: Group) -> str:
     assert isinstance(group, HiddenNeuronGroup)
     return equivariant_activation(group)
@@ -264,7 +260,7 @@ FAMILIES: tuple[StackedFamily, ...] = (
         "NP layers, equivariant to permutations of every neuron layer (Zhou et al. 2023, Eq. 2)",
         linear=lambda spec, c, h, group: _np_linear(spec, c, h, permute_io=True),
         pool=lambda spec, c, group: _np_pool(spec, permute_io=True),
-        group=_permutations,
+        group=_permutation_group,
         canonical=True,
         spaces=("dense", "universal"),
     ),
@@ -273,7 +269,7 @@ FAMILIES: tuple[StackedFamily, ...] = (
         "HNP layers, equivariant to hidden-neuron permutations (Zhou et al. 2023, Sec. 3.2)",
         linear=lambda spec, c, h, group, folded="auto": _np_linear(spec, c, h, permute_io=False, folded=folded),
         pool=lambda spec, c, group, folded="auto": _np_pool(spec, permute_io=False, folded=folded),
-        group=_permutations,
+        group=_permutation_group,
         folded=True,
         canonical=True,
         spaces=("dense", "universal"),
@@ -298,7 +294,7 @@ FAMILIES: tuple[StackedFamily, ...] = (
         "Universal Neural Functionals: maximal permutation-equivariant layers of any traced network (Zhou, Finn, Harrison 2024)",
         linear=lambda spec, c, h, group: UNFLinear(spec, c, h),
         pool=lambda spec, c, group: UNFPool(spec),
-        group=_unf_group,
+        group=_permutation_group,
         canonical=True,
         spaces=("dense", "universal"),
     ),

@@ -291,6 +291,14 @@ class WeightSpaceSpec:
             factors.add(Factor.SIGN_FLIP)
         return HiddenNeuronGroup(self.hidden_sizes, factors)
 
+    def permutation_group(self) -> HiddenNeuronGroup:
+        """The hidden-neuron permutations alone (what NP, HNP and UNF respect here)."""
+        return HiddenNeuronGroup(self.hidden_sizes, [Factor.PERMUTATION])
+
+    def trivial_group(self) -> HiddenNeuronGroup:
+        """The identity alone; its negative control is :meth:`permutation_group`."""
+        return HiddenNeuronGroup(self.hidden_sizes)
+
     def universal(self, *, permute_io: bool = False) -> UniversalSpec:
         """This space as a :class:`~nfkit.spaces.UniversalSpec`: the one description groups act through.
 

@@ -256,6 +256,16 @@ class TransformerSpec:
             factors.add(TransformerFactor.CLASSIFIER_PERMUTATION)
         return TransformerGroup(self, factors)
 
+    def permutation_group(self) -> TransformerGroup:
+        """The factors of :meth:`symmetry_group` that only move entries within a tensor: heads, FFN,
+        stream and classifier permutations, not the GL factors."""
+        group = self.symmetry_group()
+        return group.restrict(f for f in group.factors if f not in (TransformerFactor.QUERY_KEY_GL, TransformerFactor.VALUE_OUTPUT_GL))
+
+    def trivial_group(self) -> TransformerGroup:
+        """The identity alone; its negative control permutes the heads."""
+        return TransformerGroup(self, ())
+
     def universal(self) -> UniversalSpec:
         """This space as a :class:`~nfkit.spaces.UniversalSpec` with every set of :func:`transformer_sets`
         (the control's ``blocks.l.inputs`` included): the description the group acts through.
