@@ -10,6 +10,7 @@ from conftest import EncoderWithMLPHead, ViTWithMLPHead
 from nfkit.errors import UnknownOptionError, UnsupportedArchitectureError
 from nfkit.models import equivariant, invariant
 from nfkit.nets.architectures import EncoderClassifier
+from nfkit.nets.transformer import SmallTransformer
 from nfkit.spaces import universal_spec_of
 from nfkit.testing import assert_invariant, assert_not_equivariant
 
@@ -17,6 +18,8 @@ NETS = {
     "encoder-classifier": lambda: universal_spec_of(EncoderClassifier(3, 4, 2, 6, 2, layers=2)),
     "mlp-head": lambda: universal_spec_of(EncoderWithMLPHead(), torch.randn(2, 5, 3)),
     "vit": lambda: universal_spec_of(ViTWithMLPHead(), torch.randn(2, 5, 3)),
+    # nfkit's own attention (separate projections), no residuals: the feed-forward reads the attention's output
+    "small-transformer": lambda: universal_spec_of(SmallTransformer(d_model=8, heads=2, d_ff=12, blocks=2, patch=7, image=14)),
 }
 
 

@@ -15,6 +15,7 @@ from nfkit.nets import mlp, siren, small_cnn_zoo
 from nfkit.nets.lora import LoRALinear
 from nfkit.nets.recurrent import RecurrentClassifier
 from nfkit.nets.resnet import SmallResNet
+from nfkit.nets.transformer import SmallTransformer
 from nfkit.spaces import spec_of
 from nfkit.spaces.trace import universal_load_into, universal_spec_of, universal_weights_of
 from nfkit.spaces.universal import SCALE, SIGN, UniversalSpec, universal_spec
@@ -80,6 +81,11 @@ CASES = {
     "vit-block": (_AttentionBlock, lambda: torch.randn(3, 5, 4)),
     "encoder-prenorm": (lambda: _Encoder(True), lambda: torch.randn(3, 5, 4)),
     "encoder-postnorm": (lambda: _Encoder(False), lambda: torch.randn(3, 5, 4)),
+    # the Small Transformer Zoo's layout: nfkit's own attention, patch embedding, fixed positions, no residuals
+    "small-transformer": (lambda: SmallTransformer(d_model=8, heads=2, d_ff=12, blocks=2, patch=7, image=14),
+                          lambda: torch.randn(3, 1, 14, 14)),
+    "small-transformer-text": (lambda: SmallTransformer(d_model=8, heads=4, d_ff=12, vocab=20, max_len=6, classes=3,
+                                                        attention_bias=True), lambda: torch.randint(0, 20, (3, 5))),
 }
 
 
@@ -258,3 +264,34 @@ def test_attention_groups(name: str) -> None:
             assert _error(module, x, subgroup.sample(generator)) < 1e-9, subgroup.name
     element = group.sample(generator)
     assert (element @ element.inverse()).allclose(group.identity())
+
+
+def test_small_transformer_carries_the_transformer_views_group_and_more() -> None:
+    """Traced, the zoo's network has every factor of its transformer view (heads, GL(d_k), GL(d_v), FFN, the
+    attention-output permutation), plus what that view leaves out: the FFN's positive scaling and the
+    permutation between one block's output and the next block's input. The stream the fixed position table
+    is added to is fixed."""
+    net = SmallTransformer(d_model=8, heads=2, d_ff=12, blocks=2, patch=7, image=14)
+    view = spec_of(net)
+    sets = {s.name: s for s in universal_spec_of(net).sets}
+    for l, block in enumerate(view.blocks):  # type: ignore[union-attr]
+        p = f"encoder.{l}"
+        assert (sets[f"{p}.attention.heads"].size, sets[f"{p}.attention.query_key"].size) == (block.heads, block.d_k)
+        assert sets[f"{p}.attention.value_output"].kind == "gl" and sets[f"{p}.attention"].size == block.d_model
+        assert sets[f"{p}.fc1"].factors == frozenset({SCALE}) and f"{p}.fc2" in sets
+    assert "embedding" not in sets
+
+
+def test_a_residual_small_transformer_has_a_fixed_stream() -> None:
+    torch.manual_seed(0)
+    net = SmallTransformer(d_model=8, heads=2, d_ff=12, blocks=2, patch=7, image=14, residual=True, norm_affine=True)
+    net = net.double().eval()
+    spec = universal_spec_of(net)
+    assert not any(s.name in ("embedding", "encoder.0.attention", "encoder.0.fc2") for s in spec.sets)
+    x = torch.randn(2, 1, 14, 14, dtype=torch.float64)
+    group = spec.symmetry_group()
+    generator = torch.Generator().manual_seed(5)
+    for subgroup in [group, *group.factor_subgroups()]:
+        assert _error(net, x, subgroup.sample(generator)) < 1e-9, subgroup.name
+    with pytest.raises(ValueError, match="exceed max_len"):
+        SmallTransformer(d_model=8, heads=2, d_ff=12, vocab=20, max_len=6)(torch.zeros(1, 7, dtype=torch.long))

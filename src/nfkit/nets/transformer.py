@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["SelfAttention", "EncoderBlock", "Classifier", "SmallTransformer", "sinusoidal_positions"]
+__all__ = ["SelfAttention", "EncoderBlock", "Classifier", "SmallTransformer", "sinusoidal_positions", "add_positions"]
 
 ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {"relu": F.relu, "gelu": F.gelu}
 
@@ -31,6 +31,20 @@ def sinusoidal_positions(length: int, width: int) -> torch.Tensor:
     table[:, 0::2] = torch.sin(position * frequency)
     table[:, 1::2] = torch.cos(position * frequency)[:, : width // 2]
     return table.float()
+
+
+def add_positions(tokens: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """``tokens + positions[:T]`` for tokens ``(B, T, D)`` and a table ``(max_len, D)``; a clear error past ``max_len``.
+
+    A leaf of ``torch.fx`` graphs (``torch.fx.wrap``), so that tracing a :class:`SmallTransformer` records one
+    addition of a fixed table rather than the length check.
+    """
+    if tokens.shape[1] > positions.shape[0]:
+        raise ValueError(f"sequences of length {tokens.shape[1]} exceed max_len {positions.shape[0]}")
+    return tokens + positions[: tokens.shape[1]].to(tokens.dtype)
+
+
+torch.fx.wrap("add_positions")
 
 
 @final
@@ -188,13 +202,8 @@ class SmallTransformer(nn.Module):
         self.classifier = Classifier(d_model, classifier_hidden or d_model, classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.vocab is None:
-            tokens = self.embedding(x).flatten(2).transpose(1, 2)
-        else:
-            if x.shape[1] > self.positions.shape[0]:
-                raise ValueError(f"sequences of length {x.shape[1]} exceed max_len {self.positions.shape[0]}")
-            tokens = self.embedding(x)
-        tokens = tokens + self.positions[: tokens.shape[1]].to(tokens.dtype)
+        tokens = self.embedding(x).flatten(2).transpose(1, 2) if self.vocab is None else self.embedding(x)
+        tokens = add_positions(tokens, self.positions)
         for block in self.encoder:
             tokens = block(tokens)
         return self.classifier(self.norm(tokens).mean(dim=1))

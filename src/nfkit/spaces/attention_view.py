@@ -68,26 +68,39 @@ class EncoderLayerTensors:
     sources: tuple[tuple[str, str], ...]
 
 
+def _projections(names: set[str], a: str) -> dict[str, str] | None:
+    """The traced tensors of attention ``a``'s projections, by transformer name: an ``nn.MultiheadAttention``
+    (``in_proj_weight[q|k|v]``, ``out_proj``) or nfkit's ``SelfAttention`` (``queries``, ``keys``, ``values``,
+    ``out_projection``); both traced as ``(h, d, D)`` and ``(D, h, d)``. ``None`` for neither."""
+    mha = {"query": f"{a}.in_proj_weight[q]", "key": f"{a}.in_proj_weight[k]", "value": f"{a}.in_proj_weight[v]",
+           "output": f"{a}.out_proj.weight", "query_bias": f"{a}.in_proj_bias[q]", "key_bias": f"{a}.in_proj_bias[k]",
+           "value_bias": f"{a}.in_proj_bias[v]", "output_bias": f"{a}.out_proj.bias"}
+    own = {"query": f"{a}.queries.weight", "key": f"{a}.keys.weight", "value": f"{a}.values.weight",
+           "output": f"{a}.out_projection.weight", "query_bias": f"{a}.queries.bias", "key_bias": f"{a}.keys.bias",
+           "value_bias": f"{a}.values.bias", "output_bias": f"{a}.out_projection.bias"}
+    return next((p for p in (mha, own) if p["query"] in names), None)
+
+
 def _one_block(spec: UniversalSpec, path: str, attention: str, ffn: tuple[str, str], norms: tuple[str, str] | None,
                ) -> EncoderLayerTensors:
-    """The one-block transformer space of ``attention`` (an ``nn.MultiheadAttention``'s traced tensors), the
+    """The one-block transformer space of ``attention`` (its traced projections, :func:`_projections`), the
     feed-forward Linear pair ``ffn`` (their module paths) and, if given, the two LayerNorms ``norms``."""
     names = {t.name for t in spec.tensors}
     a = attention
-    heads, d_k, d_model = spec.tensor(f"{a}.in_proj_weight[q]").shape
+    projections = _projections(names, a)
+    assert projections is not None
+    heads, d_k, d_model = spec.tensor(projections["query"]).shape
+    d_v = spec.tensor(projections["value"]).shape[1]
     d_ff = spec.tensor(f"{ffn[0]}.weight").shape[0]
-    attention_bias = f"{a}.in_proj_bias[q]" in names
+    attention_bias = projections["query_bias"] in names
     ffn_bias = f"{ffn[0]}.bias" in names
     norm_affine = norms is not None and f"{norms[0]}.weight" in names
     # the transformer-NFN layers read shapes, biases and whether the stream is permutable (never: the view
     # fixes it); norm placement and activation do not enter them
-    block = AttentionBlockSpec(d_model, heads, d_k, d_k, d_ff, attention_bias=attention_bias, ffn_bias=ffn_bias,
+    block = AttentionBlockSpec(d_model, heads, d_k, d_v, d_ff, attention_bias=attention_bias, ffn_bias=ffn_bias,
                                norm_affine=norm_affine, residual=True, name=path)
     sources = {
-        "query": f"{a}.in_proj_weight[q]", "key": f"{a}.in_proj_weight[k]", "value": f"{a}.in_proj_weight[v]",
-        "output": f"{a}.out_proj.weight",
-        "query_bias": f"{a}.in_proj_bias[q]", "key_bias": f"{a}.in_proj_bias[k]", "value_bias": f"{a}.in_proj_bias[v]",
-        "output_bias": f"{a}.out_proj.bias",
+        **projections,
         "ffn_in": f"{ffn[0]}.weight", "ffn_in_bias": f"{ffn[0]}.bias",
         "ffn_out": f"{ffn[1]}.weight", "ffn_out_bias": f"{ffn[1]}.bias",
     }
@@ -117,26 +130,30 @@ def _module_of(tensor: str) -> str:
     return tensor.rpartition(".")[0]
 
 
-def _feedforward_after(spec: UniversalSpec, attention: str, start: int, until: int) -> tuple[str, str] | None:
-    """The first Linear pair ``D → H → D`` on the attention's stream ``D`` among tensors ``start:until``
-    whose hidden set ``H`` no other tensor carries: the block's feed-forward. ``None`` if there is none."""
-    axis = spec.tensor(f"{attention}.in_proj_weight[q]").axes[-1]
-    stream = None if axis is None else axis.set  # None: the stream is the network's input, a fixed axis
+def _feedforward_after(spec: UniversalSpec, projections: dict[str, str], start: int, until: int) -> tuple[str, str] | None:
+    """The first Linear pair ``D → H → D`` among tensors ``start:until`` that reads the attention's stream
+    (its input, or its output where the block has no residual) and whose hidden set ``H`` no other tensor
+    carries: the block's feed-forward. ``None`` if there is none."""
+    query, output = spec.tensor(projections["query"]), spec.tensor(projections["output"])
+    # None: a fixed axis (the network's input, or a stream a fixed table is added to)
+    streams = {None if a is None else a.set for a in (query.axes[-1], output.axes[0])}
+    d_model = query.shape[-1]
     after = spec.tensors[start:until]
 
     def roles(t: TensorSpec) -> tuple[tuple[str, str] | None, ...]:
         return tuple(None if a is None else (a.set, a.role) for a in t.axes)
 
-    def on_stream(role: str) -> tuple[str, str] | None:
-        return None if stream is None else (stream, role)
-
     for first in after:
-        if not first.name.endswith(".weight") or len(first.axes) != 2 or first.axes[0] is None:
+        if not first.name.endswith(".weight") or len(first.axes) != 2 or first.axes[0] is None or first.shape[1] != d_model:
             continue
         hidden = first.axes[0].set
-        if roles(first) != ((hidden, "out"), on_stream("in")) or hidden == stream:
+        reads = first.axes[1]
+        if first.axes[0].role != "out" or (None if reads is None else reads.set) not in streams or hidden in streams:
             continue
-        second = next((t for t in after if t.name.endswith(".weight") and roles(t) == (on_stream("out"), (hidden, "in"))), None)
+        if reads is not None and reads.role != "in":
+            continue
+        second = next((t for t in after if t.name.endswith(".weight") and len(t.axes) == 2 and t.shape[0] == d_model
+                       and roles(t)[1] == (hidden, "in") and (t.axes[0] is None or t.axes[0].role == "out")), None)
         if second is None:
             continue
         pair = (_module_of(first.name), _module_of(second.name))
@@ -186,11 +203,17 @@ class AttentionView:
         if not attention:
             raise UnsupportedArchitectureError(f"transformer-nfn needs attention in the network; {spec.describe()} has none")
         order = {t.name: i for i, t in enumerate(spec.tensors)}
-        starts = sorted(order[f"{a}.in_proj_weight[q]"] for a in attention)
+        projections = {a: _projections(set(order), a) for a in attention}
+        unknown = [a for a, p in projections.items() if p is None]
+        if unknown:
+            raise UnsupportedArchitectureError(f"transformer-nfn: the attention at {unknown[0]} has projections it does not know")
+        query = {a: order[p["query"]] for a, p in projections.items() if p is not None}
+        starts = sorted(query.values())
         # a hand-written block's feed-forward lies after its attention and before the next one
-        until = {a: next((i for i in starts if i > order[f"{a}.in_proj_weight[q]"]), len(spec.tensors)) for a in attention}
+        until = {a: next((i for i in starts if i > query[a]), len(spec.tensors)) for a in attention}
         names = set(order)
-        self.layers = tuple(self._block(spec, names, a, order[f"{a}.out_proj.weight"] + 1, until[a]) for a in attention)
+        self.layers = tuple(self._block(spec, names, a, order[projections[a]["output"]] + 1, until[a])  # type: ignore[index]
+                            for a in attention)
         used = {source for layer in self.layers for _, source in layer.sources if source}
         internal = {s for layer in self.layers for s in layer.sets}
         rest = [t for t in spec.tensors if t.name not in used]
@@ -207,7 +230,9 @@ class AttentionView:
             return _encoder_layer(spec, path)  # an nn.TransformerEncoderLayer: its norms are its own
         # attention in a block of the user's own (a ViT block): the feed-forward pair that follows it; its norms
         # stay with the rest of the network, whose stream axis the view fixes
-        ffn = _feedforward_after(spec, attention, start, until)
+        projections = _projections(names, attention)
+        assert projections is not None
+        ffn = _feedforward_after(spec, projections, start, until)
         if ffn is None:
             raise UnsupportedArchitectureError(
                 f"transformer-nfn reads attention blocks (attention, then a feed-forward Linear pair D → H → D on its "

@@ -9,6 +9,10 @@ rank) opens a new set; the operations after it decide what may act on the set:
 * a positively homogeneous activation (ReLU, LeakyReLU, max-pooling) keeps positive scaling and
   drops sign flips; an odd one (tanh, sine, softsign) keeps sign flips and drops scaling; any other
   (sigmoid, GELU, SiLU, …), a norm, or adding a constant keeps the permutation only;
+* adding a fixed table (a non-persistent buffer: the position encodings of
+  :func:`~nfkit.nets.transformer.add_positions`) fixes the set: no permutation commutes with it;
+* attention (``nn.MultiheadAttention``, nfkit's ``SelfAttention``) permutes its heads together and
+  carries one GL(d) per head on queries/keys and another on values/outputs;
 * a norm's parameters and statistics follow the permutation of its channel axis;
 * the network's inputs and outputs are fixed: no symmetry acts on them;
 * a GRU's or LSTM's hidden units carry permutations and sign flips: flipping unit ``k`` flips the
@@ -35,10 +39,11 @@ from torch import fx, nn
 from nfkit.errors import SpecMismatchError, UnsupportedModuleError
 from nfkit.nets.lora import LoRALinear
 from nfkit.nets.sine import Sine
+from nfkit.nets.transformer import SelfAttention, add_positions
 from nfkit.spaces.trace_graph import (_ACTIVATION_FUNCTIONS, _ACTIVATION_METHODS, _ACTIVATION_MODULES, _ALL,
-                                      _ATTENTION_WEIGHTS, _NONE, _Trace, _unsupported, _Unusable, _one_input, _Value,
+                                      _ATTENTION_WEIGHTS, _NONE, _Constant, _Trace, _unsupported, _Unusable, _one_input, _Value,
                                       _values)
-from nfkit.spaces.trace_layers import _attention, _encoder_layer, _flatten, _linear, _norm, _recurrent
+from nfkit.spaces.trace_layers import _attention, _encoder_layer, _flatten, _linear, _norm, _recurrent, _self_attention
 from nfkit.spaces.universal import NeuronSet, TensorAxis, TensorSpec, UniversalSpec
 from nfkit.spaces.universal_features import UniversalFeatures
 
@@ -50,7 +55,7 @@ __all__ = ["universal_spec_of", "universal_weights_of", "universal_load_into"]
 
 class _Tracer(fx.Tracer):
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
-        return isinstance(m, (LoRALinear, Sine)) or super().is_leaf_module(m, module_qualified_name)
+        return isinstance(m, (LoRALinear, Sine, SelfAttention)) or super().is_leaf_module(m, module_qualified_name)
 
 
 _M = TypeVar("_M", bound=nn.Module)
@@ -65,6 +70,8 @@ def _module(trace: _Trace, node: fx.Node, m: nn.Module, path: str, env: dict[str
         return (_attention(trace, node, m, path, query, key), _ATTENTION_WEIGHTS)
     x = _one_input(node, env)
     p = f"{path}." if path else ""
+    if isinstance(m, SelfAttention):
+        return _self_attention(trace, node, m, path, x)
     if type(m) in _ACTIVATION_MODULES:
         trace.restrict(x.origin, _ACTIVATION_MODULES[type(m)])
         return x
@@ -166,6 +173,10 @@ def _function(trace: _Trace, node: fx.Node, env: dict[str, Any]) -> Any:
         found = _values(args)
         if len(found) == 1 and all(isinstance(a, (int, float)) for a in args if not isinstance(a, _Value)):
             return found[0]
+    if target is add_positions and isinstance(args[1], _Constant):
+        x = _one_input(node, env)
+        trace.root(x.origin).fixed = True  # adding a fixed table per feature: no permutation of the features commutes with it
+        return x
     if target in _ACTIVATION_FUNCTIONS:
         x = _one_input(node, env)
         trace.restrict(x.origin, _ACTIVATION_FUNCTIONS[target])
@@ -188,6 +199,10 @@ def _method(trace: _Trace, node: fx.Node, env: dict[str, Any]) -> Any:
         return x
     if node.target == "flatten" and list(node.args[1:]) == [1]:
         return _flatten(x)
+    if node.target == "flatten" and list(node.args[1:]) == [2] and x.feature_dim == 1 and x.spatial:
+        return _Value(x.origin, 1, spatial=True, ndim=3)  # (B, C, H·W): the positions become one token axis
+    if node.target == "transpose" and {*node.args[1:]} in ({1, 2}, {1, -1}) and x.feature_dim == 1 and x.ndim == 3:
+        return _Value(x.origin, -1, ndim=3)  # (B, C, T) → (B, T, C)
     if node.target == "mean" and x.feature_dim == -1 and x.ndim is not None and not x.flattened:
         dims = node.args[1] if len(node.args) > 1 else node.kwargs.get("dim")
         dims = tuple(dims) if isinstance(dims, (tuple, list)) else (dims,)
@@ -242,16 +257,18 @@ def universal_spec_of(module: nn.Module, example: torch.Tensor | tuple[torch.Ten
             env[node.name] = _Value(trace.new(f"input:{node.name}", None, _NONE, fixed=True), 0)
         elif node.op == "call_module":
             target = str(node.target)
-            if target in called:
+            layer = module.get_submodule(target)
+            if target in called and any(True for _ in layer.state_dict()):  # a dropout may be reused; weights may not
                 raise _unsupported(node, "a module called twice shares its weights between two places")
             called.add(target)
-            layer = module.get_submodule(target)
             node.meta["module_type"] = type(layer).__name__
             env[node.name] = _module(trace, node, layer, target, env)
         elif node.op == "call_function":
             env[node.name] = _function(trace, node, env)
         elif node.op == "call_method":
             env[node.name] = _method(trace, node, env)
+        elif node.op == "get_attr" and _non_persistent_buffer(module, str(node.target)):
+            env[node.name] = _Constant(str(node.target))
         elif node.op == "output":
             for value in _values([env[n.name] for n in node.all_input_nodes]):
                 trace.root(value.origin).fixed = True
@@ -265,6 +282,11 @@ def universal_spec_of(module: nn.Module, example: torch.Tensor | tuple[torch.Ten
         raise UnsupportedModuleError(f"{type(module).__name__} has no weights to describe (no Linear, Conv, norm, "
                                      f"embedding, recurrent or attention layer)")
     return _build(trace, module)
+
+
+def _non_persistent_buffer(module: nn.Module, name: str) -> bool:
+    """A buffer outside the state dict: fixed data of the architecture (position tables), not a weight."""
+    return name in dict(module.named_buffers()) and name not in module.state_dict()
 
 
 class _Root(nn.Module):

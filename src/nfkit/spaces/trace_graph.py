@@ -113,6 +113,13 @@ def _unsupported(node: fx.Node, why: str = "") -> UnsupportedModuleError:
 
 
 @dataclass(frozen=True)
+class _Constant:
+    """A tensor the network reads that is not a weight (a non-persistent buffer: fixed position encodings)."""
+
+    name: str
+
+
+@dataclass(frozen=True)
 class _Unusable:
     """An output nfkit cannot label (using it anywhere is refused, with ``why``)."""
 

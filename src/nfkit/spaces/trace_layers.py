@@ -1,6 +1,6 @@
 """How the layers that open or join neuron sets label their parameters, for
 :func:`~nfkit.spaces.trace.universal_spec_of`: dense maps, norms, multi-head attention (heads × GL(d)),
-PyTorch's encoder layer, and GRU/LSTM gate blocks."""
+PyTorch's encoder layer, nfkit's own self-attention, and GRU/LSTM gate blocks."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 from torch import fx, nn
 
 from nfkit.errors import SpecMismatchError, UnsupportedModuleError
+from nfkit.nets.transformer import SelfAttention
 from nfkit.spaces.trace_graph import (_ACTIVATION_FUNCTIONS, _ACTIVATION_MODULES, _ALL, _MIXED, _NONE, _ODD, _Trace,
                                       _unsupported, _Value)
 
@@ -55,6 +56,30 @@ def _attention(trace: _Trace, node: fx.Node, m: nn.MultiheadAttention, path: str
     if m.out_proj.bias is not None:
         trace.add(p + "out_proj.bias", p + "out_proj.bias", (e,), ((out, "out"),))
     return _Value(out, -1, ndim=q.ndim if q.ndim is not None else 3)
+
+
+def _self_attention(trace: _Trace, node: fx.Node, m: SelfAttention, path: str, x: _Value) -> _Value:
+    """nfkit's :class:`~nfkit.nets.transformer.SelfAttention` (separate query/key/value/output Linears, their
+    rows split into heads): the same labels as :func:`_attention`, each projection a tensor of its own."""
+    if x.feature_dim == 1 or x.flattened:
+        raise _unsupported(node, "self-attention over a channel axis")
+    d_model = m.out_projection.out_features
+    trace.size(x.origin, d_model, path)
+    heads = trace.new(f"{path}.heads", m.heads, _NONE)
+    qk = trace.new(f"{path}.query_key", m.d_k, _NONE, kind="gl", blocks=heads)
+    vo = trace.new(f"{path}.value_output", m.d_v, _NONE, kind="gl", blocks=heads)
+    out = trace.new(path, d_model, _ALL)
+    for part, gl, role, width in (("queries", qk, "out", m.d_k), ("keys", qk, "in", m.d_k), ("values", vo, "out", m.d_v)):
+        linear = getattr(m, part)
+        trace.add(f"{path}.{part}.weight", f"{path}.{part}.weight", (m.heads, width, d_model),
+                  ((heads, "tied"), (gl, role), (x.origin, "in")))
+        if linear.bias is not None:
+            trace.add(f"{path}.{part}.bias", f"{path}.{part}.bias", (m.heads, width), ((heads, "tied"), (gl, role)))
+    trace.add(f"{path}.out_projection.weight", f"{path}.out_projection.weight", (d_model, m.heads, m.d_v),
+              ((out, "out"), (heads, "tied"), (vo, "in")))
+    if m.out_projection.bias is not None:
+        trace.add(f"{path}.out_projection.bias", f"{path}.out_projection.bias", (d_model,), ((out, "out"),))
+    return _Value(out, -1, ndim=3)  # the layer splits (B, T, D) inputs into heads
 
 
 def _norm(trace: _Trace, m: nn.LayerNorm, path: str, x: _Value) -> _Value:

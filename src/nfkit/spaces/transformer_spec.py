@@ -86,7 +86,8 @@ class AttentionBlockSpec:
 
         Left out, as in the paper: the permutation between one block's FFN output and the next
         block's input (or the head) is a symmetry of such networks too, and so is positive scaling
-        of ReLU FFN neurons; nfkit's transformer group does not contain them.
+        of ReLU FFN neurons; nfkit's transformer group does not contain them. The traced description of
+        the same network (:func:`~nfkit.spaces.universal_spec_of`) does.
         """
         return not self.residual and not self.norm_affine
 
