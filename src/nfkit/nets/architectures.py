@@ -177,6 +177,9 @@ CHECK_ARCHITECTURES: dict[str, Callable[[], nn.Module]] = {
     "lora-mlp": lambda: nn.Sequential(LoRALinear(3, 5, rank=2), nn.ReLU(), nn.Linear(5, 2)),
     "encoder-classifier": lambda: EncoderClassifier(3, 4, 2, 6, 2, layers=2),
     "vit-classifier": lambda: ViTClassifier(3, 4, 2, 6, 2, layers=2),
+    # the zoo's transformer inside a container, so spec_of gives its traced description, not the transformer view
+    "transformer-zoo-traced": lambda: nn.Sequential(
+        SmallTransformer(d_model=6, heads=2, d_ff=8, blocks=2, patch=4, image=8, classes=3)),
 }
 
 #: Architectures of the published benchmarks.
