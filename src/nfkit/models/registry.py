@@ -93,6 +93,8 @@ def _build(name: str, form: Form, spec: AnySpec, size: int, options: dict[str, o
         raise UnsupportedArchitectureError(
             f"model family {name!r} reads {' and '.join(entry.spaces)} weight spaces, not {kind} ones; "
             f"for {kind}: {', '.join(n for n, f in sorted(_FAMILIES.items()) if kind in f.spaces)}"
+            + ("; or trace the network (nfkit.spaces.universal_spec_of) for its universal space"
+               if kind == "transformer" and "universal" in entry.spaces else "")
         )
     builder = getattr(entry, form)
     if builder is None:
