@@ -81,14 +81,12 @@ def _projections(names: set[str], a: str) -> dict[str, str] | None:
     return next((p for p in (mha, own) if p["query"] in names), None)
 
 
-def _one_block(spec: UniversalSpec, path: str, attention: str, ffn: tuple[str, str], norms: tuple[str, str] | None,
-               ) -> EncoderLayerTensors:
-    """The one-block transformer space of ``attention`` (its traced projections, :func:`_projections`), the
+def _one_block(spec: UniversalSpec, path: str, attention: str, projections: dict[str, str], ffn: tuple[str, str],
+               norms: tuple[str, str] | None) -> EncoderLayerTensors:
+    """The one-block transformer space of ``attention`` (its traced ``projections``, :func:`_projections`), the
     feed-forward Linear pair ``ffn`` (their module paths) and, if given, the two LayerNorms ``norms``."""
     names = {t.name for t in spec.tensors}
     a = attention
-    projections = _projections(names, a)
-    assert projections is not None
     heads, d_k, d_model = spec.tensor(projections["query"]).shape
     d_v = spec.tensor(projections["value"]).shape[1]
     d_ff = spec.tensor(f"{ffn[0]}.weight").shape[0]
@@ -120,9 +118,9 @@ def _one_block(spec: UniversalSpec, path: str, attention: str, ffn: tuple[str, s
     return EncoderLayerTensors(path, one, sets, tuple(pairs))
 
 
-def _encoder_layer(spec: UniversalSpec, path: str) -> EncoderLayerTensors:
+def _encoder_layer(spec: UniversalSpec, path: str, projections: dict[str, str]) -> EncoderLayerTensors:
     """An ``nn.TransformerEncoderLayer`` at ``path``: its own attention, feed-forward and norms."""
-    return _one_block(spec, path, path + _ATTENTION, (f"{path}.linear1", f"{path}.linear2"),
+    return _one_block(spec, path, path + _ATTENTION, projections, (f"{path}.linear1", f"{path}.linear2"),
                       (f"{path}.norm1", f"{path}.norm2"))
 
 
@@ -140,9 +138,6 @@ def _feedforward_after(spec: UniversalSpec, projections: dict[str, str], start: 
     d_model = query.shape[-1]
     after = spec.tensors[start:until]
 
-    def roles(t: TensorSpec) -> tuple[tuple[str, str] | None, ...]:
-        return tuple(None if a is None else (a.set, a.role) for a in t.axes)
-
     for first in after:
         if not first.name.endswith(".weight") or len(first.axes) != 2 or first.axes[0] is None or first.shape[1] != d_model:
             continue
@@ -153,7 +148,7 @@ def _feedforward_after(spec: UniversalSpec, projections: dict[str, str], start: 
         if reads is not None and reads.role != "in":
             continue
         second = next((t for t in after if t.name.endswith(".weight") and len(t.axes) == 2 and t.shape[0] == d_model
-                       and roles(t)[1] == (hidden, "in") and (t.axes[0] is None or t.axes[0].role == "out")), None)
+                       and t.axes[1] is not None and (t.axes[1].set, t.axes[1].role) == (hidden, "in") and (t.axes[0] is None or t.axes[0].role == "out")), None)
         if second is None:
             continue
         pair = (_module_of(first.name), _module_of(second.name))
@@ -203,16 +198,18 @@ class AttentionView:
         if not attention:
             raise UnsupportedArchitectureError(f"transformer-nfn needs attention in the network; {spec.describe()} has none")
         order = {t.name: i for i, t in enumerate(spec.tensors)}
-        projections = {a: _projections(set(order), a) for a in attention}
-        unknown = [a for a, p in projections.items() if p is None]
-        if unknown:
-            raise UnsupportedArchitectureError(f"transformer-nfn: the attention at {unknown[0]} has projections it does not know")
-        query = {a: order[p["query"]] for a, p in projections.items() if p is not None}
+        names = set(order)
+        projections = {}
+        for a in attention:
+            found = _projections(names, a)
+            if found is None:
+                raise UnsupportedArchitectureError(f"transformer-nfn: the attention at {a} has projections it does not know")
+            projections[a] = found
+        query = {a: order[p["query"]] for a, p in projections.items()}
         starts = sorted(query.values())
         # a hand-written block's feed-forward lies after its attention and before the next one
         until = {a: next((i for i in starts if i > query[a]), len(spec.tensors)) for a in attention}
-        names = set(order)
-        self.layers = tuple(self._block(spec, names, a, order[projections[a]["output"]] + 1, until[a])  # type: ignore[index]
+        self.layers = tuple(self._block(spec, names, a, projections[a], order[projections[a]["output"]] + 1, until[a])
                             for a in attention)
         used = {source for layer in self.layers for _, source in layer.sources if source}
         internal = {s for layer in self.layers for s in layer.sets}
@@ -224,21 +221,20 @@ class AttentionView:
         self.rest = self._rest_spec(rest, shared) if rest else None
 
     @staticmethod
-    def _block(spec: UniversalSpec, names: set[str], attention: str, start: int, until: int) -> EncoderLayerTensors:
+    def _block(spec: UniversalSpec, names: set[str], attention: str, projections: dict[str, str], start: int,
+               until: int) -> EncoderLayerTensors:
         path = attention.removesuffix(_ATTENTION)
         if attention.endswith(_ATTENTION) and f"{path}.linear1.weight" in names and f"{path}.linear2.weight" in names:
-            return _encoder_layer(spec, path)  # an nn.TransformerEncoderLayer: its norms are its own
+            return _encoder_layer(spec, path, projections)  # an nn.TransformerEncoderLayer: its norms are its own
         # attention in a block of the user's own (a ViT block): the feed-forward pair that follows it; its norms
         # stay with the rest of the network, whose stream axis the view fixes
-        projections = _projections(names, attention)
-        assert projections is not None
         ffn = _feedforward_after(spec, projections, start, until)
         if ffn is None:
             raise UnsupportedArchitectureError(
                 f"transformer-nfn reads attention blocks (attention, then a feed-forward Linear pair D → H → D on its "
                 f"stream); {attention} has no such pair after it"
             )
-        return _one_block(spec, _module_of(attention) or attention, attention, ffn, None)
+        return _one_block(spec, _module_of(attention) or attention, attention, projections, ffn, None)
 
     def _rest_spec(self, tensors: list[TensorSpec], shared: set[str]) -> UniversalSpec:
         fixed = []

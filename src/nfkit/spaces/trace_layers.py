@@ -33,52 +33,70 @@ def _linear(trace: _Trace, path: str, x: _Value, out: int, n_in: int, weight: st
     return _Value(origin, -1, ndim=x.ndim)
 
 
-def _attention(trace: _Trace, node: fx.Node, m: nn.MultiheadAttention, path: str, q: _Value, kv: _Value) -> _Value:
+#: a traced tensor's name, the parameter it is read from, and the rows of that parameter it occupies
+_Slot = tuple[str, str, tuple[int, int] | None]
+
+
+def _label_attention(trace: _Trace, path: str, sizes: tuple[int, int, int, int], inputs: tuple[str, str],
+                     slots: dict[str, tuple[_Slot, _Slot | None]]) -> str:
     """Heads permuted together, ``GL(d)`` per head on queries/keys (``W_Q ↦ A W_Q``, ``W_K ↦ A⁻ᵀ W_K``) and on
-    values/outputs (``W_V ↦ N W_V``, ``W_O ↦ W_O N⁻¹``): Transformer-NFN's group (Tran et al. 2025, Sec. 3)."""
+    values/outputs (``W_V ↦ N W_V``, ``W_O ↦ W_O N⁻¹``): Transformer-NFN's group (Tran et al. 2025, Sec. 3).
+
+    ``sizes`` are ``(h, d_k, d_v, D)``; ``inputs`` the sets the queries and the keys/values read; ``slots``
+    per projection ``"q"``, ``"k"``, ``"v"``, ``"o"`` its weight and bias (``None`` without one), labelled
+    ``(h, d, D)`` and ``(D, h, d_v)``. Returns the output's new set."""
+    h, d_k, d_v, d_model = sizes
+    heads = trace.new(f"{path}.heads", h, _NONE)
+    qk = trace.new(f"{path}.query_key", d_k, _NONE, kind="gl", blocks=heads)
+    vo = trace.new(f"{path}.value_output", d_v, _NONE, kind="gl", blocks=heads)
+    out = trace.new(path, d_model, _ALL)
+    for part, gl, role, width, source in (("q", qk, "out", d_k, inputs[0]), ("k", qk, "in", d_k, inputs[1]),
+                                          ("v", vo, "out", d_v, inputs[1])):
+        (name, parameter, rows), bias = slots[part]
+        trace.add(name, parameter, (h, width, d_model), ((heads, "tied"), (gl, role), (source, "in")), rows)
+        if bias is not None:
+            trace.add(bias[0], bias[1], (h, width), ((heads, "tied"), (gl, role)), bias[2])
+    (name, parameter, rows), bias = slots["o"]
+    trace.add(name, parameter, (d_model, h, d_v), ((out, "out"), (heads, "tied"), (vo, "in")), rows)
+    if bias is not None:
+        trace.add(bias[0], bias[1], (d_model,), ((out, "out"),), bias[2])
+    return out
+
+
+def _attention(trace: _Trace, node: fx.Node, m: nn.MultiheadAttention, path: str, q: _Value, kv: _Value) -> _Value:
+    """PyTorch's attention: its packed ``in_proj_weight`` rows ``q | k | v`` and ``out_proj`` (:func:`_label_attention`)."""
     if not m._qkv_same_embed_dim or m.bias_k is not None or m.add_zero_attn or q.feature_dim == 1 or q.flattened:
         raise _unsupported(node, "attention with separate q/k/v projections, bias_k/bias_v or zero attention")
     e, h = m.embed_dim, m.num_heads
-    d = e // h
     for source in (q, kv):
         trace.size(source.origin, e, path)
-    heads = trace.new(f"{path}.heads", h, _NONE)
-    qk = trace.new(f"{path}.query_key", d, _NONE, kind="gl", blocks=heads)
-    vo = trace.new(f"{path}.value_output", d, _NONE, kind="gl", blocks=heads)
-    out = trace.new(path, e, _ALL)
     p = f"{path}."
-    for g, (part, gl, role, source) in enumerate((("q", qk, "out", q), ("k", qk, "in", kv), ("v", vo, "out", kv))):
-        rows = (g * e, (g + 1) * e)
-        trace.add(f"{p}in_proj_weight[{part}]", p + "in_proj_weight", (h, d, e), ((heads, "tied"), (gl, role), (source.origin, "in")), rows)
-        if m.in_proj_bias is not None:
-            trace.add(f"{p}in_proj_bias[{part}]", p + "in_proj_bias", (h, d), ((heads, "tied"), (gl, role)), rows)
-    trace.add(p + "out_proj.weight", p + "out_proj.weight", (e, h, d), ((out, "out"), (heads, "tied"), (vo, "in")))
-    if m.out_proj.bias is not None:
-        trace.add(p + "out_proj.bias", p + "out_proj.bias", (e,), ((out, "out"),))
+    slots: dict[str, tuple[_Slot, _Slot | None]] = {
+        part: ((f"{p}in_proj_weight[{part}]", p + "in_proj_weight", (g * e, (g + 1) * e)),
+               (f"{p}in_proj_bias[{part}]", p + "in_proj_bias", (g * e, (g + 1) * e)) if m.in_proj_bias is not None else None)
+        for g, part in enumerate("qkv")
+    }
+    slots["o"] = ((p + "out_proj.weight", p + "out_proj.weight", None),
+                  (p + "out_proj.bias", p + "out_proj.bias", None) if m.out_proj.bias is not None else None)
+    out = _label_attention(trace, path, (h, e // h, e // h, e), (q.origin, kv.origin), slots)
     return _Value(out, -1, ndim=q.ndim if q.ndim is not None else 3)
 
 
 def _self_attention(trace: _Trace, node: fx.Node, m: SelfAttention, path: str, x: _Value) -> _Value:
-    """nfkit's :class:`~nfkit.nets.transformer.SelfAttention` (separate query/key/value/output Linears, their
-    rows split into heads): the same labels as :func:`_attention`, each projection a tensor of its own."""
+    """nfkit's :class:`~nfkit.nets.transformer.SelfAttention`: separate query/key/value/output Linears, their
+    rows split into heads (:func:`_label_attention`)."""
     if x.feature_dim == 1 or x.flattened:
         raise _unsupported(node, "self-attention over a channel axis")
     d_model = m.out_projection.out_features
     trace.size(x.origin, d_model, path)
-    heads = trace.new(f"{path}.heads", m.heads, _NONE)
-    qk = trace.new(f"{path}.query_key", m.d_k, _NONE, kind="gl", blocks=heads)
-    vo = trace.new(f"{path}.value_output", m.d_v, _NONE, kind="gl", blocks=heads)
-    out = trace.new(path, d_model, _ALL)
-    for part, gl, role, width in (("queries", qk, "out", m.d_k), ("keys", qk, "in", m.d_k), ("values", vo, "out", m.d_v)):
-        linear = getattr(m, part)
-        trace.add(f"{path}.{part}.weight", f"{path}.{part}.weight", (m.heads, width, d_model),
-                  ((heads, "tied"), (gl, role), (x.origin, "in")))
-        if linear.bias is not None:
-            trace.add(f"{path}.{part}.bias", f"{path}.{part}.bias", (m.heads, width), ((heads, "tied"), (gl, role)))
-    trace.add(f"{path}.out_projection.weight", f"{path}.out_projection.weight", (d_model, m.heads, m.d_v),
-              ((out, "out"), (heads, "tied"), (vo, "in")))
-    if m.out_projection.bias is not None:
-        trace.add(f"{path}.out_projection.bias", f"{path}.out_projection.bias", (d_model,), ((out, "out"),))
+
+    def slot(linear: str) -> tuple[_Slot, _Slot | None]:
+        name = f"{path}.{linear}"
+        return (f"{name}.weight", f"{name}.weight", None), (
+            (f"{name}.bias", f"{name}.bias", None) if getattr(m, linear).bias is not None else None)
+
+    slots = {"q": slot("queries"), "k": slot("keys"), "v": slot("values"), "o": slot("out_projection")}
+    out = _label_attention(trace, path, (m.heads, m.d_k, m.d_v, d_model), (x.origin, x.origin), slots)
     return _Value(out, -1, ndim=3)  # the layer splits (B, T, D) inputs into heads
 
 

@@ -17,7 +17,6 @@ An optional token embedding and classifier head are ordinary :class:`WeightSpace
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -26,9 +25,10 @@ from typing import TYPE_CHECKING, Any, ClassVar, final
 import torch
 
 from nfkit.errors import SpecMismatchError
-from nfkit.groups.transformer import FACTOR_ORDER, TransformerFactor, TransformerGroup, transformer_sets
+from nfkit.groups.transformer import TransformerFactor, TransformerGroup
 from nfkit.spaces.spec import WeightSpaceSpec
-from nfkit.spaces.universal import Role, TensorAxis, TensorSpec, UniversalSpec
+from nfkit.spaces.transformer_universal import transformer_universal_spec
+from nfkit.spaces.universal import UniversalSpec
 
 if TYPE_CHECKING:
     from nfkit.spaces.transformer_features import TransformerFeatures
@@ -284,7 +284,7 @@ class TransformerSpec:
             >>> [a.set if a else None for a in spec.tensor("blocks.0.key").axes]
             ['blocks.0.heads', 'blocks.0.inputs', 'blocks.0.query_key']
         """
-        return _universal(self)
+        return transformer_universal_spec(self)
 
     def randn(
         self,
@@ -370,39 +370,6 @@ def _dense_shapes(part: str, spec: WeightSpaceSpec) -> dict[str, tuple[int, ...]
         shapes[f"{part}.W{i + 1}"] = w
         shapes[f"{part}.b{i + 1}"] = b
     return shapes
-
-
-#: per block tensor, the (set, role) of each axis; ``None`` for fixed axes
-_BLOCK_AXES: dict[str, tuple[tuple[str, Role] | None, ...]] = {
-    "query": (("heads", "tied"), ("inputs", "in"), ("query_key", "out")),
-    "key": (("heads", "tied"), ("inputs", "in"), ("query_key", "in")),
-    "value": (("heads", "tied"), ("inputs", "in"), ("value_output", "out")),
-    "output": (("heads", "tied"), ("value_output", "in"), ("stream", "out")),
-    "query_bias": (("heads", "tied"), ("query_key", "out")),
-    "key_bias": (("heads", "tied"), ("query_key", "in")),
-    "value_bias": (("heads", "tied"), ("value_output", "out")),
-    "output_bias": (("stream", "out"),),
-    "ffn_in": (("ffn", "out"), ("stream", "in")),
-    "ffn_in_bias": (("ffn", "out"),),
-    "ffn_out": (None, ("ffn", "in")),
-}
-
-
-@functools.lru_cache(maxsize=64)
-def _universal(spec: TransformerSpec) -> UniversalSpec:
-    sets = transformer_sets(spec)
-    tensors: list[TensorSpec] = []
-    for name, shape in spec.tensor_shapes().items():
-        part, _, short = name.rpartition(".")
-        axes: tuple[TensorAxis | None, ...] = (None,) * len(shape)
-        if part.startswith("blocks.") and short in _BLOCK_AXES:
-            axes = tuple(None if a is None else TensorAxis(f"{part}.{a[0]}", a[1], f"{part}.{a[0]}") for a in _BLOCK_AXES[short])
-        elif part == "head":
-            assert spec.head is not None
-            dense = spec.head.universal().tensor(short)
-            axes = tuple(None if a is None else TensorAxis(f"head.{a.set}", a.role, f"head.{a.set}") for a in dense.axes)
-        tensors.append(TensorSpec(name, shape, axes, name))
-    return UniversalSpec(tuple(tensors), tuple(s for f in FACTOR_ORDER for s in sets[f]))
 
 
 def spec_from_dict(data: Mapping[str, Any]) -> WeightSpaceSpec | TransformerSpec | UniversalSpec:
